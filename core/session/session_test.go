@@ -1,0 +1,177 @@
+package session
+
+import (
+	"bytes"
+	"errors"
+	"strings"
+	"testing"
+	"time"
+)
+
+func testSession() *Session {
+	return &Session{
+		Issuer: "https://op.example", Subject: "alice", SID: "sid-1",
+		Claims:  `{"name":"Alice","sub":"alice"}`,
+		IDToken: "eyJ.id.token", AccessToken: "at-1", TokenType: "Bearer",
+		RefreshToken: "rt-1", Scope: "openid profile",
+		Expiry:  time.UnixMilli(1700000060000),
+		Created: time.UnixMilli(1700000000000),
+	}
+}
+
+func mustID(t testing.TB) ID {
+	t.Helper()
+	id, err := NewID()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return id
+}
+
+func TestSealOpen(t *testing.T) {
+	id := mustID(t)
+	want := testSession()
+	sealed, err := Seal(id, want)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, secret := range []string{want.AccessToken, want.RefreshToken, want.IDToken, want.Subject} {
+		if bytes.Contains(sealed, []byte(secret)) {
+			t.Errorf("sealed value contains %q in clear", secret)
+		}
+	}
+	got, err := Open(id, sealed)
+	if err != nil {
+		t.Fatalf("Open: %v", err)
+	}
+	if *got != *want {
+		t.Fatalf("Open = %+v, want %+v", got, want)
+	}
+	zero := &Session{}
+	sealed, _ = Seal(id, zero)
+	if got, err := Open(id, sealed); err != nil || *got != *zero {
+		t.Fatalf("zero session round trip = %+v, %v", got, err)
+	}
+}
+
+func TestOpenRejects(t *testing.T) {
+	id := mustID(t)
+	sealed, err := Seal(id, testSession())
+	if err != nil {
+		t.Fatal(err)
+	}
+	flipped := func(i int) []byte {
+		b := bytes.Clone(sealed)
+		b[i] ^= 1
+		return b
+	}
+	tests := []struct {
+		name  string
+		id    ID
+		value []byte
+	}{
+		{"other id", mustID(t), sealed},
+		{"version changed", id, flipped(0)},
+		{"nonce changed", id, flipped(3)},
+		{"ciphertext changed", id, flipped(len(sealed) / 2)},
+		{"tag changed", id, flipped(len(sealed) - 1)},
+		{"truncated", id, sealed[:len(sealed)-1]},
+		{"empty", id, nil},
+		{"too long", id, make([]byte, maxSealed+1)},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if s, err := Open(tt.id, tt.value); !errors.Is(err, ErrMalformed) {
+				t.Fatalf("Open = %+v, %v; want ErrMalformed", s, err)
+			}
+		})
+	}
+}
+
+func TestParseID(t *testing.T) {
+	id := mustID(t)
+	got, err := ParseID(id.String())
+	if err != nil || got != id {
+		t.Fatalf("ParseID(String()) = %v, %v", got, err)
+	}
+	last := id.String()[42]
+	for _, bad := range []string{
+		"", "short", id.String() + "A", id.String()[:42] + "=",
+		strings.Repeat("A", 42) + "B", // stray bits in the last character
+		id.String()[:10] + "+" + id.String()[11:], // standard, not URL, alphabet
+		id.String()[:10] + " " + id.String()[11:],
+		string(rune(last)) + id.String()[1:42] + "\x00",
+	} {
+		if _, err := ParseID(bad); !errors.Is(err, ErrMalformed) {
+			t.Errorf("ParseID(%q) error = %v, want ErrMalformed", bad, err)
+		}
+	}
+}
+
+func TestStoreKeyIsOneWay(t *testing.T) {
+	id := mustID(t)
+	k := id.StoreKey()
+	if k == id.String() || strings.Contains(k, id.String()[:16]) {
+		t.Fatalf("store key %q reveals the ID %q", k, id)
+	}
+	if k != id.StoreKey() {
+		t.Fatal("StoreKey is not deterministic")
+	}
+	if mustID(t).StoreKey() == k {
+		t.Fatal("two IDs share a store key")
+	}
+}
+
+func FuzzOpen(f *testing.F) {
+	id := ID{1, 2, 3}
+	sealed, _ := Seal(id, testSession())
+	f.Add(sealed)
+	f.Add([]byte{sealVersion})
+	f.Fuzz(func(t *testing.T, b []byte) {
+		s, err := Open(id, b)
+		if err == nil && s == nil {
+			t.Fatal("nil session without error")
+		}
+	})
+}
+
+// FuzzDecode feeds the plaintext decoder directly, past the AEAD that
+// would otherwise reject almost every input.
+func FuzzDecode(f *testing.F) {
+	s := testSession()
+	f.Add(s.appendBinary(nil))
+	f.Add([]byte{0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x01})
+	f.Fuzz(func(t *testing.T, b []byte) {
+		var got Session
+		if err := got.decode(b); err != nil {
+			return
+		}
+		again := got.appendBinary(nil)
+		var back Session
+		if err := back.decode(again); err != nil || back != got {
+			t.Fatalf("re-encoding %+v does not round trip: %v", got, err)
+		}
+	})
+}
+
+func FuzzParseID(f *testing.F) {
+	f.Add(ID{9}.String())
+	f.Add("")
+	f.Fuzz(func(t *testing.T, s string) {
+		id, err := ParseID(s)
+		if err == nil && id.String() != s {
+			t.Fatalf("ParseID(%q) accepted a non-canonical form of %q", s, id)
+		}
+	})
+}
+
+func BenchmarkOpen(b *testing.B) {
+	id := mustID(b)
+	sealed, _ := Seal(id, testSession())
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, err := Open(id, sealed); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
