@@ -97,7 +97,7 @@ func TestParseID(t *testing.T) {
 	last := id.String()[42]
 	for _, bad := range []string{
 		"", "short", id.String() + "A", id.String()[:42] + "=",
-		strings.Repeat("A", 42) + "B", // stray bits in the last character
+		strings.Repeat("A", 42) + "B",             // stray bits in the last character
 		id.String()[:10] + "+" + id.String()[11:], // standard, not URL, alphabet
 		id.String()[:10] + " " + id.String()[11:],
 		string(rune(last)) + id.String()[1:42] + "\x00",
