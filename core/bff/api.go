@@ -1,0 +1,307 @@
+package bff
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/base64"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/http"
+	"strconv"
+	"strings"
+	"time"
+
+	"golang.org/x/oauth2"
+
+	"github.com/bffgate/bffgate/core/session"
+)
+
+// api authenticates an API request and forwards it with the session's
+// access token, or answers why not. It takes no lock unless the token must
+// be refreshed.
+func (b *BFF) api(ctx context.Context, req *Request) Result {
+	if r, ok := b.guard(req, false); !ok {
+		return r
+	}
+	id, s, r, ok := b.load(ctx, req, true)
+	if !ok {
+		return r
+	}
+	if b.needsRefresh(s) {
+		if s, r, ok = b.refresh(ctx, req, id, s); !ok {
+			return r
+		}
+	}
+	return b.forward(req, s)
+}
+
+// forward builds the upstream header edits for an authenticated request.
+func (b *BFF) forward(req *Request, s *session.Session) Result {
+	set := make(http.Header, 2+len(b.cfg.IdentityHeaders))
+	set["Authorization"] = []string{bearer(s) + s.AccessToken}
+	del := b.identityDel
+	if v, changed := b.upstreamCookie(req.Header); changed {
+		if v == "" {
+			del = append(del[:len(del):len(del)], "Cookie")
+		} else {
+			set["Cookie"] = []string{v}
+		}
+	}
+	if len(b.cfg.IdentityHeaders) > 0 {
+		var claims map[string]any
+		_ = json.Unmarshal([]byte(s.Claims), &claims)
+		for _, h := range b.cfg.IdentityHeaders {
+			if v, ok := headerValue(claims[h.Claim]); ok {
+				set[http.CanonicalHeaderKey(h.Header)] = []string{v}
+			}
+		}
+	}
+	return Result{Set: set, Del: del}
+}
+
+// bearer returns the Authorization scheme with its trailing space. Token
+// types are case-insensitive (RFC 6749 §5.1); upstreams expect "Bearer".
+func bearer(s *session.Session) string {
+	if s.TokenType == "" || strings.EqualFold(s.TokenType, "bearer") {
+		return "Bearer "
+	}
+	return s.TokenType + " "
+}
+
+// headerValue renders a claim for a header: strings, numbers and booleans,
+// with no control characters.
+func headerValue(v any) (string, bool) {
+	var s string
+	switch v := v.(type) {
+	case string:
+		s = v
+	case float64:
+		s = strconv.FormatFloat(v, 'f', -1, 64)
+	case bool:
+		s = strconv.FormatBool(v)
+	default:
+		return "", false
+	}
+	if len(s) > 1024 || strings.ContainsFunc(s, func(r rune) bool { return r < 0x20 || r == 0x7f }) {
+		return "", false
+	}
+	return s, true
+}
+
+// load reads and opens the request's session. slide resets its idle
+// timer. When ok is false, r is the answer (401, 503).
+func (b *BFF) load(ctx context.Context, req *Request, slide bool) (id session.ID, s *session.Session, r Result, ok bool) {
+	v, has := cookieValue(req.Header, b.cfg.CookieName)
+	if !has || v == "" {
+		return id, nil, b.fail(req, http.StatusUnauthorized, "unauthenticated", "no session: log in first"), false
+	}
+	id, err := session.ParseID(v)
+	if err != nil {
+		return id, nil, b.unauthorized(req, "invalid_session", "the session cookie is malformed"), false
+	}
+	ttl := time.Duration(0)
+	if slide {
+		ttl = b.idle
+	}
+	raw, err := b.store.Get(ctx, id.StoreKey(), ttl)
+	if errors.Is(err, session.ErrNotFound) {
+		return id, nil, b.unauthorized(req, "invalid_session", "the session has ended or never existed: log in again"), false
+	}
+	if err != nil {
+		b.log.Error("bffgate: session store unavailable", "error", err)
+		return id, nil, b.fail(req, http.StatusServiceUnavailable, "session_store_unavailable", "the session store is unavailable; try again"), false
+	}
+	s, err = session.Open(id, raw)
+	if err != nil {
+		_ = b.store.Delete(ctx, id.StoreKey())
+		return id, nil, b.unauthorized(req, "invalid_session", "the session could not be read: log in again"), false
+	}
+	if !b.now().Before(s.Created.Add(b.max)) {
+		_ = b.store.Delete(ctx, id.StoreKey())
+		return id, nil, b.unauthorized(req, "session_expired", "the session reached its maximum lifetime: log in again"), false
+	}
+	return id, s, Result{}, true
+}
+
+// unauthorized answers 401 and deletes the session cookie.
+func (b *BFF) unauthorized(req *Request, code, desc string) Result {
+	r := b.fail(req, http.StatusUnauthorized, code, desc)
+	r.Header.Add("Set-Cookie", b.clearSessionCookie())
+	return r
+}
+
+// ttl is how long a session may stay in the store from now: its idle
+// timeout, cut short by its absolute end.
+func (b *BFF) ttl(s *session.Session) time.Duration {
+	return min(b.idle, s.Created.Add(b.max).Sub(b.now()))
+}
+
+// indexes are the back-channel logout indexes a session belongs to. They
+// hash the issuer with the sid or sub, so the store holds no identifiers
+// in clear.
+func indexes(s *session.Session) []string {
+	idx := []string{indexName("sub", s.Issuer, s.Subject)}
+	if s.SID != "" {
+		idx = append(idx, indexName("sid", s.Issuer, s.SID))
+	}
+	return idx
+}
+
+func indexName(kind, iss, v string) string {
+	sum := sha256.Sum256([]byte(iss + "\x00" + v))
+	return kind + ":" + base64.RawURLEncoding.EncodeToString(sum[:18])
+}
+
+func (b *BFF) save(ctx context.Context, id session.ID, s *session.Session) error {
+	sealed, err := session.Seal(id, s)
+	if err != nil {
+		return err
+	}
+	ttl := b.ttl(s)
+	if ttl <= 0 {
+		return nil
+	}
+	return b.store.Set(ctx, id.StoreKey(), sealed, ttl, indexes(s)...)
+}
+
+func (b *BFF) needsRefresh(s *session.Session) bool {
+	return !s.Expiry.IsZero() && !b.now().Add(b.skew).Before(s.Expiry)
+}
+
+// refreshed is the outcome of one refresh, shared by every request that
+// waited for it.
+type refreshed struct {
+	s                 *session.Session
+	status            int
+	code, description string
+}
+
+// refresh gets a new access token for the session. One refresh per
+// session runs at a time in this process (and across nodes when the store
+// is a session.Locker); requests that arrive meanwhile wait for its result
+// instead of refreshing again, which a provider rotating refresh tokens
+// would treat as token theft.
+func (b *BFF) refresh(ctx context.Context, req *Request, id session.ID, s *session.Session) (*session.Session, Result, bool) {
+	key := id.StoreKey()
+	ch := b.refreshes.DoChan(key, func() (any, error) {
+		// The refresh outlives a caller that gives up: others may wait.
+		rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 2*time.Duration(b.cfg.HTTPTimeout)*time.Second)
+		defer cancel()
+		return b.refreshOnce(rctx, id, s), nil
+	})
+	select {
+	case <-ctx.Done():
+		return nil, b.fail(req, http.StatusGatewayTimeout, "timeout", "the request ended while the session was being refreshed"), false
+	case res := <-ch:
+		out := res.Val.(refreshed)
+		if out.s == nil {
+			if out.status == http.StatusUnauthorized {
+				return nil, b.unauthorized(req, out.code, out.description), false
+			}
+			return nil, b.fail(req, out.status, out.code, out.description), false
+		}
+		return out.s, Result{}, true
+	}
+}
+
+// lockPoll is how often a node looks again at a refresh lock another node
+// holds.
+const lockPoll = 50 * time.Millisecond
+
+func (b *BFF) refreshOnce(ctx context.Context, id session.ID, stale *session.Session) refreshed {
+	key := id.StoreKey()
+	if b.locker != nil {
+		release, err := b.lockRefresh(ctx, key)
+		if err != nil {
+			return storeDown()
+		}
+		defer release()
+	}
+	// Re-read: another node, or an earlier flight here, may have refreshed.
+	s := stale
+	raw, err := b.store.Get(ctx, key, 0)
+	switch {
+	case errors.Is(err, session.ErrNotFound):
+		return refreshed{status: http.StatusUnauthorized, code: "session_expired", description: "the session has ended: log in again"}
+	case err != nil:
+		return storeDown()
+	default:
+		if s, err = session.Open(id, raw); err != nil {
+			return refreshed{status: http.StatusUnauthorized, code: "invalid_session", description: "the session could not be read: log in again"}
+		}
+	}
+	if !b.needsRefresh(s) {
+		return refreshed{s: s}
+	}
+	if s.RefreshToken == "" {
+		_ = b.store.Delete(ctx, key)
+		return refreshed{status: http.StatusUnauthorized, code: "session_expired", description: "the access token expired and there is no refresh token: log in again"}
+	}
+	p, err := b.prov.get(ctx)
+	if err != nil {
+		st, c, d := idpFailure(err)
+		return refreshed{status: st, code: c, description: d}
+	}
+	tok, err := p.oauth2.TokenSource(b.octx(ctx), &oauth2.Token{RefreshToken: s.RefreshToken, Expiry: time.Unix(1, 0)}).Token()
+	if err != nil {
+		var re *oauth2.RetrieveError
+		if errors.As(err, &re) && re.ErrorCode == "invalid_grant" {
+			_ = b.store.Delete(ctx, key)
+			b.log.Info("bffgate: refresh token rejected; session ended", "sub", s.Subject)
+			return refreshed{status: http.StatusUnauthorized, code: "session_expired", description: "the identity provider ended the session: log in again"}
+		}
+		b.log.Warn("bffgate: refresh failed; session kept", "error", err)
+		st, c, d := idpFailure(err)
+		return refreshed{status: st, code: c, description: d}
+	}
+	next := *s
+	next.AccessToken, next.TokenType, next.Expiry = tok.AccessToken, tok.Type(), tok.Expiry
+	if tok.RefreshToken != "" {
+		next.RefreshToken = tok.RefreshToken
+	}
+	if sc, _ := tok.Extra("scope").(string); sc != "" {
+		next.Scope = sc
+	}
+	// OpenID Connect Core §12.2: a new ID token must be for the same
+	// subject; keep it for id_token_hint.
+	if raw, _ := tok.Extra("id_token").(string); raw != "" {
+		if idt, err := p.idTokens.Verify(ctx, raw); err == nil && idt.Subject == s.Subject && idt.Issuer == s.Issuer {
+			next.IDToken = raw
+		}
+	}
+	if err := b.save(ctx, id, &next); err != nil {
+		// The provider rotated the refresh token; losing it loses the
+		// session, so say so plainly.
+		b.log.Error("bffgate: saving a refreshed session failed", "error", err)
+		return storeDown()
+	}
+	return refreshed{s: &next}
+}
+
+func storeDown() refreshed {
+	return refreshed{status: http.StatusServiceUnavailable, code: "session_store_unavailable",
+		description: "the session store is unavailable; try again"}
+}
+
+// lockRefresh takes the cross-node refresh lock for key, waiting while
+// another node holds it.
+func (b *BFF) lockRefresh(ctx context.Context, key string) (func(), error) {
+	ttl := 2 * time.Duration(b.cfg.HTTPTimeout) * time.Second
+	t := time.NewTicker(lockPoll)
+	defer t.Stop()
+	for {
+		release, ok, err := b.locker.TryLock(ctx, "lock:"+key, ttl)
+		if err != nil {
+			return nil, err
+		}
+		if ok {
+			return release, nil
+		}
+		select {
+		case <-ctx.Done():
+			return nil, fmt.Errorf("waiting for the refresh lock: %w", ctx.Err())
+		case <-t.C:
+		}
+	}
+}

@@ -1,0 +1,409 @@
+package bff
+
+import (
+	"encoding/base64"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"net/url"
+	"os"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/bffgate/bffgate/core/session"
+)
+
+// Modes of operation (Config.Mode).
+const (
+	// ModeBFF keeps every token on the server (the default).
+	ModeBFF = "bff"
+	// ModeTokenMediating also hands the JavaScript app a short-lived access
+	// token at the token path (RFC 10017, token-mediating backend).
+	ModeTokenMediating = "token-mediating"
+)
+
+// Config configures one BFF: one OAuth client at one OpenID Provider, in
+// front of one set of APIs. The zero value of every optional field means
+// its default, given in the field's comment; New fills defaults in and
+// validates. Durations are whole seconds, so the same struct is the Kong
+// plugin schema and the Tyk config file.
+//
+// Secrets (ClientSecret, CookieKeys) may be written as "env:NAME" to read
+// them from the environment variable NAME when New runs.
+type Config struct {
+	// Issuer is the OpenID Provider's issuer URL; its discovery document is
+	// read from Issuer + "/.well-known/openid-configuration". Required.
+	Issuer string `json:"issuer"`
+	// ClientID is the client registered at the provider. Required.
+	ClientID string `json:"client_id"`
+	// ClientSecret is the client's secret (client_secret_basic). Required.
+	ClientSecret string `json:"client_secret"`
+	// RedirectURL is the absolute URL of the callback path as the browser
+	// reaches it, registered at the provider, e.g.
+	// "https://app.example.com/oauth/callback". Required.
+	RedirectURL string `json:"redirect_url"`
+	// Scopes requested at login. Defaults to openid, profile, email and
+	// offline_access (for a refresh token).
+	Scopes []string `json:"scopes"`
+	// Mode is "bff" (tokens never reach the browser) or "token-mediating"
+	// (the token path hands out short-lived access tokens). Defaults to
+	// "bff".
+	Mode string `json:"mode"`
+
+	// PathPrefix is put before every path in Paths, e.g. "/app" when a
+	// gateway sees the API's listen path. Defaults to "".
+	PathPrefix string `json:"path_prefix"`
+	// Paths of the BFF's own endpoints; see Paths for defaults.
+	Paths Paths `json:"paths"`
+
+	// CookieName is the session cookie's name. A "__Host-" (or
+	// "__Host-Http-") prefix makes browsers refuse it unless Secure, on
+	// Path=/ and with no Domain. Defaults to "__Host-bffgate".
+	CookieName string `json:"cookie_name"`
+	// CookieSameSite is "lax" or "strict". Defaults to "lax". With "strict"
+	// the first page load after login does not carry the cookie.
+	CookieSameSite string `json:"cookie_same_site"`
+	// CookieKeys are base64 (standard or URL) encoded 32-byte keys that
+	// seal the short-lived login cookies. The first seals; all open, so a
+	// new key goes first and an old one stays until logins begun under it
+	// are over (10 minutes). Every node of a gateway needs the same keys.
+	// Make one with `openssl rand -base64 32`. Required.
+	CookieKeys []string `json:"cookie_keys"`
+
+	// SessionIdleTimeout ends a session not used for this many seconds.
+	// Defaults to 28800 (8 hours).
+	SessionIdleTimeout int `json:"session_idle_timeout"`
+	// SessionMaxLifetime ends a session this many seconds after login,
+	// however it is used. Defaults to 86400 (24 hours).
+	SessionMaxLifetime int `json:"session_max_lifetime"`
+	// RefreshSkew refreshes the access token when it expires within this
+	// many seconds. Defaults to 30.
+	RefreshSkew int `json:"refresh_skew"`
+
+	// CSRFHeader is the header every API request must carry (a custom
+	// header forces a CORS preflight cross-origin). Defaults to "X-CSRF".
+	CSRFHeader string `json:"csrf_header"`
+	// CSRFHeaderValue is the value CSRFHeader must have. Defaults to "1".
+	CSRFHeaderValue string `json:"csrf_header_value"`
+	// CSRFUnsafeMethodsOnly requires the CSRF header only on methods other
+	// than GET, HEAD and OPTIONS, for apps that load API resources with
+	// plain links. Defaults to false: every API request needs it.
+	CSRFUnsafeMethodsOnly bool `json:"csrf_unsafe_methods_only"`
+	// AllowedOrigins are the origins ("https://spa.example.com") of apps
+	// allowed to call cross-origin: their Origin header is accepted, the
+	// BFF's own responses carry CORS headers with credentials for them, and
+	// login may return to them. Same-origin requests are always allowed.
+	AllowedOrigins []string `json:"allowed_origins"`
+
+	// LoginParams are the query parameters of the login path passed on to
+	// the provider's authorization request. Defaults to prompt, acr_values,
+	// login_hint, max_age and ui_locales.
+	LoginParams []string `json:"login_params"`
+	// DefaultReturnTo is where the browser lands after login when the login
+	// request names no returnTo. Defaults to "/".
+	DefaultReturnTo string `json:"default_return_to"`
+	// PostLogoutRedirectURL is the absolute URL of the logout callback
+	// path, registered at the provider as a post_logout_redirect_uri. When
+	// empty, none is sent and the provider decides where logout ends.
+	PostLogoutRedirectURL string `json:"post_logout_redirect_url"`
+	// PostLogoutReturnTo is where the logout callback sends the browser.
+	// Defaults to "/".
+	PostLogoutReturnTo string `json:"post_logout_return_to"`
+
+	// UserClaims are the ID token claims the session path shows the app.
+	// Defaults to sub, name, given_name, family_name, preferred_username,
+	// email and email_verified.
+	UserClaims []string `json:"user_claims"`
+	// IdentityHeaders are set on every forwarded API request from the
+	// session's claims. The client's own headers of these names are always
+	// removed first, so a client cannot forge them.
+	IdentityHeaders []IdentityHeader `json:"identity_headers"`
+
+	// TokenExchangeAudience, in token-mediating mode, makes the token path
+	// exchange the session's access token (RFC 8693) for one limited to
+	// this audience. When empty, the session's own token is handed out
+	// unless the app asks for less scope or a resource, or the token lives
+	// longer than TokenMaxLifetime and the provider supports the exchange.
+	TokenExchangeAudience string `json:"token_exchange_audience"`
+	// TokenMaxLifetime, in token-mediating mode, is the longest remaining
+	// lifetime in seconds of an access token handed to the browser as it
+	// is; a longer-lived one is exchanged (RFC 8693) when the provider
+	// supports it. Defaults to 300.
+	TokenMaxLifetime int `json:"token_max_lifetime"`
+
+	// HTTPTimeout bounds every call to the provider, in seconds. Defaults
+	// to 10.
+	HTTPTimeout int `json:"http_timeout"`
+
+	// Store keeps sessions. Defaults to an in-process memory store (one
+	// gateway node only).
+	Store session.Store `json:"-"`
+	// HTTPClient makes the calls to the provider. Defaults to a client
+	// with HTTPTimeout.
+	HTTPClient *http.Client `json:"-"`
+	// Now is the clock. Defaults to time.Now.
+	Now func() time.Time `json:"-"`
+	// Logger receives the BFF's events; never tokens. Defaults to
+	// slog.Default().
+	Logger *slog.Logger `json:"-"`
+}
+
+// Paths are the BFF endpoints' paths, each below Config.PathPrefix.
+type Paths struct {
+	Login             string `json:"login"`              // defaults to "/login"
+	Callback          string `json:"callback"`           // defaults to "/oauth/callback"
+	Session           string `json:"session"`            // defaults to "/session"
+	Token             string `json:"token"`              // defaults to "/token"
+	Logout            string `json:"logout"`             // defaults to "/logout"
+	LogoutCallback    string `json:"logout_callback"`    // defaults to "/logout/callback"
+	BackchannelLogout string `json:"backchannel_logout"` // defaults to "/backchannel-logout"
+}
+
+// IdentityHeader sets one upstream header from one claim of the session.
+type IdentityHeader struct {
+	Header string `json:"header"` // e.g. "X-User-Id"
+	Claim  string `json:"claim"`  // e.g. "sub"; strings, numbers and booleans are sent
+}
+
+// ConfigError is a configuration mistake: which field, what is wrong, and
+// how to fix it.
+type ConfigError struct {
+	Field string
+	Msg   string
+}
+
+func (e *ConfigError) Error() string { return "bffgate: config: " + e.Field + ": " + e.Msg }
+
+func cfgErr(field, format string, args ...any) error {
+	return &ConfigError{Field: field, Msg: fmt.Sprintf(format, args...)}
+}
+
+// withDefaults returns c with every zero optional field set to its
+// default. It is the one place defaults live.
+func (c Config) withDefaults() Config {
+	def := func(s *string, v string) {
+		if *s == "" {
+			*s = v
+		}
+	}
+	defInt := func(n *int, v int) {
+		if *n == 0 {
+			*n = v
+		}
+	}
+	if len(c.Scopes) == 0 {
+		c.Scopes = []string{"openid", "profile", "email", "offline_access"}
+	}
+	def(&c.Mode, ModeBFF)
+	def(&c.Paths.Login, "/login")
+	def(&c.Paths.Callback, "/oauth/callback")
+	def(&c.Paths.Session, "/session")
+	def(&c.Paths.Token, "/token")
+	def(&c.Paths.Logout, "/logout")
+	def(&c.Paths.LogoutCallback, "/logout/callback")
+	def(&c.Paths.BackchannelLogout, "/backchannel-logout")
+	def(&c.CookieName, "__Host-bffgate")
+	def(&c.CookieSameSite, "lax")
+	defInt(&c.SessionIdleTimeout, 8*3600)
+	defInt(&c.SessionMaxLifetime, 24*3600)
+	defInt(&c.RefreshSkew, 30)
+	def(&c.CSRFHeader, "X-CSRF")
+	def(&c.CSRFHeaderValue, "1")
+	if c.LoginParams == nil {
+		c.LoginParams = []string{"prompt", "acr_values", "login_hint", "max_age", "ui_locales"}
+	}
+	def(&c.DefaultReturnTo, "/")
+	def(&c.PostLogoutReturnTo, "/")
+	if len(c.UserClaims) == 0 {
+		c.UserClaims = []string{"sub", "name", "given_name", "family_name", "preferred_username", "email", "email_verified"}
+	}
+	defInt(&c.TokenMaxLifetime, 300)
+	defInt(&c.HTTPTimeout, 10)
+	if c.Now == nil {
+		c.Now = time.Now
+	}
+	if c.Logger == nil {
+		c.Logger = slog.Default()
+	}
+	if c.HTTPClient == nil {
+		c.HTTPClient = &http.Client{Timeout: time.Duration(c.HTTPTimeout) * time.Second}
+	}
+	return c
+}
+
+// resolveSecret reads an "env:NAME" value from the environment.
+func resolveSecret(field, v string) (string, error) {
+	name, ok := strings.CutPrefix(v, "env:")
+	if !ok {
+		return v, nil
+	}
+	s := os.Getenv(name)
+	if s == "" {
+		return "", cfgErr(field, "environment variable %s is empty or not set: set it, or write the value itself", name)
+	}
+	return s, nil
+}
+
+// validate checks a config that has its defaults and resolves its secrets;
+// every error names the field and says how to fix it.
+func (c *Config) validate() (keys [][32]byte, err error) {
+	if c.Issuer == "" {
+		return nil, cfgErr("issuer", "is empty: set it to the OpenID Provider's issuer URL, e.g. https://idp.example.com/realms/main")
+	}
+	if u, err := url.Parse(c.Issuer); err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" {
+		return nil, cfgErr("issuer", "%q is not an absolute http(s) URL", c.Issuer)
+	}
+	if c.ClientID == "" {
+		return nil, cfgErr("client_id", "is empty: set it to the client ID registered at the OpenID Provider")
+	}
+	if c.ClientSecret, err = resolveSecret("client_secret", c.ClientSecret); err != nil {
+		return nil, err
+	}
+	if c.ClientSecret == "" {
+		return nil, cfgErr("client_secret", `is empty: bffgate is a confidential client; set the client's secret, or "env:NAME" to read it from the environment`)
+	}
+	if err := absoluteURL("redirect_url", c.RedirectURL, true); err != nil {
+		return nil, err
+	}
+	if err := absoluteURL("post_logout_redirect_url", c.PostLogoutRedirectURL, false); err != nil {
+		return nil, err
+	}
+	if !slices.Contains(c.Scopes, "openid") {
+		return nil, cfgErr("scopes", `lacks "openid": bffgate needs an ID token; add it`)
+	}
+	if c.Mode != ModeBFF && c.Mode != ModeTokenMediating {
+		return nil, cfgErr("mode", "%q is not a mode: use %q or %q", c.Mode, ModeBFF, ModeTokenMediating)
+	}
+	if c.PathPrefix != "" && (!strings.HasPrefix(c.PathPrefix, "/") || strings.HasSuffix(c.PathPrefix, "/")) {
+		return nil, cfgErr("path_prefix", "%q must start with / and not end with one, e.g. /app", c.PathPrefix)
+	}
+	seen := map[string]string{}
+	for _, p := range c.paths() {
+		if !strings.HasPrefix(*p.path, "/") || strings.ContainsAny(*p.path, "?#% ") {
+			return nil, cfgErr("paths."+p.field, "%q must be a plain path starting with /", *p.path)
+		}
+		if other, dup := seen[*p.path]; dup {
+			return nil, cfgErr("paths."+p.field, "%q is also paths.%s: give each endpoint its own path", *p.path, other)
+		}
+		seen[*p.path] = p.field
+	}
+	if !validCookieName(c.CookieName) {
+		return nil, cfgErr("cookie_name", "%q is not a valid cookie name", c.CookieName)
+	}
+	if c.CookieSameSite != "lax" && c.CookieSameSite != "strict" {
+		return nil, cfgErr("cookie_same_site", `%q: use "lax" or "strict"`, c.CookieSameSite)
+	}
+	if len(c.CookieKeys) == 0 {
+		return nil, cfgErr("cookie_keys", "is empty: add a key made with `openssl rand -base64 32` (the same on every gateway node)")
+	}
+	for i, k := range c.CookieKeys {
+		field := fmt.Sprintf("cookie_keys[%d]", i)
+		v, err := resolveSecret(field, k)
+		if err != nil {
+			return nil, err
+		}
+		b, err := decodeKey(v)
+		if err != nil {
+			return nil, cfgErr(field, "is not a base64 32-byte key: make one with `openssl rand -base64 32`")
+		}
+		keys = append(keys, b)
+	}
+	for _, d := range []struct {
+		field string
+		v     int
+	}{
+		{"session_idle_timeout", c.SessionIdleTimeout}, {"session_max_lifetime", c.SessionMaxLifetime},
+		{"refresh_skew", c.RefreshSkew}, {"token_max_lifetime", c.TokenMaxLifetime}, {"http_timeout", c.HTTPTimeout},
+	} {
+		if d.v < 0 {
+			return nil, cfgErr(d.field, "is %d: give a positive number of seconds, or 0 for the default", d.v)
+		}
+	}
+	if c.SessionIdleTimeout > c.SessionMaxLifetime {
+		return nil, cfgErr("session_idle_timeout", "(%d s) is longer than session_max_lifetime (%d s): lower it", c.SessionIdleTimeout, c.SessionMaxLifetime)
+	}
+	if c.CSRFHeader == "" || !validHeaderName(c.CSRFHeader) {
+		return nil, cfgErr("csrf_header", "%q is not a header name", c.CSRFHeader)
+	}
+	for i, o := range c.AllowedOrigins {
+		u, err := url.Parse(o)
+		if err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" || u.Path != "" || u.RawQuery != "" || u.User != nil {
+			return nil, cfgErr(fmt.Sprintf("allowed_origins[%d]", i), "%q is not an origin: write scheme://host[:port] with no path, e.g. https://spa.example.com", o)
+		}
+	}
+	if !isLocalPath(c.DefaultReturnTo) {
+		return nil, cfgErr("default_return_to", "%q must be a path on this site, starting with a single /", c.DefaultReturnTo)
+	}
+	if !isLocalPath(c.PostLogoutReturnTo) {
+		return nil, cfgErr("post_logout_return_to", "%q must be a path on this site, starting with a single /", c.PostLogoutReturnTo)
+	}
+	for i, h := range c.IdentityHeaders {
+		field := fmt.Sprintf("identity_headers[%d]", i)
+		if !validHeaderName(h.Header) || h.Claim == "" {
+			return nil, cfgErr(field, "needs a header name and a claim, e.g. {\"header\": \"X-User-Id\", \"claim\": \"sub\"}")
+		}
+		if k := http.CanonicalHeaderKey(h.Header); k == "Authorization" || k == "Cookie" || k == http.CanonicalHeaderKey(c.CSRFHeader) {
+			return nil, cfgErr(field+".header", "%q is managed by bffgate itself: choose another header", h.Header)
+		}
+	}
+	return keys, nil
+}
+
+type pathField struct {
+	field string
+	path  *string
+}
+
+func (c *Config) paths() []pathField {
+	p := &c.Paths
+	return []pathField{
+		{"login", &p.Login}, {"callback", &p.Callback}, {"session", &p.Session}, {"token", &p.Token},
+		{"logout", &p.Logout}, {"logout_callback", &p.LogoutCallback}, {"backchannel_logout", &p.BackchannelLogout},
+	}
+}
+
+func absoluteURL(field, v string, required bool) error {
+	if v == "" {
+		if required {
+			return cfgErr(field, "is empty: set the absolute URL the browser reaches, e.g. https://app.example.com/oauth/callback, and register it at the provider")
+		}
+		return nil
+	}
+	u, err := url.Parse(v)
+	if err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" || u.Fragment != "" {
+		return cfgErr(field, "%q is not an absolute http(s) URL without a fragment", v)
+	}
+	return nil
+}
+
+func decodeKey(s string) (k [32]byte, err error) {
+	for _, enc := range []*base64.Encoding{base64.StdEncoding, base64.URLEncoding, base64.RawStdEncoding, base64.RawURLEncoding} {
+		b, err := enc.DecodeString(strings.TrimSpace(s))
+		if err == nil && len(b) == 32 {
+			copy(k[:], b)
+			return k, nil
+		}
+	}
+	return k, errors.New("not a base64 32-byte key")
+}
+
+func validHeaderName(s string) bool {
+	if s == "" {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		if !isTokenChar(s[i]) {
+			return false
+		}
+	}
+	return true
+}
+
+func validCookieName(s string) bool { return validHeaderName(s) }
+
+// isTokenChar reports whether c may appear in an HTTP token (RFC 9110 §5.6.2).
+func isTokenChar(c byte) bool {
+	return c < 0x7f && c > ' ' && !strings.ContainsRune("\"(),/:;<=>?@[\\]{}", rune(c))
+}

@@ -1,0 +1,84 @@
+package bff
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+	"strings"
+
+	"golang.org/x/oauth2"
+
+	"github.com/bffgate/bffgate/core/session"
+)
+
+var errNoExchange = errors.New("token exchange not supported by the provider")
+
+const tokenTypeAccess = "urn:ietf:params:oauth:token-type:access_token"
+
+// exchange trades the session's access token for a narrower one (RFC 8693
+// §2): the requested scope, resource and the configured audience.
+// golang.org/x/oauth2 has no token-exchange grant, so this is the one form
+// POST the BFF makes itself; errors come back as *oauth2.RetrieveError
+// like the library's own.
+func (b *BFF) exchange(ctx context.Context, s *session.Session, scope, resource string) (*tokenInfo, error) {
+	p, err := b.prov.get(ctx)
+	if err != nil {
+		return nil, err
+	}
+	if !p.tokenExchange {
+		return nil, errNoExchange
+	}
+	form := url.Values{
+		"grant_type":           {grantTokenExchange},
+		"subject_token":        {s.AccessToken},
+		"subject_token_type":   {tokenTypeAccess},
+		"requested_token_type": {tokenTypeAccess},
+		"scope":                {scope},
+	}
+	if resource != "" {
+		form.Set("resource", resource)
+	}
+	if b.cfg.TokenExchangeAudience != "" {
+		form.Set("audience", b.cfg.TokenExchangeAudience)
+	}
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, p.tokenURL, strings.NewReader(form.Encode()))
+	if err != nil {
+		return nil, err
+	}
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	req.Header.Set("Accept", "application/json")
+	// RFC 6749 §2.3.1: the credentials are form-encoded before Basic.
+	req.SetBasicAuth(url.QueryEscape(b.cfg.ClientID), url.QueryEscape(b.cfg.ClientSecret))
+	resp, err := b.cfg.HTTPClient.Do(req)
+	if err != nil {
+		return nil, err
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
+	if err != nil {
+		return nil, err
+	}
+	var out struct {
+		tokenInfo
+		IssuedTokenType string `json:"issued_token_type"`
+		Error           string `json:"error"`
+	}
+	jsonErr := json.Unmarshal(body, &out)
+	if resp.StatusCode != http.StatusOK || jsonErr != nil || out.AccessToken == "" {
+		return nil, &oauth2.RetrieveError{Response: resp, Body: body, ErrorCode: out.Error}
+	}
+	if out.IssuedTokenType != "" && out.IssuedTokenType != tokenTypeAccess {
+		return nil, fmt.Errorf("token exchange issued a %q, not an access token", out.IssuedTokenType)
+	}
+	if out.TokenType == "" || strings.EqualFold(out.TokenType, "bearer") {
+		out.TokenType = "Bearer"
+	}
+	if out.Scope == "" {
+		out.Scope = scope
+	}
+	return &out.tokenInfo, nil
+}

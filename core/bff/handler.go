@@ -1,0 +1,57 @@
+package bff
+
+import (
+	"net/http"
+)
+
+// NewRequest reads a bff.Request from an *http.Request. Adapters built on
+// net/http (the Tyk plugin, Middleware) share it.
+func NewRequest(r *http.Request) *Request {
+	return &Request{
+		Method:   r.Method,
+		Host:     r.Host,
+		Path:     r.URL.EscapedPath(),
+		RawQuery: r.URL.RawQuery,
+		Header:   r.Header,
+		Body:     r.Body,
+	}
+}
+
+// ApplyTo edits the upstream request's headers as a forwarding Result
+// says: Del first, then Set.
+func (r *Result) ApplyTo(h http.Header) {
+	for _, name := range r.Del {
+		h.Del(name)
+	}
+	for name, v := range r.Set {
+		h[name] = v
+	}
+}
+
+// WriteTo writes a responding Result to w.
+func (r *Result) WriteTo(w http.ResponseWriter) {
+	h := w.Header()
+	for name, v := range r.Header {
+		h[name] = v
+	}
+	w.WriteHeader(r.Status)
+	if len(r.Body) > 0 {
+		_, _ = w.Write(r.Body)
+	}
+}
+
+// Middleware returns a handler that runs the BFF in front of next: the
+// BFF's endpoints and every refusal are answered here; authenticated API
+// requests reach next with the access token in Authorization and without
+// the session cookie.
+func (b *BFF) Middleware(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		res := b.Handle(r.Context(), NewRequest(r))
+		if !res.Forward() {
+			res.WriteTo(w)
+			return
+		}
+		res.ApplyTo(r.Header)
+		next.ServeHTTP(w, r)
+	})
+}

@@ -1,0 +1,344 @@
+package bff
+
+import (
+	"context"
+	"crypto/aes"
+	"crypto/cipher"
+	"crypto/rand"
+	"crypto/sha256"
+	"crypto/subtle"
+	"encoding/base64"
+	"encoding/json"
+	"errors"
+	"net/http"
+	"net/url"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/coreos/go-oidc/v3/oidc"
+	"golang.org/x/oauth2"
+
+	"github.com/bffgate/bffgate/core/session"
+)
+
+// Login state lives in a sealed cookie per login flow, so abandoned logins
+// cost the store nothing and several tabs can log in at once.
+const (
+	loginTTL       = 10 * time.Minute
+	maxLoginFlows  = 4 // login cookies kept at once; the oldest go first
+	maxStateLength = 256
+)
+
+// loginState is sealed into a login cookie at /login and opened at the
+// callback.
+type loginState struct {
+	State    string `json:"s"`
+	Nonce    string `json:"n"`
+	Verifier string `json:"v"`
+	ReturnTo string `json:"r"`
+	Created  int64  `json:"t"` // Unix seconds
+}
+
+// loginCookieName names a flow's cookie after a hash of its state, so the
+// callback finds its own cookie among several.
+func (b *BFF) loginCookieName(state string) string {
+	sum := sha256.Sum256([]byte(state))
+	return b.loginPrefix + base64.RawURLEncoding.EncodeToString(sum[:12])
+}
+
+func randomString() string {
+	var b [32]byte
+	_, _ = rand.Read(b[:]) // crypto/rand.Read never fails (Go 1.24+)
+	return base64.RawURLEncoding.EncodeToString(b[:])
+}
+
+func newGCM(key [32]byte) cipher.AEAD {
+	block, _ := aes.NewCipher(key[:]) // a 32-byte key is always valid
+	gcm, _ := cipher.NewGCM(block)
+	return gcm
+}
+
+// sealLogin encrypts st under the first cookie key, bound to the cookie's
+// name.
+func (b *BFF) sealLogin(name string, st *loginState) string {
+	plain, _ := json.Marshal(st)
+	gcm := newGCM(b.keys[0])
+	nonce := make([]byte, gcm.NonceSize(), gcm.NonceSize()+len(plain)+gcm.Overhead())
+	_, _ = rand.Read(nonce)
+	return base64.RawURLEncoding.EncodeToString(gcm.Seal(nonce, nonce, plain, []byte(name)))
+}
+
+var errLoginCookie = errors.New("login cookie invalid")
+
+// openLogin decrypts a login cookie with any of the cookie keys and checks
+// its age.
+func (b *BFF) openLogin(name, value string) (*loginState, error) {
+	if len(value) > 2048 {
+		return nil, errLoginCookie
+	}
+	raw, err := base64.RawURLEncoding.Strict().DecodeString(value)
+	if err != nil || len(raw) < 12+16 {
+		return nil, errLoginCookie
+	}
+	for _, k := range b.keys {
+		gcm := newGCM(k)
+		plain, err := gcm.Open(nil, raw[:gcm.NonceSize()], raw[gcm.NonceSize():], []byte(name))
+		if err != nil {
+			continue
+		}
+		var st loginState
+		if json.Unmarshal(plain, &st) != nil {
+			return nil, errLoginCookie
+		}
+		age := b.now().Sub(time.Unix(st.Created, 0))
+		if age < -time.Minute || age > loginTTL {
+			return nil, errLoginCookie
+		}
+		return &st, nil
+	}
+	return nil, errLoginCookie
+}
+
+// login starts the authorization code flow (GET).
+func (b *BFF) login(ctx context.Context, req *Request) Result {
+	if req.Method != http.MethodGet && req.Method != http.MethodHead {
+		return methodNotAllowed(b, req, "GET")
+	}
+	q, err := url.ParseQuery(req.RawQuery)
+	if err != nil {
+		return b.fail(req, http.StatusBadRequest, "invalid_request", "the query string is malformed")
+	}
+	returnTo := b.cfg.DefaultReturnTo
+	if rt := firstOf(q, "returnTo", "return_to"); rt != "" {
+		var ok bool
+		if returnTo, ok = b.safeReturnTo(rt); !ok {
+			return b.fail(req, http.StatusBadRequest, "invalid_return_to", "returnTo must be a path on this site or a URL of an allowed origin")
+		}
+	}
+	p, err := b.prov.get(ctx)
+	if err != nil {
+		return b.failIdP(req, err)
+	}
+	st := &loginState{
+		State: randomString(), Nonce: randomString(), Verifier: oauth2.GenerateVerifier(),
+		ReturnTo: returnTo, Created: b.now().Unix(),
+	}
+	opts := []oauth2.AuthCodeOption{oidc.Nonce(st.Nonce), oauth2.S256ChallengeOption(st.Verifier)}
+	for name, vals := range q {
+		if b.loginParams[name] && len(vals) == 1 && len(vals[0]) <= 256 {
+			opts = append(opts, oauth2.SetAuthURLParam(name, vals[0]))
+		}
+	}
+	name := b.loginCookieName(st.State)
+	cookies := append(b.expireOldLogins(req.Header), b.cookie(name, b.sealLogin(name, st), int(loginTTL/time.Second), "Lax"))
+	return redirect(p.oauth2.AuthCodeURL(st.State, opts...), cookies...)
+}
+
+// expireOldLogins returns Set-Cookie values deleting login cookies beyond
+// what may live at once (making room for one more), oldest and unreadable
+// first, so abandoned logins never grow the Cookie header past a server's
+// limit.
+func (b *BFF) expireOldLogins(h http.Header) []string {
+	type flow struct {
+		name    string
+		created int64
+	}
+	var flows []flow
+	forEachCookie(h, func(n, v string) bool {
+		if strings.HasPrefix(n, b.loginPrefix) {
+			f := flow{name: n}
+			if st, err := b.openLogin(n, v); err == nil {
+				f.created = st.Created
+			}
+			flows = append(flows, f)
+		}
+		return true
+	})
+	if len(flows) < maxLoginFlows {
+		return nil
+	}
+	slices.SortFunc(flows, func(a, b flow) int { return int(a.created - b.created) })
+	var out []string
+	for _, f := range flows[:len(flows)-maxLoginFlows+1] {
+		out = append(out, b.cookie(f.name, "", -1, "Lax"))
+	}
+	return out
+}
+
+// safeReturnTo accepts a path on this site, or an absolute URL on an
+// allowed origin, and returns it normalized. Anything a browser could read
+// as another origin ("//evil", "/\evil", "https:evil", control characters)
+// is refused.
+func (b *BFF) safeReturnTo(rt string) (string, bool) {
+	if len(rt) > 2048 {
+		return "", false
+	}
+	if isLocalPath(rt) {
+		return rt, true
+	}
+	u, err := url.Parse(rt)
+	if err != nil || u.User != nil || u.Opaque != "" || strings.ContainsAny(rt, "\\\t\r\n") {
+		return "", false
+	}
+	origin := u.Scheme + "://" + u.Host
+	if !b.origins[origin] || (u.Path != "" && !isLocalPath(u.Path)) {
+		return "", false
+	}
+	return u.String(), true
+}
+
+// isLocalPath reports whether p is a path on this site that no browser
+// resolves to another origin: one leading slash, then no slash or
+// backslash, and no control characters anywhere.
+func isLocalPath(p string) bool {
+	if p == "" || p[0] != '/' {
+		return false
+	}
+	if len(p) > 1 && (p[1] == '/' || p[1] == '\\') {
+		return false
+	}
+	for i := 0; i < len(p); i++ {
+		if p[i] < 0x20 || p[i] == 0x7f || p[i] == '\\' {
+			return false
+		}
+	}
+	// Percent-encoded slashes or backslashes right after the first slash
+	// decode to the same tricks in some routers.
+	lower := strings.ToLower(p)
+	return !strings.HasPrefix(lower, "/%2f") && !strings.HasPrefix(lower, "/%5c")
+}
+
+func firstOf(q url.Values, names ...string) string {
+	for _, n := range names {
+		if v := q.Get(n); v != "" {
+			return v
+		}
+	}
+	return ""
+}
+
+// callback finishes the code flow (GET): checks state and iss, exchanges
+// the code with the PKCE verifier, verifies the ID token and nonce, and
+// starts a session under a fresh ID.
+func (b *BFF) callback(ctx context.Context, req *Request) Result {
+	if req.Method != http.MethodGet {
+		return methodNotAllowed(b, req, "GET")
+	}
+	q, err := url.ParseQuery(req.RawQuery)
+	if err != nil {
+		return b.fail(req, http.StatusBadRequest, "invalid_request", "the query string is malformed")
+	}
+	state := q.Get("state")
+	if state == "" || len(state) > maxStateLength || len(q["state"]) != 1 {
+		return b.fail(req, http.StatusBadRequest, "invalid_state", "the state parameter is missing or malformed")
+	}
+	name := b.loginCookieName(state)
+	clear := b.cookie(name, "", -1, "Lax")
+	value, ok := cookieValue(req.Header, name)
+	if !ok {
+		return b.failClear(req, http.StatusBadRequest, "invalid_state", "no login is in progress for this state (expired, finished, or started in another browser)", clear)
+	}
+	st, err := b.openLogin(name, value)
+	if err != nil || subtle.ConstantTimeCompare([]byte(st.State), []byte(state)) != 1 {
+		return b.failClear(req, http.StatusBadRequest, "invalid_state", "the login state is invalid or expired: start the login again", clear)
+	}
+	p, err := b.prov.get(ctx)
+	if err != nil {
+		status, code, desc := idpFailure(err)
+		return b.failClear(req, status, code, desc, clear)
+	}
+	// RFC 9207: a provider that says it sends iss must send ours; any iss
+	// sent must be ours (mix-up defence).
+	if iss, has := q["iss"]; has || p.issInResponse {
+		if len(iss) != 1 || iss[0] != b.cfg.Issuer {
+			return b.failClear(req, http.StatusBadRequest, "invalid_issuer", "the authorization response's iss is not the configured issuer", clear)
+		}
+	}
+	if e := q.Get("error"); e != "" {
+		return b.failClear(req, http.StatusBadRequest, "login_failed", "the identity provider answered "+safeCode(e), clear)
+	}
+	code := q.Get("code")
+	if code == "" || len(code) > 2048 {
+		return b.failClear(req, http.StatusBadRequest, "invalid_request", "the code parameter is missing or malformed", clear)
+	}
+	tok, err := p.oauth2.Exchange(b.octx(ctx), code, oauth2.VerifierOption(st.Verifier))
+	if err != nil {
+		var re *oauth2.RetrieveError
+		if errors.As(err, &re) && re.ErrorCode == "invalid_grant" {
+			return b.failClear(req, http.StatusBadRequest, "invalid_grant", "the identity provider refused the code (used already, expired, or the PKCE verifier does not match): start the login again", clear)
+		}
+		b.log.Warn("bffgate: code exchange failed", "error", err)
+		status, code, desc := idpFailure(err)
+		return b.failClear(req, status, code, desc, clear)
+	}
+	rawID, _ := tok.Extra("id_token").(string)
+	if rawID == "" {
+		return b.failClear(req, http.StatusBadGateway, "invalid_id_token", "the token response has no ID token", clear)
+	}
+	idt, err := p.idTokens.Verify(ctx, rawID)
+	if err != nil {
+		b.log.Warn("bffgate: ID token rejected", "error", err)
+		return b.failClear(req, http.StatusBadRequest, "invalid_id_token", "the ID token did not verify", clear)
+	}
+	if subtle.ConstantTimeCompare([]byte(idt.Nonce), []byte(st.Nonce)) != 1 {
+		return b.failClear(req, http.StatusBadRequest, "invalid_nonce", "the ID token's nonce is not this login's", clear)
+	}
+	var claims map[string]any
+	if err := idt.Claims(&claims); err != nil {
+		return b.failClear(req, http.StatusBadRequest, "invalid_id_token", "the ID token's claims are malformed", clear)
+	}
+	s := &session.Session{
+		Issuer: idt.Issuer, Subject: idt.Subject, IDToken: rawID,
+		Claims:      b.userClaims(claims),
+		AccessToken: tok.AccessToken, TokenType: tok.Type(), RefreshToken: tok.RefreshToken,
+		Expiry: tok.Expiry, Created: b.now(),
+	}
+	s.SID, _ = claims["sid"].(string)
+	s.Scope, _ = tok.Extra("scope").(string)
+	if s.Scope == "" {
+		s.Scope = strings.Join(b.cfg.Scopes, " ")
+	}
+	// A fresh ID every login: a cookie planted before login is never
+	// adopted (session fixation), and the old session, if any, ends.
+	id, err := session.NewID()
+	if err != nil {
+		return b.failClear(req, http.StatusInternalServerError, "internal_error", "could not make a session ID", clear)
+	}
+	if err := b.save(ctx, id, s); err != nil {
+		b.log.Error("bffgate: saving a new session failed", "error", err)
+		return b.failClear(req, http.StatusServiceUnavailable, "session_store_unavailable", "the session store is unavailable; try again", clear)
+	}
+	if old, ok := cookieValue(req.Header, b.cfg.CookieName); ok {
+		if oldID, err := session.ParseID(old); err == nil {
+			_ = b.store.Delete(ctx, oldID.StoreKey())
+		}
+	}
+	b.log.Info("bffgate: login", "sub", s.Subject)
+	return redirect(st.ReturnTo, clear, b.sessionCookie(id.String()))
+}
+
+// failClear is fail with a cookie deleted.
+func (b *BFF) failClear(req *Request, status int, code, desc, cookie string) Result {
+	r := b.fail(req, status, code, desc)
+	r.Header.Add("Set-Cookie", cookie)
+	return r
+}
+
+// userClaims keeps the configured claims, as the JSON object /session
+// shows.
+func (b *BFF) userClaims(all map[string]any) string {
+	kept := make(map[string]any, len(b.cfg.UserClaims))
+	for _, c := range b.cfg.UserClaims {
+		if v, ok := all[c]; ok {
+			kept[c] = v
+		}
+	}
+	for _, h := range b.cfg.IdentityHeaders {
+		if v, ok := all[h.Claim]; ok {
+			kept[h.Claim] = v
+		}
+	}
+	out, _ := json.Marshal(kept)
+	return string(out)
+}

@@ -1,0 +1,138 @@
+package bff
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"net/url"
+	"slices"
+	"strings"
+	"sync"
+
+	"github.com/coreos/go-oidc/v3/oidc"
+	"golang.org/x/oauth2"
+)
+
+const grantTokenExchange = "urn:ietf:params:oauth:grant-type:token-exchange"
+
+// provider is what discovery tells about the OpenID Provider, ready to use.
+type provider struct {
+	oauth2        oauth2.Config
+	idTokens      *oidc.IDTokenVerifier // ID tokens: aud = client, nonce checked by the caller
+	logoutTokens  *oidc.IDTokenVerifier // logout tokens: expiry checked by the caller
+	endSession    string                // RP-initiated logout endpoint, "" if none
+	issInResponse bool                  // RFC 9207 iss is always sent
+	tokenExchange bool                  // RFC 8693 grant supported
+	tokenURL      string
+}
+
+// providerCache discovers the provider once; a failed discovery is tried
+// again by the next request that needs it.
+type providerCache struct {
+	b  *BFF
+	mu sync.Mutex // guards p and serializes discovery
+	p  *provider
+}
+
+// errIdP marks the provider being unreachable or answering garbage.
+var errIdP = errors.New("identity provider unavailable")
+
+// get returns the discovered provider, discovering it on first use.
+func (c *providerCache) get(ctx context.Context) (*provider, error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.p != nil {
+		return c.p, nil
+	}
+	p, err := c.b.discover(ctx)
+	if err != nil {
+		return nil, err
+	}
+	c.p = p
+	return p, nil
+}
+
+func (b *BFF) discover(ctx context.Context) (*provider, error) {
+	// go-oidc keeps the context it discovers with for fetching keys later,
+	// so it gets one that outlives this request; the client's timeout
+	// bounds every call.
+	octx := oidc.ClientContext(context.WithoutCancel(ctx), b.cfg.HTTPClient)
+	op, err := oidc.NewProvider(octx, b.cfg.Issuer)
+	if err != nil {
+		b.log.Warn("bffgate: OpenID Provider discovery failed", "issuer", b.cfg.Issuer, "error", err)
+		return nil, fmt.Errorf("%w: discovery: %v", errIdP, err)
+	}
+	var meta struct {
+		EndSession    string   `json:"end_session_endpoint"`
+		IssInResponse bool     `json:"authorization_response_iss_parameter_supported"`
+		Grants        []string `json:"grant_types_supported"`
+		Challenge     []string `json:"code_challenge_methods_supported"`
+	}
+	if err := op.Claims(&meta); err != nil {
+		return nil, fmt.Errorf("%w: discovery document: %v", errIdP, err)
+	}
+	if len(meta.Challenge) > 0 && !slices.Contains(meta.Challenge, "S256") {
+		b.log.Warn("bffgate: the provider does not list PKCE S256 in code_challenge_methods_supported; bffgate sends it anyway", "issuer", b.cfg.Issuer)
+	}
+	ep := op.Endpoint()
+	ep.AuthStyle = oauth2.AuthStyleInHeader
+	return &provider{
+		oauth2: oauth2.Config{
+			ClientID: b.cfg.ClientID, ClientSecret: b.cfg.ClientSecret,
+			Endpoint: ep, RedirectURL: b.cfg.RedirectURL, Scopes: b.cfg.Scopes,
+		},
+		idTokens: op.Verifier(&oidc.Config{ClientID: b.cfg.ClientID, Now: b.now}),
+		logoutTokens: op.Verifier(&oidc.Config{ClientID: b.cfg.ClientID, Now: b.now,
+			SkipExpiryCheck: true}),
+		endSession:    meta.EndSession,
+		issInResponse: meta.IssInResponse,
+		tokenExchange: slices.Contains(meta.Grants, grantTokenExchange),
+		tokenURL:      ep.TokenURL,
+	}, nil
+}
+
+// octx returns the context for one call to the provider: the BFF's HTTP
+// client, and the request's cancellation.
+func (b *BFF) octx(ctx context.Context) context.Context {
+	return context.WithValue(ctx, oauth2.HTTPClient, b.cfg.HTTPClient)
+}
+
+// idpFailure classifies an error from a call to the provider: the
+// provider's own OAuth error (with its code), or the provider not being
+// reachable.
+func idpFailure(err error) (status int, code, desc string) {
+	var re *oauth2.RetrieveError
+	if errors.As(err, &re) {
+		if re.ErrorCode != "" {
+			return 502, "idp_error", "the identity provider answered " + safeCode(re.ErrorCode)
+		}
+		return 502, "idp_error", fmt.Sprintf("the identity provider answered HTTP %d", re.Response.StatusCode)
+	}
+	var ne net.Error
+	var ue *url.Error
+	if errors.As(err, &ne) || errors.As(err, &ue) || errors.Is(err, errIdP) || errors.Is(err, context.DeadlineExceeded) {
+		return 502, "idp_unavailable", "the identity provider could not be reached; try again"
+	}
+	return 502, "idp_error", "the identity provider's answer could not be used"
+}
+
+// safeCode keeps an OAuth error code printable and short, since it came
+// from the network and goes back into a response.
+func safeCode(s string) string {
+	if len(s) > 64 {
+		s = s[:64]
+	}
+	return strings.Map(func(r rune) rune {
+		if r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '_' || r == '-' || r == '.' {
+			return r
+		}
+		return -1
+	}, s)
+}
+
+// failIdP answers a failed call to the provider.
+func (b *BFF) failIdP(req *Request, err error) Result {
+	status, code, desc := idpFailure(err)
+	return b.fail(req, status, code, desc)
+}
