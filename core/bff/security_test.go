@@ -429,7 +429,7 @@ func (failingStore) Get(context.Context, string, time.Duration) ([]byte, error) 
 func (failingStore) Set(context.Context, string, []byte, time.Duration, ...string) error {
 	return errDown
 }
-func (failingStore) Delete(context.Context, ...string) error            { return errDown }
+func (failingStore) Delete(context.Context, ...string) error             { return errDown }
 func (failingStore) TakeIndex(context.Context, string) ([]string, error) { return nil, errDown }
 
 func TestStoreDownFailsClosed(t *testing.T) {
