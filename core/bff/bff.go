@@ -270,3 +270,10 @@ func methodNotAllowed(b *BFF, req *Request, allow string) Result {
 	r.Header.Set("Allow", allow)
 	return r
 }
+
+// Owns reports whether path is one of the BFF's own endpoints, which Handle
+// always answers itself.
+func (b *BFF) Owns(path string) bool {
+	_, ok := b.routes[path]
+	return ok
+}

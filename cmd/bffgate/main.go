@@ -1,0 +1,108 @@
+// Command bffgate runs the bffgate BFF on its own, as a reverse proxy in
+// front of your APIs (and, optionally, your SPA's files).
+//
+//	bffgate serve -config bffgate.json   run the proxy
+//	bffgate check -config bffgate.json   validate a config file and exit
+//	bffgate version
+//
+// In a gateway, use the Tyk or Kong plugin instead; they run the same
+// engine.
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"os/signal"
+	"syscall"
+	"time"
+
+	"github.com/bffgate/bffgate/internal/serve"
+)
+
+var version = "dev"
+
+const usage = `usage:
+  bffgate serve -config FILE [-listen ADDR]   run the BFF reverse proxy
+  bffgate check -config FILE                  validate a config file
+  bffgate version
+`
+
+func main() {
+	if len(os.Args) < 2 {
+		fmt.Fprint(os.Stderr, usage)
+		os.Exit(2)
+	}
+	var err error
+	switch os.Args[1] {
+	case "serve":
+		err = run(os.Args[2:], true)
+	case "check":
+		err = run(os.Args[2:], false)
+	case "version":
+		fmt.Println("bffgate", version)
+	default:
+		fmt.Fprint(os.Stderr, usage)
+		os.Exit(2)
+	}
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "bffgate:", err)
+		os.Exit(1)
+	}
+}
+
+func run(args []string, serveIt bool) error {
+	fl := flag.NewFlagSet("bffgate", flag.ContinueOnError)
+	file := fl.String("config", "", "the config file (JSON)")
+	listen := fl.String("listen", "", "listen address; overrides the file's \"listen\"")
+	if err := fl.Parse(args); err != nil {
+		return err
+	}
+	if *file == "" {
+		return errors.New("-config FILE is required")
+	}
+	cfg, err := serve.Load(*file)
+	if err != nil {
+		return err
+	}
+	logger := slog.New(slog.NewTextHandler(os.Stderr, nil))
+	cfg.BFF.Logger = logger
+	h, _, err := serve.New(cfg)
+	if err != nil {
+		return err
+	}
+	if !serveIt {
+		fmt.Println("bffgate: config OK")
+		return nil
+	}
+	addr := cfg.Listen
+	if *listen != "" {
+		addr = *listen
+	}
+	if addr == "" {
+		addr = "127.0.0.1:8080"
+	}
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return err
+	}
+	srv := &http.Server{Handler: h, ReadHeaderTimeout: 10 * time.Second, MaxHeaderBytes: 64 << 10}
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	go func() {
+		<-ctx.Done()
+		sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		_ = srv.Shutdown(sctx)
+	}()
+	logger.Info("bffgate: serving", "url", "http://"+ln.Addr().String())
+	if err := srv.Serve(ln); !errors.Is(err, http.ErrServerClosed) {
+		return err
+	}
+	return nil
+}

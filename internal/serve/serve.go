@@ -1,0 +1,176 @@
+// Package serve is `bffgate serve`: the BFF as a standalone reverse proxy
+// in front of one or more upstream routes, optionally serving the SPA's
+// static files from the same origin.
+package serve
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io/fs"
+	"net/http"
+	"net/http/httputil"
+	"net/url"
+	"os"
+	"path"
+	"path/filepath"
+	"sort"
+	"strings"
+
+	"github.com/bffgate/bffgate/core/bff"
+)
+
+// Config is the file `bffgate serve -config FILE` reads.
+type Config struct {
+	// Listen is the address to listen on. Defaults to "127.0.0.1:8080".
+	Listen string `json:"listen"`
+	// BFF is the engine's configuration (see the config reference).
+	BFF bff.Config `json:"bff"`
+	// Routes send requests by longest path prefix to upstreams.
+	Routes []Route `json:"routes"`
+	// StaticDir, when set, serves the SPA's files for GET and HEAD requests
+	// that match no route, with index.html for unknown paths (client-side
+	// routing). A relative path is relative to the config file.
+	StaticDir string `json:"static_dir"`
+}
+
+// Route is one upstream behind the proxy.
+type Route struct {
+	// Path is a path prefix, e.g. "/api/".
+	Path string `json:"path"`
+	// Upstream is the base URL requests go to, e.g. "http://127.0.0.1:9000".
+	Upstream string `json:"upstream"`
+	// Public routes skip the BFF: requests go upstream as they came, less
+	// the session cookie (for APIs that take bearer tokens themselves, as
+	// in token-mediating mode). Defaults to false: the BFF authenticates.
+	Public bool `json:"public"`
+}
+
+// Load reads a config file strictly: unknown fields are errors, so a typo
+// does not silently fall back to a default.
+func Load(file string) (*Config, error) {
+	data, err := os.ReadFile(file)
+	if err != nil {
+		return nil, err
+	}
+	dec := json.NewDecoder(bytes.NewReader(data))
+	dec.DisallowUnknownFields()
+	var c Config
+	if err := dec.Decode(&c); err != nil {
+		return nil, fmt.Errorf("%s: %w", file, err)
+	}
+	if c.StaticDir != "" && !filepath.IsAbs(c.StaticDir) {
+		c.StaticDir = filepath.Join(filepath.Dir(file), c.StaticDir)
+	}
+	return &c, nil
+}
+
+// New builds the proxy's handler.
+func New(c *Config) (http.Handler, *bff.BFF, error) {
+	b, err := bff.New(c.BFF)
+	if err != nil {
+		return nil, nil, err
+	}
+	if len(c.Routes) == 0 && c.StaticDir == "" {
+		return nil, nil, errors.New("bffgate serve: config: routes: add at least one route, e.g. {\"path\": \"/\", \"upstream\": \"http://127.0.0.1:9000\"}")
+	}
+	h := &handler{bff: b}
+	for i, r := range c.Routes {
+		u, err := url.Parse(r.Upstream)
+		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+			return nil, nil, fmt.Errorf("bffgate serve: config: routes[%d].upstream: %q is not an http(s) URL", i, r.Upstream)
+		}
+		if !strings.HasPrefix(r.Path, "/") {
+			return nil, nil, fmt.Errorf("bffgate serve: config: routes[%d].path: %q must start with /", i, r.Path)
+		}
+		proxy := &httputil.ReverseProxy{
+			Rewrite: func(pr *httputil.ProxyRequest) {
+				pr.SetURL(u)
+				pr.SetXForwarded()
+			},
+			ErrorHandler: upstreamError,
+		}
+		var next http.Handler = proxy
+		if r.Public {
+			next = http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
+				b.StripCookies(req.Header)
+				proxy.ServeHTTP(w, req)
+			})
+		} else {
+			next = b.Middleware(proxy)
+		}
+		h.routes = append(h.routes, route{prefix: r.Path, next: next})
+	}
+	sort.SliceStable(h.routes, func(i, j int) bool { return len(h.routes[i].prefix) > len(h.routes[j].prefix) })
+	if c.StaticDir != "" {
+		if st, err := os.Stat(c.StaticDir); err != nil || !st.IsDir() {
+			return nil, nil, fmt.Errorf("bffgate serve: config: static_dir: %q is not a directory", c.StaticDir)
+		}
+		h.static = spa(os.DirFS(c.StaticDir))
+	}
+	h.engine = b.Middleware(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		// Only reached if the engine forwards a path it owns: never.
+		http.Error(w, "not found", http.StatusNotFound)
+	}))
+	return h, b, nil
+}
+
+type route struct {
+	prefix string
+	next   http.Handler
+}
+
+type handler struct {
+	bff    *bff.BFF
+	engine http.Handler // the BFF's own endpoints
+	routes []route      // longest prefix first
+	static http.Handler // nil when no static_dir
+}
+
+func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if h.bff.Owns(r.URL.EscapedPath()) {
+		h.engine.ServeHTTP(w, r)
+		return
+	}
+	for _, rt := range h.routes {
+		if strings.HasPrefix(r.URL.Path, rt.prefix) {
+			rt.next.ServeHTTP(w, r)
+			return
+		}
+	}
+	if h.static != nil && (r.Method == http.MethodGet || r.Method == http.MethodHead) {
+		h.static.ServeHTTP(w, r)
+		return
+	}
+	writeJSON(w, http.StatusNotFound, `{"error":"not_found","error_description":"no route for this path"}`)
+}
+
+// spa serves files, and index.html for paths that name no file, so the
+// app's client-side routes load the app.
+func spa(root fs.FS) http.Handler {
+	files := http.FileServerFS(root)
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		name := strings.TrimPrefix(path.Clean(r.URL.Path), "/")
+		if name == "" {
+			name = "."
+		}
+		if _, err := fs.Stat(root, name); err != nil {
+			r = r.Clone(r.Context())
+			r.URL.Path = "/"
+		}
+		w.Header().Set("X-Content-Type-Options", "nosniff")
+		files.ServeHTTP(w, r)
+	})
+}
+
+func upstreamError(w http.ResponseWriter, r *http.Request, err error) {
+	writeJSON(w, http.StatusBadGateway, `{"error":"upstream_unavailable","error_description":"the upstream could not be reached"}`)
+}
+
+func writeJSON(w http.ResponseWriter, status int, body string) {
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("Cache-Control", "no-store")
+	w.WriteHeader(status)
+	_, _ = w.Write([]byte(body))
+}
