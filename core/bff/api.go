@@ -29,7 +29,7 @@ func (b *BFF) api(ctx context.Context, req *Request) Result {
 		return r
 	}
 	if b.needsRefresh(s) {
-		if s, r, ok = b.refresh(ctx, req, id, s); !ok {
+		if s, r, ok = b.refresh(ctx, req, id); !ok {
 			return r
 		}
 	}
@@ -182,13 +182,13 @@ type refreshed struct {
 // is a session.Locker); requests that arrive meanwhile wait for its result
 // instead of refreshing again, which a provider rotating refresh tokens
 // would treat as token theft.
-func (b *BFF) refresh(ctx context.Context, req *Request, id session.ID, s *session.Session) (*session.Session, Result, bool) {
+func (b *BFF) refresh(ctx context.Context, req *Request, id session.ID) (*session.Session, Result, bool) {
 	key := id.StoreKey()
 	ch := b.refreshes.DoChan(key, func() (any, error) {
 		// The refresh outlives a caller that gives up: others may wait.
 		rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 2*time.Duration(b.cfg.HTTPTimeout)*time.Second)
 		defer cancel()
-		return b.refreshOnce(rctx, id, s), nil
+		return b.refreshOnce(rctx, id), nil
 	})
 	select {
 	case <-ctx.Done():
@@ -209,7 +209,7 @@ func (b *BFF) refresh(ctx context.Context, req *Request, id session.ID, s *sessi
 // holds.
 const lockPoll = 50 * time.Millisecond
 
-func (b *BFF) refreshOnce(ctx context.Context, id session.ID, stale *session.Session) refreshed {
+func (b *BFF) refreshOnce(ctx context.Context, id session.ID) refreshed {
 	key := id.StoreKey()
 	if b.locker != nil {
 		release, err := b.lockRefresh(ctx, key)
@@ -219,17 +219,16 @@ func (b *BFF) refreshOnce(ctx context.Context, id session.ID, stale *session.Ses
 		defer release()
 	}
 	// Re-read: another node, or an earlier flight here, may have refreshed.
-	s := stale
 	raw, err := b.store.Get(ctx, key, 0)
-	switch {
-	case errors.Is(err, session.ErrNotFound):
+	if errors.Is(err, session.ErrNotFound) {
 		return refreshed{status: http.StatusUnauthorized, code: "session_expired", description: "the session has ended: log in again"}
-	case err != nil:
+	}
+	if err != nil {
 		return storeDown()
-	default:
-		if s, err = session.Open(id, raw); err != nil {
-			return refreshed{status: http.StatusUnauthorized, code: "invalid_session", description: "the session could not be read: log in again"}
-		}
+	}
+	s, err := session.Open(id, raw)
+	if err != nil {
+		return refreshed{status: http.StatusUnauthorized, code: "invalid_session", description: "the session could not be read: log in again"}
 	}
 	if !b.needsRefresh(s) {
 		return refreshed{s: s}

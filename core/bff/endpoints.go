@@ -85,7 +85,7 @@ func (b *BFF) token(ctx context.Context, req *Request) Result {
 		return r
 	}
 	if b.needsRefresh(s) {
-		if s, r, ok = b.refresh(ctx, req, id, s); !ok {
+		if s, r, ok = b.refresh(ctx, req, id); !ok {
 			return r
 		}
 	}
