@@ -165,6 +165,15 @@ func (b *BFF) save(ctx context.Context, id session.ID, s *session.Session) error
 	return b.store.Set(ctx, id.StoreKey(), sealed, ttl, indexes(s)...)
 }
 
+// expiry is when tok expires by the BFF's clock. The library computes
+// Token.Expiry with time.Now, which Config.Now may differ from.
+func (b *BFF) expiry(tok *oauth2.Token) time.Time {
+	if tok.ExpiresIn > 0 {
+		return b.now().Add(time.Duration(tok.ExpiresIn) * time.Second)
+	}
+	return tok.Expiry
+}
+
 func (b *BFF) needsRefresh(s *session.Session) bool {
 	return !s.Expiry.IsZero() && !b.now().Add(b.skew).Before(s.Expiry)
 }
@@ -255,7 +264,11 @@ func (b *BFF) refreshOnce(ctx context.Context, id session.ID) refreshed {
 		return refreshed{status: st, code: c, description: d}
 	}
 	next := *s
-	next.AccessToken, next.TokenType, next.Expiry = tok.AccessToken, tok.Type(), tok.Expiry
+	next.AccessToken, next.TokenType, next.Expiry = tok.AccessToken, tok.Type(), b.expiry(tok)
+	if tok.ExpiresIn > 0 && time.Duration(tok.ExpiresIn)*time.Second <= b.skew {
+		b.log.Warn("bffgate: access tokens live no longer than refresh_skew, so every request refreshes; lower refresh_skew",
+			"expires_in", tok.ExpiresIn, "refresh_skew", b.cfg.RefreshSkew)
+	}
 	if tok.RefreshToken != "" {
 		next.RefreshToken = tok.RefreshToken
 	}

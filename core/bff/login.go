@@ -292,7 +292,7 @@ func (b *BFF) callback(ctx context.Context, req *Request) Result {
 		Issuer: idt.Issuer, Subject: idt.Subject, IDToken: rawID,
 		Claims:      b.userClaims(claims),
 		AccessToken: tok.AccessToken, TokenType: tok.Type(), RefreshToken: tok.RefreshToken,
-		Expiry: tok.Expiry, Created: b.now(),
+		Expiry: b.expiry(tok), Created: b.now(),
 	}
 	s.SID, _ = claims["sid"].(string)
 	s.Scope, _ = tok.Extra("scope").(string)
