@@ -1,0 +1,84 @@
+# bffgate — the two commands a newcomer needs are `make demo` and `make test`.
+# Both install what they need first (scripts/deps.sh).
+
+SHELL := bash
+.SHELLFLAGS := -eu -o pipefail -c
+GO ?= go
+export GOFLAGS ?= -buildvcs=false
+STATICCHECK_VERSION := v0.8.2
+GOBIN := $(shell $(GO) env GOPATH)/bin
+FUZZTIME ?= 30s
+# Go packages that build without special flags (the Tyk plugin needs cgo,
+# -trimpath and the goplugin tag, and is tested apart), and those of them
+# outside core/ (core/ is tested with -race).
+PLAIN_PKGS = $(shell $(GO) list ./... | grep -v /tyk-plugin)
+OTHER_PKGS = $(shell $(GO) list ./... | grep -v -e /tyk-plugin -e /core/)
+
+.PHONY: all build test demo bench lint fuzz test-deps demo-deps sdk-build \
+	test-go test-tyk test-js tyk-plugin kong-plugin clean
+
+all: build
+
+## build: the standalone binary and the gateway plugins
+build: tyk-plugin kong-plugin
+	$(GO) build -o bin/bffgate ./cmd/bffgate
+
+## test: every test (installs what it needs first)
+test: test-deps lint test-go test-js
+	@echo "make test: all passed"
+
+test-deps:
+	scripts/deps.sh debs node go redis
+	$(MAKE) --no-print-directory sdk-build
+
+demo-deps:
+	scripts/deps.sh node go
+
+sdk-build:
+	npm --prefix sdk-js run --silent build
+	npm --prefix sdk-js run --silent build:demo
+
+test-go:
+	$(GO) test -race -count=1 ./core/...
+	$(GO) test -count=1 $(OTHER_PKGS)
+	@if [ -d tyk-plugin ]; then $(MAKE) --no-print-directory test-tyk; fi
+
+test-tyk:
+	CGO_ENABLED=1 $(GO) test -trimpath -tags goplugin -count=1 ./tyk-plugin/...
+
+## tyk-plugin: bin/bffgate.so for a Tyk gateway (see tyk-plugin/README.md)
+tyk-plugin:
+	CGO_ENABLED=1 $(GO) build -buildmode=plugin -trimpath -tags goplugin -o bin/bffgate.so ./tyk-plugin
+
+## kong-plugin: bin/bffgate-kong, a static go-pdk plugin server (see kong-plugin/README.md)
+kong-plugin:
+	CGO_ENABLED=0 $(GO) build -trimpath -o bin/bffgate-kong ./kong-plugin
+
+test-js:
+	npm --prefix sdk-js test --silent
+
+## lint: gofmt, go vet and staticcheck
+lint:
+	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
+	$(GO) vet $(PLAIN_PKGS)
+	@[ -x $(GOBIN)/staticcheck ] || GOFLAGS= $(GO) install honnef.co/go/tools/cmd/staticcheck@$(STATICCHECK_VERSION)
+	$(GOBIN)/staticcheck $(PLAIN_PKGS)
+
+## demo: the test OpenID Provider, an API and bffgate serving the demo SPA on 127.0.0.1
+demo: demo-deps sdk-build
+	$(GO) run ./tests/demo/run $(DEMO_FLAGS)
+
+## bench: Go benchmarks of the hot path (side by side: memory store, identity headers)
+bench:
+	$(GO) test -run '^$$' -bench . -benchmem ./core/...
+
+## fuzz: each fuzz target for FUZZTIME (the seed corpora also run in make test)
+fuzz:
+	@for pkg in ./core/bff ./core/session; do \
+	  for f in $$($(GO) test -list '^Fuzz' $$pkg | grep ^Fuzz); do \
+	    echo "fuzz $$pkg $$f"; $(GO) test -run '^$$' -fuzz "^$$f$$" -fuzztime $(FUZZTIME) $$pkg; \
+	  done; \
+	done
+
+clean:
+	rm -rf bin sdk-js/dist sdk-js/demo/dist tests/artifacts
