@@ -1,0 +1,44 @@
+package main
+
+import (
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+// The example in docs/config.md (kept as examples/bffgate.json) must be a
+// valid config.
+func TestExampleConfig(t *testing.T) {
+	t.Setenv("BFF_CLIENT_SECRET", "s3cret")
+	t.Setenv("BFF_COOKIE_KEY", "MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY=")
+	dir := t.TempDir()
+	os.Mkdir(filepath.Join(dir, "dist"), 0o755)
+	data, err := os.ReadFile("../../examples/bffgate.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	file := filepath.Join(dir, "bffgate.json")
+	os.WriteFile(file, data, 0o644)
+	if err := run([]string{"-config", file}, false); err != nil {
+		t.Fatalf("bffgate check on the documented example: %v", err)
+	}
+	doc, _ := os.ReadFile("../../docs/config.md")
+	if !strings.Contains(string(doc), string(data)) {
+		t.Fatal("examples/bffgate.json and the example in docs/config.md differ")
+	}
+}
+
+func TestCheckNamesTheField(t *testing.T) {
+	t.Setenv("BFF_CLIENT_SECRET", "")
+	file := filepath.Join(t.TempDir(), "c.json")
+	data, _ := os.ReadFile("../../examples/bffgate.json")
+	os.WriteFile(file, data, 0o644)
+	err := run([]string{"-config", file}, false)
+	if err == nil || !strings.Contains(err.Error(), "client_secret") || !strings.Contains(err.Error(), "BFF_CLIENT_SECRET") {
+		t.Fatalf("check with the secret's variable unset: %v, want an error naming client_secret and the variable", err)
+	}
+	if err := run(nil, false); err == nil {
+		t.Fatal("check without -config succeeded")
+	}
+}
