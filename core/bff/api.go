@@ -4,7 +4,6 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/base64"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"net/http"
@@ -48,13 +47,9 @@ func (b *BFF) forward(req *Request, s *session.Session) Result {
 			set["Cookie"] = []string{v}
 		}
 	}
-	if len(b.cfg.IdentityHeaders) > 0 {
-		var claims map[string]any
-		_ = json.Unmarshal([]byte(s.Claims), &claims)
-		for _, h := range b.cfg.IdentityHeaders {
-			if v, ok := headerValue(claims[h.Claim]); ok {
-				set[http.CanonicalHeaderKey(h.Header)] = []string{v}
-			}
+	for i, h := range b.cfg.IdentityHeaders {
+		if v, ok := identityClaim(s.Identity, h.Claim); ok {
+			set[b.identityDel[i]] = []string{v}
 		}
 	}
 	return Result{Set: set, Del: del}

@@ -20,7 +20,7 @@ func authenticated(tb testing.TB, c Config) (*BFF, *Request) {
 	}
 	now := b.now()
 	s := &session.Session{
-		Issuer: c.Issuer, Subject: "alice", SID: "op-sid", Claims: `{"sub":"alice","name":"Alice"}`,
+		Issuer: c.Issuer, Subject: "alice", SID: "op-sid", Claims: `{"sub":"alice","name":"Alice"}`, Identity: "sub\x00alice\x00name\x00Alice\x00",
 		IDToken: "header.payload.signature", AccessToken: "access-token-0123456789", TokenType: "Bearer",
 		RefreshToken: "refresh-token", Scope: "openid profile", Expiry: now.Add(time.Hour), Created: now,
 	}

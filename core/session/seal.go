@@ -86,8 +86,8 @@ func Open(id ID, sealed []byte) (*Session, error) {
 // time). Decoding converts the record to one string and slices the fields
 // out of it, so a session costs one allocation for all its strings.
 
-func (s *Session) strings() [9]*string {
-	return [9]*string{&s.Issuer, &s.Subject, &s.SID, &s.Claims, &s.IDToken,
+func (s *Session) strings() [10]*string {
+	return [10]*string{&s.Issuer, &s.Subject, &s.SID, &s.Claims, &s.Identity, &s.IDToken,
 		&s.AccessToken, &s.TokenType, &s.RefreshToken, &s.Scope}
 }
 

@@ -103,6 +103,7 @@ type Session struct {
 	Subject      string    // the ID token's sub
 	SID          string    // the ID token's sid (OP session), if any
 	Claims       string    // JSON object of the claims shown by /session
+	Identity     string    // claims for identity headers: name NUL value NUL ...
 	IDToken      string    // raw ID token, for id_token_hint at logout
 	AccessToken  string    // current access token
 	TokenType    string    // usually "Bearer"

@@ -11,8 +11,9 @@ import (
 func testSession() *Session {
 	return &Session{
 		Issuer: "https://op.example", Subject: "alice", SID: "sid-1",
-		Claims:  `{"name":"Alice","sub":"alice"}`,
-		IDToken: "eyJ.id.token", AccessToken: "at-1", TokenType: "Bearer",
+		Claims:   `{"name":"Alice","sub":"alice"}`,
+		Identity: "sub\x00alice\x00email\x00alice@example.com\x00",
+		IDToken:  "eyJ.id.token", AccessToken: "at-1", TokenType: "Bearer",
 		RefreshToken: "rt-1", Scope: "openid profile",
 		Expiry:  time.UnixMilli(1700000060000),
 		Created: time.UnixMilli(1700000000000),
