@@ -9,9 +9,11 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"time"
 
 	"github.com/coreos/go-oidc/v3/oidc"
 	"golang.org/x/oauth2"
+	"golang.org/x/sync/singleflight"
 )
 
 const grantTokenExchange = "urn:ietf:params:oauth:grant-type:token-exchange"
@@ -27,13 +29,21 @@ type provider struct {
 	tokenURL      string
 }
 
-// providerCache discovers the provider once; a failed discovery is tried
-// again by the next request that needs it.
+// providerCache discovers the provider once. Concurrent requests share
+// one discovery; after a failure, requests within discoveryRetry get the
+// same error at once instead of queueing behind calls that time out.
 type providerCache struct {
-	b  *BFF
-	mu sync.Mutex // guards p and serializes discovery
-	p  *provider
+	b      *BFF
+	flight singleflight.Group
+
+	mu      sync.Mutex // guards the fields below
+	p       *provider
+	lastErr error
+	failed  time.Time
 }
+
+// discoveryRetry is how long a failed discovery is remembered.
+const discoveryRetry = 2 * time.Second
 
 // errIdP marks the provider being unreachable or answering garbage.
 var errIdP = errors.New("identity provider unavailable")
@@ -41,16 +51,34 @@ var errIdP = errors.New("identity provider unavailable")
 // get returns the discovered provider, discovering it on first use.
 func (c *providerCache) get(ctx context.Context) (*provider, error) {
 	c.mu.Lock()
-	defer c.mu.Unlock()
-	if c.p != nil {
-		return c.p, nil
+	p, lastErr, failed := c.p, c.lastErr, c.failed
+	c.mu.Unlock()
+	if p != nil {
+		return p, nil
 	}
-	p, err := c.b.discover(ctx)
-	if err != nil {
-		return nil, err
+	if lastErr != nil && c.b.now().Sub(failed) < discoveryRetry {
+		return nil, lastErr
 	}
-	c.p = p
-	return p, nil
+	ch := c.flight.DoChan("discover", func() (any, error) {
+		p, err := c.b.discover(ctx)
+		c.mu.Lock()
+		defer c.mu.Unlock()
+		if err != nil {
+			c.lastErr, c.failed = err, c.b.now()
+			return nil, err
+		}
+		c.p = p
+		return p, nil
+	})
+	select {
+	case <-ctx.Done():
+		return nil, fmt.Errorf("%w: %v", errIdP, ctx.Err())
+	case res := <-ch:
+		if res.Err != nil {
+			return nil, res.Err
+		}
+		return res.Val.(*provider), nil
+	}
 }
 
 func (b *BFF) discover(ctx context.Context) (*provider, error) {

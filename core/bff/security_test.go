@@ -7,6 +7,7 @@ import (
 	"net/http/httptest"
 	"net/url"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -470,5 +471,46 @@ func TestLoginCookiesDoNotPileUp(t *testing.T) {
 	r := e.do(c, "GET", e.authorize(c, e.startLogin(c, ""), op.AliceUser, op.AlicePassword))
 	if r.status != http.StatusFound {
 		t.Fatalf("login after abandoned ones: %d (body %s)", r.status, r.body)
+	}
+}
+
+// A provider that hangs is asked once, not once per waiting request, and a
+// failure is remembered briefly instead of retried by every request.
+func TestDiscoveryIsShared(t *testing.T) {
+	var mu sync.Mutex
+	calls := 0
+	release := make(chan struct{})
+	hang := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		mu.Lock()
+		calls++
+		mu.Unlock()
+		<-release
+		http.Error(w, "down", http.StatusServiceUnavailable)
+	}))
+	defer hang.Close()
+	defer close(release)
+	b, err := bff.New(bff.Config{Issuer: hang.URL, ClientID: "c", ClientSecret: "s",
+		RedirectURL: "https://app.example/oauth/callback", CookieKeys: []string{cookieKey}, HTTPTimeout: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var wg sync.WaitGroup
+	for range 10 {
+		wg.Go(func() {
+			res := b.Handle(context.Background(), &bff.Request{Method: "GET", Path: "/login", Header: http.Header{}})
+			if res.Status != http.StatusBadGateway {
+				t.Errorf("login with the provider hanging: %d %s", res.Status, res.Body)
+			}
+		})
+	}
+	wg.Wait()
+	res := b.Handle(context.Background(), &bff.Request{Method: "GET", Path: "/login", Header: http.Header{}})
+	if res.Status != http.StatusBadGateway {
+		t.Fatalf("login right after a failed discovery: %d", res.Status)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if calls != 1 {
+		t.Fatalf("the provider was asked %d times for discovery, want 1", calls)
 	}
 }
