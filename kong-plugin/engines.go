@@ -1,0 +1,124 @@
+package main
+
+import (
+	"crypto/sha256"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"sync"
+	"sync/atomic"
+
+	"github.com/bffgate/bffgate/core/bff"
+)
+
+// Kong starts a plugin instance per configured plugin in each of its
+// worker processes, and a new one whenever the configuration is saved
+// again; go-pdk gives each instance a fresh *Config. All of them talk to
+// this one process, so the engine — and the in-memory session store with
+// it — is shared by every instance with the same configuration, and a
+// changed configuration gets a new engine.
+var engines = registry{byKey: map[string]*engine{}}
+
+// Bounds on what the registry remembers. go-pdk does not tell a plugin
+// when Kong closes an instance, so instances and superseded configurations
+// would otherwise pile up over a long-running process's reconfigurations.
+const (
+	maxInstances = 4096 // instance → engine shortcuts; dropped all at once past this
+	maxEngines   = 64   // distinct configurations; the least recently attached goes
+)
+
+// registry maps plugin instances and configurations to engines.
+type registry struct {
+	instances sync.Map     // *Config → *engine, the shortcut for every request after an instance's first
+	ninst     atomic.Int64 // entries in instances, about
+
+	mu    sync.Mutex // guards byKey, clock and every engine's attached
+	byKey map[string]*engine
+	clock uint64
+}
+
+// engine is one bff.BFF, built on first use.
+type engine struct {
+	cfg      bff.Config
+	ready    atomic.Pointer[bff.BFF]
+	mu       sync.Mutex // guards err; held while building
+	err      error      // a *bff.ConfigError: the config will not get better
+	logged   atomic.Bool
+	attached uint64 // registry.clock when an instance last attached
+}
+
+// forConfig returns the engine of a plugin instance's configuration.
+func (r *registry) forConfig(c *Config) *engine {
+	if e, ok := r.instances.Load(c); ok {
+		return e.(*engine)
+	}
+	key := configKey(c)
+	r.mu.Lock()
+	e := r.byKey[key]
+	if e == nil {
+		e = &engine{cfg: bff.Config(*c)}
+		r.byKey[key] = e
+		if len(r.byKey) > maxEngines {
+			r.evictLocked()
+		}
+	}
+	r.clock++
+	e.attached = r.clock
+	r.mu.Unlock()
+	if r.ninst.Add(1) > maxInstances {
+		r.instances.Clear()
+		r.ninst.Store(1)
+	}
+	r.instances.Store(c, e)
+	return e
+}
+
+// evictLocked forgets the engine attached least recently. Instances that
+// still hold it keep using it.
+func (r *registry) evictLocked() {
+	var oldest string
+	for k, e := range r.byKey {
+		if oldest == "" || e.attached < r.byKey[oldest].attached {
+			oldest = k
+		}
+	}
+	delete(r.byKey, oldest)
+}
+
+// configKey identifies a configuration by its JSON, which holds every
+// field Kong can set. A config with Go-only hooks set (tests) is keyed by
+// its identity as well: functions and clients cannot be compared.
+func configKey(c *Config) string {
+	b, _ := json.Marshal((*bff.Config)(c)) // only strings, numbers, bools, slices and structs
+	sum := sha256.Sum256(b)
+	key := fmt.Sprintf("%x", sum)
+	if c.Store != nil || c.HTTPClient != nil || c.Now != nil || c.Logger != nil {
+		key += fmt.Sprintf("/%p", c)
+	}
+	return key
+}
+
+// get returns the engine, building it on first use. A config error is
+// kept; any other error is returned and the next request tries again.
+func (e *engine) get() (*bff.BFF, error) {
+	if b := e.ready.Load(); b != nil {
+		return b, nil
+	}
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if b := e.ready.Load(); b != nil {
+		return b, nil
+	}
+	if e.err != nil {
+		return nil, e.err
+	}
+	b, err := bff.New(e.cfg)
+	if err != nil {
+		if errors.As(err, new(*bff.ConfigError)) {
+			e.err = err
+		}
+		return nil, err
+	}
+	e.ready.Store(b)
+	return b, nil
+}

@@ -1,0 +1,136 @@
+// Command bffgate-kong is bffgate's Kong plugin: a go-pdk plugin server that
+// runs the bffgate engine (package bff) in Kong's access phase. Install the
+// binary as /usr/local/bin/bffgate — Kong names the plugin, its socket
+// (<prefix>/bffgate.socket) and its schema after the executable's file name
+// — and see README.md for kong.conf, a Dockerfile and a route config.
+//
+//	bffgate -dump                  print the plugin's info and config schema (Kong's query_cmd)
+//	bffgate -kong-prefix /usr/local/kong   serve Kong on <prefix>/bffgate.socket (Kong's start_cmd)
+//
+// The plugin only translates: Kong's request in (method, path with query,
+// headers; the body only for back-channel logout), the engine's decision
+// out (kong.response.exit, or one kong.service.request.set_headers). Every
+// PDK call is an RPC to Kong, so an API request costs four.
+package main
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log"
+	"os"
+
+	"github.com/Kong/go-pdk/server"
+)
+
+// version is reported to Kong; set it with -ldflags "-X main.version=...".
+var version = "dev"
+
+// Priority places bffgate in Kong's plugin order (higher runs first in the
+// access phase). Among Kong's bundled plugins: bot-detection 2500, cors
+// 2000 and session 1900 run before it, and so do the authentication
+// plugins (jwt 1450 … hmac-auth 1030) and ip-restriction 990, so blocked
+// clients never cost a provider call; request-size-limiting 951, acl 950,
+// rate-limiting 910 and everything after run behind it, so anonymous API
+// requests get their 401 before anything else spends work on them.
+const Priority = 985
+
+func main() {
+	// go-pdk registers -dump and -kong-prefix and parses them again in
+	// StartServer; parsing here first lets main handle -dump.
+	flag.Parse()
+	if f := flag.Lookup("dump"); f != nil && f.Value.String() == "true" {
+		if err := dump(os.Stdout); err != nil {
+			log.Fatalf("bffgate: -dump: %v", err)
+		}
+		return
+	}
+	if err := server.StartServer(New, version, Priority); err != nil {
+		log.Fatalf("bffgate: %v", err)
+	}
+}
+
+// dump writes go-pdk's -dump output (plugin name, phases, version,
+// priority and the config schema Kong reads) to w, less the fields go-pdk
+// should not have listed: it names a field by its raw JSON tag and keeps
+// struct-typed fields, so bff.Config's Go-only hooks (`json:"-"`: the HTTP
+// client and the logger) would show up as empty records named "-".
+func dump(w io.Writer) error {
+	r, pw, err := os.Pipe()
+	if err != nil {
+		return err
+	}
+	type read struct {
+		b   []byte
+		err error
+	}
+	done := make(chan read, 1)
+	go func() {
+		b, err := io.ReadAll(r)
+		done <- read{b, err}
+	}()
+	stdout := os.Stdout
+	os.Stdout = pw // go-pdk's dump writes to os.Stdout
+	err = server.StartServer(New, version, Priority)
+	os.Stdout = stdout
+	pw.Close()
+	out := <-done
+	r.Close()
+	if err != nil {
+		return err
+	}
+	if out.err != nil {
+		return out.err
+	}
+	var info any
+	if err := json.Unmarshal(out.b, &info); err != nil {
+		return fmt.Errorf("go-pdk's output %q is not JSON: %w", out.b, err)
+	}
+	if !prune(info) {
+		return errors.New("go-pdk's output has no config schema")
+	}
+	var buf bytes.Buffer
+	enc := json.NewEncoder(&buf)
+	enc.SetEscapeHTML(false)
+	if err := enc.Encode(info); err != nil {
+		return err
+	}
+	_, err = w.Write(buf.Bytes())
+	return err
+}
+
+// prune removes the fields named "-" from every record of a go-pdk schema
+// and reports whether it saw any record.
+func prune(v any) (sawRecord bool) {
+	switch v := v.(type) {
+	case map[string]any:
+		if fields, ok := v["fields"].([]any); ok {
+			sawRecord = true
+			kept := fields[:0]
+			for _, f := range fields {
+				if m, ok := f.(map[string]any); ok {
+					if _, hook := m["-"]; hook {
+						continue
+					}
+				}
+				kept = append(kept, f)
+			}
+			v["fields"] = kept
+		}
+		for _, child := range v {
+			if prune(child) {
+				sawRecord = true
+			}
+		}
+	case []any:
+		for _, child := range v {
+			if prune(child) {
+				sawRecord = true
+			}
+		}
+	}
+	return sawRecord
+}
