@@ -106,7 +106,11 @@ func (c *Config) serve(k kong) {
 	b, err := e.get()
 	if err != nil {
 		if e.logged.CompareAndSwap(false, true) {
-			_ = k.LogErr("bffgate: " + err.Error())
+			msg := err.Error() // a *bff.ConfigError says "bffgate: config: <field>: ..."
+			if !strings.HasPrefix(msg, "bffgate") {
+				msg = "bffgate: " + msg
+			}
+			_ = k.LogErr(msg)
 		}
 		exit(failure(err))
 		return

@@ -10,6 +10,7 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"io"
 	"net/http"
 	"net/url"
@@ -196,18 +197,41 @@ func (a *answer) wantError(t *testing.T, status int, code string) {
 	}
 }
 
-// browser sends requests through the harness to one plugin instance,
-// keeping cookies like a browser.
+// trip sends one request to the plugin and reports what became of it:
+// through go-pdk's harness here, through a fake Kong in binary_test.go.
+type trip func(t *testing.T, method, target string, h http.Header, body []byte) *answer
+
+// harness is the trip through go-pdk's test harness to one plugin instance.
+func harness(cfg *Config) trip {
+	return func(t *testing.T, method, target string, h http.Header, body []byte) *answer {
+		t.Helper()
+		env, err := test.New(t, test.Request{Method: method, Url: target, Headers: h, Body: body})
+		if err != nil {
+			t.Fatal(err)
+		}
+		n := &counter{}
+		env.DoAccess(counted{cfg, n})
+		a := &answer{calls: n.calls}
+		if len(n.calls) > 0 && n.calls[len(n.calls)-1] == "response.exit" {
+			a.exited, a.status, a.header, a.body = true, env.ClientRes.Status, env.ClientRes.Headers, env.ClientRes.Body
+		} else {
+			a.upstream = env.ServiceReq.Headers
+		}
+		return a
+	}
+}
+
+// browser sends requests to the plugin, keeping cookies like a browser.
 type browser struct {
 	t    *testing.T
-	cfg  *Config
+	trip trip
 	jar  http.CookieJar
 	http *http.Client // the same jar, for the OP's pages
 }
 
-func newBrowser(t *testing.T, cfg *Config) *browser {
+func newBrowser(t *testing.T, via trip) *browser {
 	jar := op.NewJar()
-	return &browser{t: t, cfg: cfg, jar: jar, http: &http.Client{
+	return &browser{t: t, trip: via, jar: jar, http: &http.Client{
 		Jar:           jar,
 		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
 		Timeout:       30 * time.Second,
@@ -215,8 +239,8 @@ func newBrowser(t *testing.T, cfg *Config) *browser {
 }
 
 // do sends one request; target is a path on the app or an absolute URL;
-// header pairs are name, value, ... The harness needs a body on POST, PUT
-// and PATCH; do gives them "{}".
+// header pairs are name, value, ... (an empty value removes the header).
+// The harness needs a body on POST, PUT and PATCH; do gives them "{}".
 func (b *browser) do(method, target string, header ...string) *answer {
 	b.t.Helper()
 	if strings.HasPrefix(target, "/") {
@@ -227,6 +251,13 @@ func (b *browser) do(method, target string, header ...string) *answer {
 		b.t.Fatal(err)
 	}
 	h := http.Header{"Host": {u.Host}}
+	var pairs []string
+	for _, c := range b.jar.Cookies(u) {
+		pairs = append(pairs, c.Name+"="+c.Value)
+	}
+	if len(pairs) > 0 {
+		h.Set("Cookie", strings.Join(pairs, "; "))
+	}
 	for i := 0; i+1 < len(header); i += 2 {
 		if header[i+1] == "" {
 			h.Del(header[i])
@@ -234,37 +265,14 @@ func (b *browser) do(method, target string, header ...string) *answer {
 		}
 		h.Set(header[i], header[i+1])
 	}
-	var pairs []string
-	for _, c := range b.jar.Cookies(u) {
-		pairs = append(pairs, c.Name+"="+c.Value)
-	}
-	if len(pairs) > 0 && h.Get("Cookie") == "" {
-		h.Set("Cookie", strings.Join(pairs, "; "))
-	}
 	var body []byte
 	switch method {
 	case "POST", "PUT", "PATCH":
 		body = []byte("{}")
 	}
-	return b.send(test.Request{Method: method, Url: target, Headers: h, Body: body})
-}
-
-// send runs a harness request through the Access phase.
-func (b *browser) send(req test.Request) *answer {
-	b.t.Helper()
-	env, err := test.New(b.t, req)
-	if err != nil {
-		b.t.Fatal(err)
-	}
-	n := &counter{}
-	env.DoAccess(counted{b.cfg, n})
-	a := &answer{calls: n.calls}
-	if len(n.calls) > 0 && n.calls[len(n.calls)-1] == "response.exit" {
-		a.exited, a.status, a.header, a.body = true, env.ClientRes.Status, env.ClientRes.Headers, env.ClientRes.Body
-		u, _ := url.Parse(req.Url)
+	a := b.trip(b.t, method, target, h, body)
+	if a.exited {
 		b.jar.SetCookies(u, (&http.Response{Header: a.header}).Cookies())
-	} else {
-		a.upstream = env.ServiceReq.Headers
 	}
 	return a
 }
@@ -319,7 +327,7 @@ func wantCalls(t *testing.T, what string, a *answer, want int) {
 
 func TestFlow(t *testing.T) {
 	cfg, clk := newConfig(t, nil)
-	b := newBrowser(t, cfg)
+	b := newBrowser(t, harness(cfg))
 
 	// Login: a redirect to the provider with a login cookie.
 	a := b.do("GET", "/login?returnTo=%2Fapp%3Fx%3D1")
@@ -439,5 +447,214 @@ func TestFlow(t *testing.T) {
 	a = b.do("GET", "/logout/callback")
 	if a.status != http.StatusFound || a.header.Get("Location") != "/" {
 		t.Fatalf("logout callback = %d %q, want 302 to /", a.status, a.header.Get("Location"))
+	}
+}
+
+func TestTokenMediating(t *testing.T) {
+	cfg, _ := newConfig(t, func(c *Config) { c.Mode = bff.ModeTokenMediating })
+	b := newBrowser(t, harness(cfg))
+	b.login("/")
+
+	b.do("GET", "/token").wantError(t, http.StatusForbidden, "csrf_header_missing")
+	a := b.do("GET", "/token", "X-CSRF", "1")
+	if a.status != http.StatusOK {
+		t.Fatalf("/token = %d (body %s)", a.status, a.body)
+	}
+	tok := a.json(t)
+	if at, _ := tok["access_token"].(string); at == "" || tok["token_type"] != "Bearer" {
+		t.Fatalf("/token = %s", a.body)
+	}
+	if exp, _ := tok["expires_in"].(float64); exp <= 0 || exp > 60 {
+		t.Fatalf("expires_in = %v, want within the token's 60 s", tok["expires_in"])
+	}
+	if _, has := tok["refresh_token"]; has {
+		t.Fatal("/token handed out the refresh token")
+	}
+	if a.header.Get("Cache-Control") != "no-store" {
+		t.Fatalf("/token Cache-Control = %q, want no-store", a.header.Get("Cache-Control"))
+	}
+	wantCalls(t, "/token", a, budget)
+
+	// The API path still takes the cookie in this mode, with the same
+	// access token as the one handed out.
+	a = b.do("GET", "/api/x", "X-CSRF", "1")
+	if a.exited || a.upstream.Get("Authorization") != "Bearer "+tok["access_token"].(string) {
+		t.Fatalf("API request: exited %v, upstream Authorization %q", a.exited, a.upstream.Get("Authorization"))
+	}
+}
+
+// TestRefused: what the plugin answers itself instead of forwarding.
+func TestRefused(t *testing.T) {
+	cfg, _ := newConfig(t, func(c *Config) { c.AllowedOrigins = []string{"https://spa.example.test"} })
+	b := newBrowser(t, harness(cfg))
+	b.login("/")
+	anon := newBrowser(t, harness(cfg))
+	forged := "__Host-bffgate=" + strings.Repeat("A", 43)
+
+	for _, tt := range []struct {
+		name   string
+		b      *browser
+		method string
+		target string
+		header []string
+		status int
+		code   string
+	}{
+		{"no session", anon, "GET", "/api/orders", []string{"X-CSRF", "1"}, http.StatusUnauthorized, "unauthenticated"},
+		{"no session, POST", anon, "POST", "/api/orders", []string{"X-CSRF", "1"}, http.StatusUnauthorized, "unauthenticated"},
+		{"missing CSRF header", b, "GET", "/api/orders", nil, http.StatusForbidden, "csrf_header_missing"},
+		{"wrong CSRF value", b, "PATCH", "/api/orders", []string{"X-CSRF", "0"}, http.StatusForbidden, "csrf_header_missing"},
+		{"foreign Origin", b, "POST", "/api/orders", []string{"X-CSRF", "1", "Origin", "https://evil.example"}, http.StatusForbidden, "origin_not_allowed"},
+		{"forged cookie", anon, "GET", "/api/orders", []string{"X-CSRF", "1", "Cookie", forged}, http.StatusUnauthorized, "invalid_session"},
+		{"malformed cookie", anon, "GET", "/api/orders", []string{"X-CSRF", "1", "Cookie", "__Host-bffgate=%%%"}, http.StatusUnauthorized, "invalid_session"},
+		{"open redirect", anon, "GET", "/login?returnTo=https%3A%2F%2Fevil.example%2F", nil, http.StatusBadRequest, "invalid_return_to"},
+		{"scheme-relative redirect", anon, "GET", "/login?returnTo=%2F%2Fevil.example%2F", nil, http.StatusBadRequest, "invalid_return_to"},
+		{"callback without state", anon, "GET", "/oauth/callback?code=abc", nil, http.StatusBadRequest, ""},
+		{"logout without CSRF", b, "POST", "/logout", nil, http.StatusForbidden, "csrf_header_missing"},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			a := tt.b.do(tt.method, tt.target, tt.header...)
+			if tt.code == "" {
+				if !a.exited || a.status != tt.status || a.upstream != nil {
+					t.Fatalf("status = %d (exited %v), want %d (body %s)", a.status, a.exited, tt.status, a.body)
+				}
+				return
+			}
+			a.wantError(t, tt.status, tt.code)
+			if a.status == http.StatusUnauthorized && a.json(t)["authenticated"] != false {
+				t.Fatalf("401 body %s lacks authenticated:false", a.body)
+			}
+			if ct := a.header.Get("Content-Type"); ct != "application/json" {
+				t.Fatalf("Content-Type = %q, want application/json", ct)
+			}
+			if len(a.calls) > budget {
+				t.Errorf("%d PDK calls %v, want at most %d", len(a.calls), a.calls, budget)
+			}
+		})
+	}
+
+	// A refusal to an allowed cross-origin app carries CORS headers, so
+	// the app can read why.
+	a := anon.do("GET", "/api/orders", "X-CSRF", "1", "Origin", "https://spa.example.test")
+	a.wantError(t, http.StatusUnauthorized, "unauthenticated")
+	if a.header.Get("Access-Control-Allow-Origin") != "https://spa.example.test" || a.header.Get("Access-Control-Allow-Credentials") != "true" {
+		t.Fatalf("401 to an allowed origin lacks CORS headers: %v", a.header)
+	}
+
+	// The back-channel logout endpoint is the one that reads the body: a
+	// token that is not a logout token is refused, and the session lives.
+	a = b.trip(t, "POST", appOrigin+"/backchannel-logout", http.Header{
+		"Host":         {"app.example.test"},
+		"Content-Type": {"application/x-www-form-urlencoded"},
+	}, []byte("logout_token=not-a-jwt"))
+	a.wantError(t, http.StatusBadRequest, "invalid_request")
+	if want := []string{"request.get_method", "request.get_path_with_query", "request.get_headers", "request.get_raw_body", "response.exit"}; strings.Join(a.calls, " ") != strings.Join(want, " ") {
+		t.Errorf("back-channel logout PDK calls = %v, want %v", a.calls, want)
+	}
+	if a := b.do("GET", "/api/orders", "X-CSRF", "1"); a.exited {
+		t.Fatalf("the session did not survive a rejected logout token: %d %s", a.status, a.body)
+	}
+}
+
+// TestPDKCalls measures the PDK calls of each kind of request against the
+// budget: three reads and one write.
+func TestPDKCalls(t *testing.T) {
+	cfg, _ := newConfig(t, nil)
+	b := newBrowser(t, harness(cfg))
+	b.login("/")
+	reads := []string{"request.get_method", "request.get_path_with_query", "request.get_headers"}
+	forward := append(reads[:3:3], "service.request.set_headers")
+	answer := append(reads[:3:3], "response.exit")
+
+	for _, tt := range []struct {
+		name   string
+		method string
+		target string
+		header []string
+		want   []string
+	}{
+		{"authenticated API request", "GET", "/api/orders", []string{"X-CSRF", "1"}, forward},
+		{"authenticated API POST", "POST", "/api/orders", []string{"X-CSRF", "1"}, forward},
+		{"login", "GET", "/login", nil, answer},
+		{"session", "GET", "/session", nil, answer},
+		{"refused API request", "GET", "/api/orders", nil, answer},
+		// Without a Host header (never from HTTP/1.1 clients; nginx makes
+		// one of HTTP/2's :authority) the host costs a call of its own.
+		{"no Host header", "GET", "/session", []string{"Host", ""}, append(reads[:3:3], "request.get_host", "response.exit")},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			a := b.do(tt.method, tt.target, tt.header...)
+			if got, want := strings.Join(a.calls, " "), strings.Join(tt.want, " "); got != want {
+				t.Fatalf("PDK calls = %s, want %s", got, want)
+			}
+			t.Logf("%d PDK calls", len(a.calls))
+		})
+	}
+}
+
+func TestConfigError(t *testing.T) {
+	cfg, _ := newConfig(t, func(c *Config) {
+		c.ClientSecret = "s3cr3t-value"
+		c.CookieKeys = []string{"not-a-key"}
+	})
+	b := newBrowser(t, harness(cfg))
+	for i, want := range [][]string{{"log.err", "response.exit"}, {"response.exit"}} {
+		a := b.do("GET", "/api/orders", "X-CSRF", "1")
+		a.wantError(t, http.StatusInternalServerError, "bffgate_config_invalid")
+		if desc := a.json(t)["error_description"].(string); !strings.Contains(desc, "cookie_keys[0]") {
+			t.Fatalf("error_description = %q, want the field named", desc)
+		}
+		if strings.Contains(string(a.body), "s3cr3t") || strings.Contains(string(a.body), "not-a-key") {
+			t.Fatalf("the answer reveals config values: %s", a.body)
+		}
+		if strings.Join(a.calls, " ") != strings.Join(want, " ") {
+			t.Fatalf("request %d: PDK calls = %v, want %v (the error logged once)", i+1, a.calls, want)
+		}
+	}
+}
+
+// TestKongConfig: the JSON Kong sends a plugin instance — every schema
+// field, null where unset, plus Kong's own keys — is a valid config, and
+// instances with the same content share one engine while a changed
+// config gets its own.
+func TestKongConfig(t *testing.T) {
+	srv := provider(t)
+	kongJSON := func(seq int, clientID string) []byte {
+		return []byte(fmt.Sprintf(`{"__seq__":%d,"__key__":"plugins:bffgate:route-1::::ws-1",
+			"issuer":%q,"client_id":%q,"client_secret":%q,
+			"redirect_url":"https://app.example.test/oauth/callback","cookie_keys":[%q],
+			"scopes":null,"mode":null,"path_prefix":null,
+			"paths":{"login":null,"callback":null,"session":null,"token":null,"logout":null,"logout_callback":null,"backchannel_logout":null},
+			"cookie_name":null,"cookie_same_site":null,"session_idle_timeout":null,"session_max_lifetime":null,
+			"refresh_skew":null,"csrf_header":null,"csrf_header_value":null,"csrf_unsafe_methods_only":false,
+			"allowed_origins":null,"login_params":null,"default_return_to":null,"post_logout_redirect_url":null,
+			"post_logout_return_to":null,"user_claims":null,"identity_headers":[{"header":"X-User","claim":"sub"}],
+			"token_exchange_audience":null,"token_max_lifetime":null,"http_timeout":null}`,
+			seq, srv.Issuer, clientID, srv.ClientSecret, cookieKey))
+	}
+	instance := func(raw []byte) *Config {
+		c := New().(*Config)
+		if err := json.Unmarshal(raw, c); err != nil {
+			t.Fatal(err)
+		}
+		return c
+	}
+	w1, w2 := instance(kongJSON(1, srv.ClientID)), instance(kongJSON(1, srv.ClientID))
+	resaved := instance(kongJSON(2, srv.ClientID)) // saved again, same content
+	changed := instance(kongJSON(3, "another-client"))
+	if engines.forConfig(w1) != engines.forConfig(w2) || engines.forConfig(w1) != engines.forConfig(resaved) {
+		t.Fatal("instances with the same config got different engines (sessions would not be shared)")
+	}
+	if engines.forConfig(w1) == engines.forConfig(changed) {
+		t.Fatal("a changed config kept the old engine")
+	}
+
+	// A session made through one worker's instance is good on another's.
+	// The harness browser logs in through w1 and calls the API through w2.
+	b := newBrowser(t, harness(w1))
+	b.login("/")
+	b.trip = harness(w2)
+	if a := b.do("GET", "/api/x", "X-CSRF", "1"); a.exited || !strings.HasPrefix(a.upstream.Get("Authorization"), "Bearer ") {
+		t.Fatalf("API request through another instance: %d %s", a.status, a.body)
 	}
 }
