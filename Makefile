@@ -15,7 +15,7 @@ PLAIN_PKGS = $(shell $(GO) list ./... | grep -v /tyk-plugin)
 OTHER_PKGS = $(shell $(GO) list ./... | grep -v -e /tyk-plugin -e /core/)
 
 .PHONY: all build test demo bench lint fuzz test-deps demo-deps sdk-build \
-	test-go test-tyk test-js tyk-plugin kong-plugin clean
+	test-go test-tyk test-js tyk-plugin kong-plugin bench-compare clean
 
 all: build
 
@@ -71,6 +71,13 @@ demo: demo-deps sdk-build
 ## bench: Go benchmarks of the hot path (side by side: memory store, identity headers)
 bench:
 	$(GO) test -run '^$$' -bench . -benchmem ./core/...
+
+## bench-compare: bffgate serve vs oauth2-proxy v7.8.1 vs the bare upstream, with wrk on loopback (writes BENCHMARKS.md)
+bench-compare: demo-deps
+	scripts/deps.sh wrk
+	$(GO) build -o bin/bffgate ./cmd/bffgate
+	cd bench/oauth2-proxy && $(GO) build -o ../../bin/oauth2-proxy github.com/oauth2-proxy/oauth2-proxy/v7
+	$(GO) run ./bench/compare
 
 ## fuzz: each fuzz target for FUZZTIME (the seed corpora also run in make test)
 fuzz:
