@@ -76,6 +76,11 @@ func New(c *Config) (http.Handler, *bff.BFF, error) {
 		return nil, nil, errors.New("bffgate serve: config: routes: add at least one route, e.g. {\"path\": \"/\", \"upstream\": \"http://127.0.0.1:9000\"}")
 	}
 	h := &handler{bff: b}
+	// One transport for all routes, keeping enough idle connections per
+	// upstream for a busy proxy (net/http's default keeps 2).
+	transport := http.DefaultTransport.(*http.Transport).Clone()
+	transport.MaxIdleConns = 1024
+	transport.MaxIdleConnsPerHost = 256
 	for i, r := range c.Routes {
 		u, err := url.Parse(r.Upstream)
 		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
@@ -89,6 +94,7 @@ func New(c *Config) (http.Handler, *bff.BFF, error) {
 				pr.SetURL(u)
 				pr.SetXForwarded()
 			},
+			Transport:    transport,
 			ErrorHandler: upstreamError,
 		}
 		var next http.Handler = proxy
