@@ -483,6 +483,9 @@ func TestBinaryFlow(t *testing.T) {
 	if !a.exited || a.status != http.StatusNoContent || a.header.Get("Access-Control-Allow-Origin") != "https://spa.example.test" {
 		t.Fatalf("preflight = %d %v (exited %v)", a.status, a.header, a.exited)
 	}
+	if want := []string{"request.get_method", "request.get_path_with_query", "request.get_headers", "response.exit"}; !reflect.DeepEqual(a.calls, want) {
+		t.Fatalf("preflight PDK messages = %v, want %v", a.calls, want)
+	}
 	b.do("OPTIONS", "/api/orders/7", "Origin", "https://evil.example",
 		"Access-Control-Request-Method", "DELETE").wantError(t, http.StatusForbidden, "origin_not_allowed")
 
