@@ -54,16 +54,16 @@ func (r *registry) forConfig(c *Config) *engine {
 	}
 	key := configKey(c)
 	r.mu.Lock()
+	r.clock++
 	e := r.byKey[key]
 	if e == nil {
 		e = &engine{cfg: bff.Config(*c)}
 		r.byKey[key] = e
-		if len(r.byKey) > maxEngines {
-			r.evictLocked()
-		}
 	}
-	r.clock++
 	e.attached = r.clock
+	if len(r.byKey) > maxEngines {
+		r.evictLocked()
+	}
 	r.mu.Unlock()
 	if r.ninst.Add(1) > maxInstances {
 		r.instances.Clear()

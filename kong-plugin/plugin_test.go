@@ -662,3 +662,34 @@ func TestKongConfig(t *testing.T) {
 		t.Fatalf("API request through another instance: %d %s", a.status, a.body)
 	}
 }
+
+// TestRegistryBounds: superseded configurations do not pile up; the one
+// attached least recently goes first.
+func TestRegistryBounds(t *testing.T) {
+	r := registry{byKey: map[string]*engine{}}
+	cfg := func(i int) *Config {
+		return &Config{Issuer: "https://idp.example.test", ClientID: fmt.Sprint("client-", i)}
+	}
+	first := r.forConfig(cfg(0))
+	for i := 1; i <= maxEngines; i++ {
+		if i == maxEngines/2 {
+			if r.forConfig(cfg(0)) != first { // a new instance of config 0 attaches to it again
+				t.Fatal("config 0 got a second engine")
+			}
+		}
+		r.forConfig(cfg(i))
+	}
+	if len(r.byKey) != maxEngines {
+		t.Fatalf("the registry holds %d engines, want at most %d", len(r.byKey), maxEngines)
+	}
+	if r.forConfig(cfg(0)) != first {
+		t.Fatal("the recently attached config 0 was evicted")
+	}
+	if _, kept := r.byKey[configKey(cfg(1))]; kept {
+		t.Fatal("config 1, attached least recently, was kept")
+	}
+	newest := r.forConfig(cfg(maxEngines))
+	if again := r.forConfig(cfg(maxEngines)); again != newest {
+		t.Fatal("the newest config was evicted at once")
+	}
+}
