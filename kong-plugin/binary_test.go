@@ -139,35 +139,42 @@ func checkRecord(t *testing.T, path string, st reflect.Type, def any, seen *[]st
 		}
 		want = append(want, f)
 	}
-	if len(list) != len(want) {
-		var got []string
-		for _, f := range list {
-			for k := range f.(map[string]any) {
-				got = append(got, k)
-			}
+	var got []string
+	defs := map[string]any{}
+	for _, f := range list {
+		for name, d := range f.(map[string]any) {
+			got = append(got, name)
+			defs[name] = d
 		}
-		t.Fatalf("%s: schema has fields %v, bff.Config has %d JSON fields", path, got, len(want))
 	}
-	for i, f := range want {
+	var names []string
+	for _, f := range want {
 		name, _, _ := strings.Cut(f.Tag.Get("json"), ",")
-		entry, _ := list[i].(map[string]any)
-		fdef, ok := entry[name]
-		if !ok || len(entry) != 1 {
-			t.Fatalf("%s: schema field %d is %v, want %q", path, i, entry, name)
+		names = append(names, name)
+		fdef, ok := defs[name]
+		if !ok {
+			t.Errorf("%s.%s (%s) is not in the schema: go-pdk drops types it cannot express (int64, time.Duration, interfaces, funcs); use int seconds, strings, bools, slices or structs", path, name, f.Type)
+			continue
 		}
 		*seen = append(*seen, path+"."+name)
 		checkType(t, path+"."+name, f.Type, fdef, seen)
+	}
+	if !reflect.DeepEqual(got, names) {
+		t.Errorf("%s: schema fields %v, want the JSON fields of %s in order: %v", path, got, st, names)
 	}
 }
 
 func checkType(t *testing.T, path string, typ reflect.Type, def any, seen *[]string) {
 	t.Helper()
 	m, _ := def.(map[string]any)
+	for typ.Kind() == reflect.Pointer { // go-pdk describes what a pointer points to
+		typ = typ.Elem()
+	}
 	want := map[reflect.Kind]string{
 		reflect.String: "string", reflect.Bool: "boolean",
-		reflect.Int: "integer", reflect.Int32: "integer",
+		reflect.Int: "integer", reflect.Int32: "integer", reflect.Uint: "integer", reflect.Uint32: "integer",
 		reflect.Float32: "number", reflect.Float64: "number",
-		reflect.Slice: "array", reflect.Struct: "record",
+		reflect.Slice: "array", reflect.Map: "map", reflect.Struct: "record",
 	}[typ.Kind()]
 	if want == "" {
 		t.Errorf("%s: go-pdk cannot express %s in a Kong schema (it drops int64, time.Duration, interfaces, funcs); use int seconds, strings, bools, slices or structs", path, typ)
@@ -180,6 +187,9 @@ func checkType(t *testing.T, path string, typ reflect.Type, def any, seen *[]str
 	switch typ.Kind() {
 	case reflect.Slice:
 		checkType(t, path+"[]", typ.Elem(), m["elements"], seen)
+	case reflect.Map:
+		checkType(t, path+"{key}", typ.Key(), m["keys"], seen)
+		checkType(t, path+"{}", typ.Elem(), m["values"], seen)
 	case reflect.Struct:
 		checkRecord(t, path, typ, def, seen)
 	}
