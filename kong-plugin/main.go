@@ -4,8 +4,8 @@
 // (<prefix>/bffgate.socket) and its schema after the executable's file name
 // — and see README.md for kong.conf, a Dockerfile and a route config.
 //
-//	bffgate -dump                  print the plugin's info and config schema (Kong's query_cmd)
-//	bffgate -kong-prefix /usr/local/kong   serve Kong on <prefix>/bffgate.socket (Kong's start_cmd)
+//	bffgate -dump                          print the plugin's info and config schema (Kong's query_cmd)
+//	bffgate [-kong-prefix /usr/local/kong]  serve Kong on <prefix>/bffgate.socket (Kong's start_cmd)
 //
 // The plugin only translates: Kong's request in (method, path with query,
 // headers; the body only for back-channel logout), the engine's decision
