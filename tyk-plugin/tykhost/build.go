@@ -1,0 +1,137 @@
+package tykhost
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime/debug"
+	"slices"
+	"strings"
+)
+
+// PluginPackage is bffgate's Tyk plugin.
+const PluginPackage = "github.com/bffgate/bffgate/tyk-plugin"
+
+// BuildCommand is how test binaries and programs using this package must be
+// built for the plugins they load to match them.
+const BuildCommand = "CGO_ENABLED=1 go test -trimpath -tags goplugin ./tyk-plugin/..."
+
+// CheckFlags reports whether the running binary was built as Tyk builds
+// its gateway (cgo, -trimpath, tag goplugin). A plugin built with Tyk's
+// flags does not load into a binary built otherwise.
+func CheckFlags() error {
+	bi, ok := debug.ReadBuildInfo()
+	if !ok {
+		return errors.New("tykhost: this binary has no build information")
+	}
+	var missing []string
+	if setting(bi, "CGO_ENABLED") != "1" {
+		missing = append(missing, "CGO_ENABLED=1")
+	}
+	if setting(bi, "-trimpath") != "true" {
+		missing = append(missing, "-trimpath")
+	}
+	if !slices.Contains(strings.Split(setting(bi, "-tags"), ","), "goplugin") {
+		missing = append(missing, "-tags goplugin")
+	}
+	if len(missing) > 0 {
+		return fmt.Errorf("tykhost: this binary was built without %s, as Tyk builds its gateway and plugins: run `%s`", strings.Join(missing, ", "), BuildCommand)
+	}
+	return nil
+}
+
+// BuildPlugin builds pkg (PluginPackage when empty) with
+// -buildmode=plugin into out, with the running binary's flags (which
+// CheckFlags requires to be Tyk's; -race too when the binary has it) and
+// ldflags added, e.g. "-pluginpath=bffgate-2". It runs the go command in
+// the module of the working directory.
+func BuildPlugin(out, pkg, ldflags string) error {
+	if err := CheckFlags(); err != nil {
+		return err
+	}
+	bi, _ := debug.ReadBuildInfo()
+	if pkg == "" {
+		pkg = PluginPackage
+	}
+	args := []string{"build", "-buildmode=plugin", "-trimpath", "-tags", setting(bi, "-tags")}
+	if setting(bi, "-race") == "true" {
+		args = append(args, "-race")
+	}
+	if ldflags != "" {
+		args = append(args, "-ldflags="+ldflags)
+	}
+	args = append(args, "-o", out, pkg)
+	cmd := exec.Command(goCommand(), args...)
+	cmd.Env = append(os.Environ(), "CGO_ENABLED=1")
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	if err := cmd.Run(); err != nil {
+		return fmt.Errorf("tykhost: go %s: %v\n%s", strings.Join(args, " "), err, stderr.Bytes())
+	}
+	return nil
+}
+
+func setting(bi *debug.BuildInfo, key string) string {
+	for _, s := range bi.Settings {
+		if s.Key == key {
+			return s.Value
+		}
+	}
+	return ""
+}
+
+// goCommand is the go command of the toolchain that built this binary
+// when it can be found, so the plugin gets the same toolchain.
+func goCommand() string {
+	if root := os.Getenv("GOROOT"); root != "" {
+		if p := filepath.Join(root, "bin", "go"); fileExists(p) {
+			return p
+		}
+	}
+	return "go"
+}
+
+func fileExists(p string) bool {
+	_, err := os.Stat(p)
+	return err == nil
+}
+
+// ModuleRoot returns the directory of the main module of the working
+// directory (go env GOMOD).
+func ModuleRoot() (string, error) {
+	out, err := exec.Command(goCommand(), "env", "GOMOD").Output()
+	if err != nil {
+		return "", fmt.Errorf("tykhost: go env GOMOD: %w", err)
+	}
+	mod := strings.TrimSpace(string(out))
+	if mod == "" || mod == os.DevNull {
+		return "", errors.New("tykhost: not inside a Go module")
+	}
+	return filepath.Dir(mod), nil
+}
+
+// EnterTrimpathView makes source paths recorded by -trimpath resolvable:
+// they are module-relative ("github.com/bffgate/bffgate/tests/op"), so a
+// package that finds its files with runtime.Caller (tests/op does) looks
+// for them below the working directory. EnterTrimpathView changes the
+// working directory to a new directory under tmp in which modulePath is a
+// symbolic link to the module root. Call it after anything that needs the
+// old working directory (BuildPlugin, ModuleRoot).
+func EnterTrimpathView(tmp, modulePath string) error {
+	root, err := ModuleRoot()
+	if err != nil {
+		return err
+	}
+	view := filepath.Join(tmp, "trimpath")
+	link := filepath.Join(view, filepath.FromSlash(modulePath))
+	if err := os.MkdirAll(filepath.Dir(link), 0o755); err != nil {
+		return err
+	}
+	if err := os.Symlink(root, link); err != nil && !errors.Is(err, os.ErrExist) {
+		return err
+	}
+	return os.Chdir(view)
+}

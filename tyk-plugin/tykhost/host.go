@@ -1,0 +1,170 @@
+// Package tykhost runs Tyk Go plugin hooks the way a Tyk gateway does, for
+// bffgate's tests and benchmarks. A real Tyk gateway cannot be built here
+// (the Go module proxy refuses github.com/TykTechnologies/tyk), so this
+// small host stands in for it:
+//
+//   - Load opens a .so with Go's plugin package and looks a hook up by name
+//     with Tyk's hook type, func(http.ResponseWriter, *http.Request), as
+//     Tyk's goplugin.GetHandler does.
+//   - Gateway routes a request to the API with the longest matching listen
+//     path and runs its "pre" hooks with Tyk's contract (Tyk v5.14.0,
+//     gateway/mw_go_plugin.go): a hook that called WriteHeader or Write
+//     ended the request with that response; otherwise the request goes on
+//     to the next hook and then through a reverse proxy to the API's
+//     upstream, with whatever the hooks did to its headers, and with the
+//     listen path stripped.
+//
+// The host and the plugins it loads must be built alike, as Tyk and its
+// plugins must: cgo, -trimpath, the goplugin tag, the same Go toolchain and
+// the same version of every shared package. So the test binaries and
+// programs using this package are built with
+//
+//	CGO_ENABLED=1 go test -trimpath -tags goplugin ./tyk-plugin/...
+//
+// The host links the packages that both bffgate and Tyk use (blank
+// imports below), so loading bffgate.so here checks them as Tyk's loader
+// does.
+package tykhost
+
+import (
+	"fmt"
+	"log"
+	"net/http"
+	"net/http/httputil"
+	"net/url"
+	"plugin"
+	"strings"
+
+	// Packages of modules shared with Tyk v5.14.0 that its binary links
+	// too: a plugin with another build of any of them does not load.
+	_ "github.com/go-jose/go-jose/v4"
+	_ "golang.org/x/oauth2"
+	_ "golang.org/x/sync/singleflight"
+)
+
+// Hook is Tyk's Go plugin hook type for pre, auth and post hooks.
+type Hook = func(http.ResponseWriter, *http.Request)
+
+// Load opens the Go plugin at path and returns its hook named symbol. A Go
+// plugin can be opened only once per process; opening the same path again
+// returns the same plugin, and opening another build with the same plugin
+// path fails with "plugin already loaded".
+func Load(path, symbol string) (Hook, error) {
+	p, err := plugin.Open(path)
+	if err != nil {
+		return nil, err
+	}
+	s, err := p.Lookup(symbol)
+	if err != nil {
+		return nil, err
+	}
+	h, ok := s.(func(http.ResponseWriter, *http.Request))
+	if !ok {
+		return nil, fmt.Errorf("tykhost: %s in %s is a %T, not Tyk's hook type func(http.ResponseWriter, *http.Request)", symbol, path, s)
+	}
+	return h, nil
+}
+
+// API is one API definition: where it listens, its pre hooks, where it
+// proxies to.
+type API struct {
+	ListenPath      string   // e.g. "/app/"
+	StripListenPath bool     // Tyk's strip_listen_path
+	Target          *url.URL // the upstream
+	Pre             []Hook   // custom_middleware.pre, in order
+}
+
+// Gateway serves a set of APIs with Tyk's hook contract. Build it with New.
+type Gateway struct {
+	apis []route
+}
+
+type route struct {
+	API
+	prefix string
+	proxy  *httputil.ReverseProxy
+}
+
+// New returns a gateway for apis.
+func New(apis ...API) *Gateway {
+	g := &Gateway{}
+	for _, a := range apis {
+		r := route{API: a, prefix: strings.TrimSuffix(a.ListenPath, "/")}
+		target, strip, prefix := a.Target, a.StripListenPath, r.prefix
+		r.proxy = &httputil.ReverseProxy{
+			Rewrite: func(pr *httputil.ProxyRequest) {
+				pr.SetURL(target)
+				pr.SetXForwarded()
+				if strip {
+					p := strings.TrimPrefix(pr.In.URL.Path, prefix)
+					if !strings.HasPrefix(p, "/") {
+						p = "/" + p
+					}
+					pr.Out.URL.Path = strings.TrimSuffix(target.Path, "/") + p
+					pr.Out.URL.RawPath = ""
+				}
+				// Rewrite starts from the incoming request's headers as the
+				// hooks left them (Tyk proxies r itself).
+			},
+			ErrorLog: log.New(log.Writer(), "tykhost: ", 0),
+		}
+		g.apis = append(g.apis, r)
+	}
+	return g
+}
+
+// ServeHTTP routes r to its API and runs the API's hooks, then the proxy.
+func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	var api *route
+	for i := range g.apis {
+		a := &g.apis[i]
+		if (r.URL.Path == a.prefix || strings.HasPrefix(r.URL.Path, a.prefix+"/")) &&
+			(api == nil || len(a.prefix) > len(api.prefix)) {
+			api = a
+		}
+	}
+	if api == nil {
+		http.Error(w, `{"error":"Not Found"}`, http.StatusNotFound)
+		return
+	}
+	for _, h := range api.Pre {
+		if sent := runHook(h, w, r); sent {
+			return
+		}
+	}
+	api.proxy.ServeHTTP(w, r)
+}
+
+// runHook calls h as Tyk does and reports whether it sent a response. Tyk
+// recovers a hook's panic; so does this, answering 500.
+func runHook(h Hook, w http.ResponseWriter, r *http.Request) (sent bool) {
+	rw := &responseWriter{ResponseWriter: w}
+	defer func() {
+		if p := recover(); p != nil {
+			log.Printf("tykhost: hook panicked: %v", p)
+			if !rw.sent {
+				http.Error(w, `{"error":"Internal Server Error"}`, http.StatusInternalServerError)
+			}
+			sent = true
+		}
+	}()
+	h(rw, r)
+	return rw.sent
+}
+
+// responseWriter is Tyk's customResponseWriter: it notes whether the hook
+// sent a response.
+type responseWriter struct {
+	http.ResponseWriter
+	sent bool
+}
+
+func (w *responseWriter) WriteHeader(status int) {
+	w.sent = true
+	w.ResponseWriter.WriteHeader(status)
+}
+
+func (w *responseWriter) Write(b []byte) (int, error) {
+	w.sent = true
+	return w.ResponseWriter.Write(b)
+}

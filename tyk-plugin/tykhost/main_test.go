@@ -1,0 +1,277 @@
+package tykhost_test
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"net/url"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/bffgate/bffgate/tests/op"
+	"github.com/bffgate/bffgate/tyk-plugin/tykhost"
+)
+
+// These tests build the real bffgate.so, load it with Go's plugin loader
+// into this test binary (built, like Tyk, with cgo, -trimpath and the
+// goplugin tag) and run its BFFGate hook with Tyk's contract (package
+// tykhost) in front of an httptest upstream, against the real OpenID
+// Provider of tests/op. A real Tyk gateway cannot be built or downloaded
+// here, so this host stands in for it.
+//
+// A Go plugin loads once per process and the plugin reads BFFGATE_CONFIG
+// on its first request, so TestMain writes one config file for every API
+// the tests use before the first request. Cases needing another config run
+// in child processes of this test binary (see runChild).
+
+const (
+	cookieKey    = "MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY="
+	accessTTL    = 20 * time.Second
+	refreshSkew  = 17                      // seconds: tokens are refreshed 3 s after they are issued
+	childEnv     = "BFFGATE_TYKHOST_CHILD" // set in child processes: which child
+	pluginEnv    = "BFFGATE_TYKHOST_SO"    // the parent's bffgate.so, for children
+	secretEnv    = "BFFGATE_TEST_CLIENT_SECRET"
+	cookieKeyEnv = "BFFGATE_TEST_COOKIE_KEY"
+)
+
+var (
+	soPath string       // the bffgate.so every test loads
+	hook   tykhost.Hook // its BFFGate
+	gw     *httptest.Server
+	up     = &upstream{}
+	opSrv  *op.Server
+)
+
+func TestMain(m *testing.M) { os.Exit(run(m)) }
+
+func run(m *testing.M) int {
+	if err := tykhost.CheckFlags(); err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+	if os.Getenv(childEnv) != "" {
+		soPath = os.Getenv(pluginEnv)
+		return m.Run()
+	}
+	dir, err := os.MkdirTemp("", "bffgate-tykhost-")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+	defer os.RemoveAll(dir)
+	soPath = filepath.Join(dir, "bffgate.so")
+	if err := tykhost.BuildPlugin(soPath, "", ""); err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+
+	// tests/op finds its server.js through runtime.Caller, which -trimpath
+	// turns into a module path.
+	if err := tykhost.EnterTrimpathView(dir, "github.com/bffgate/bffgate"); err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+
+	upSrv := httptest.NewServer(up)
+	defer upSrv.Close()
+	var handler http.Handler = http.NotFoundHandler()
+	gw = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { handler.ServeHTTP(w, r) }))
+	defer gw.Close()
+
+	opSrv, err = op.Start(op.Options{
+		RedirectURIs:           []string{gw.URL + "/app/oauth/callback", gw.URL + "/tm/oauth/callback"},
+		PostLogoutRedirectURIs: []string{gw.URL + "/app/logout/callback", gw.URL + "/tm/logout/callback"},
+		BackchannelLogoutURI:   gw.URL + "/app/backchannel-logout",
+		AccessTokenTTL:         accessTTL,
+		Stderr:                 io.Discard,
+	})
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+	defer opSrv.Close()
+
+	// Secrets reach the engine as env:NAME, resolved by the core.
+	os.Setenv(secretEnv, opSrv.ClientSecret)
+	os.Setenv(cookieKeyEnv, cookieKey)
+	cfgPath := filepath.Join(dir, "bffgate.json")
+	if err := os.WriteFile(cfgPath, configFile(gw.URL, opSrv), 0o600); err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+	os.Setenv("BFFGATE_CONFIG", cfgPath)
+
+	if hook, err = tykhost.Load(soPath, "BFFGate"); err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+	target, _ := url.Parse(upSrv.URL)
+	handler = tykhost.New(
+		tykhost.API{ListenPath: "/app/", StripListenPath: true, Target: target, Pre: []tykhost.Hook{hook}},
+		tykhost.API{ListenPath: "/tm/", StripListenPath: true, Target: target, Pre: []tykhost.Hook{hook}},
+		// The hook on an API the config file does not name.
+		tykhost.API{ListenPath: "/elsewhere/", StripListenPath: true, Target: target, Pre: []tykhost.Hook{hook}},
+		// No hook: the host itself proxies.
+		tykhost.API{ListenPath: "/open/", StripListenPath: true, Target: target},
+	)
+	return m.Run()
+}
+
+// configFile is the BFFGATE_CONFIG file: /app/ in bff mode, /tm/ in
+// token-mediating mode, each with its own cookie name (they share a host).
+// path_prefix is left to default from the listen path.
+func configFile(base string, o *op.Server) []byte {
+	api := func(listen, mode, cookie string) map[string]any {
+		prefix := strings.TrimSuffix(listen, "/")
+		return map[string]any{
+			"listen_path": listen,
+			"config": map[string]any{
+				"issuer":                   o.Issuer,
+				"client_id":                o.ClientID,
+				"client_secret":            "env:" + secretEnv,
+				"redirect_url":             base + prefix + "/oauth/callback",
+				"post_logout_redirect_url": base + prefix + "/logout/callback",
+				"cookie_name":              cookie,
+				"cookie_keys":              []string{"env:" + cookieKeyEnv},
+				"mode":                     mode,
+				"refresh_skew":             refreshSkew,
+				"default_return_to":        prefix + "/",
+				"identity_headers":         []map[string]string{{"header": "X-User", "claim": "sub"}},
+			},
+		}
+	}
+	b, _ := json.MarshalIndent(map[string]any{"apis": []any{
+		api("/app/", "bff", "__Host-app"),
+		api("/tm/", "token-mediating", "__Host-tm"),
+	}}, "", "  ")
+	return b
+}
+
+// upstream records the requests the gateway proxied.
+type upstream struct {
+	mu   sync.Mutex // guards reqs
+	reqs []*http.Request
+}
+
+func (u *upstream) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	u.mu.Lock()
+	u.reqs = append(u.reqs, r.Clone(context.Background()))
+	u.mu.Unlock()
+	w.Header().Set("Content-Type", "application/json")
+	io.WriteString(w, `{"upstream":true}`)
+}
+
+func (u *upstream) count() int {
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	return len(u.reqs)
+}
+
+func (u *upstream) last(t *testing.T) *http.Request {
+	t.Helper()
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	if len(u.reqs) == 0 {
+		t.Fatal("the upstream received no request")
+	}
+	return u.reqs[len(u.reqs)-1]
+}
+
+// browser is a cookie jar (keeping Secure cookies on http://127.0.0.1)
+// that does not follow redirects.
+func browser() *http.Client {
+	return &http.Client{
+		Jar:           op.NewJar(),
+		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
+		Timeout:       30 * time.Second,
+	}
+}
+
+type response struct {
+	status int
+	header http.Header
+	body   []byte
+}
+
+func (r *response) json(t *testing.T) map[string]any {
+	t.Helper()
+	var m map[string]any
+	if err := json.Unmarshal(r.body, &m); err != nil {
+		t.Fatalf("body %q is not JSON: %v", r.body, err)
+	}
+	return m
+}
+
+// do sends a request through the gateway; header holds name, value pairs.
+func do(t *testing.T, c *http.Client, method, target string, header ...string) *response {
+	t.Helper()
+	if !strings.HasPrefix(target, "http") {
+		target = gw.URL + target
+	}
+	req, err := http.NewRequest(method, target, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := 0; i+1 < len(header); i += 2 {
+		req.Header.Set(header[i], header[i+1])
+	}
+	resp, err := c.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	body, _ := io.ReadAll(resp.Body)
+	return &response{resp.StatusCode, resp.Header, body}
+}
+
+func wantError(t *testing.T, r *response, status int, code string) {
+	t.Helper()
+	if r.status != status {
+		t.Fatalf("status = %d, want %d (body %s)", r.status, status, r.body)
+	}
+	if got := r.json(t)["error"]; got != code {
+		t.Fatalf("error = %v, want %q (body %s)", got, code, r.body)
+	}
+	if ct := r.header.Get("Content-Type"); ct != "application/json" {
+		t.Fatalf("Content-Type = %q, want application/json", ct)
+	}
+}
+
+// login runs the code flow for alice through the API at prefix and returns
+// where the callback sent the browser.
+func login(t *testing.T, c *http.Client, prefix string) string {
+	t.Helper()
+	r := do(t, c, "GET", prefix+"/login?returnTo="+url.QueryEscape(prefix+"/home"))
+	if r.status != http.StatusFound {
+		t.Fatalf("%s/login status = %d, want 302 (body %s)", prefix, r.status, r.body)
+	}
+	cb, err := opSrv.Login(context.Background(), c, r.header.Get("Location"), op.AliceUser, op.AlicePassword)
+	if err != nil {
+		t.Fatalf("login at the provider: %v", err)
+	}
+	if !strings.HasPrefix(cb.String(), gw.URL+prefix+"/oauth/callback?") {
+		t.Fatalf("the provider sent the browser to %s", cb)
+	}
+	r = do(t, c, "GET", cb.String())
+	if r.status != http.StatusFound {
+		t.Fatalf("callback status = %d, want 302 (body %s)", r.status, r.body)
+	}
+	return r.header.Get("Location")
+}
+
+func cookie(c *http.Client, name string) string {
+	u, _ := url.Parse(gw.URL)
+	for _, ck := range c.Jar.Cookies(u) {
+		if ck.Name == name {
+			return ck.Value
+		}
+	}
+	return ""
+}
