@@ -108,6 +108,13 @@ type Config struct {
 	// path, registered at the provider as a post_logout_redirect_uri. When
 	// empty, none is sent and the provider decides where logout ends.
 	PostLogoutRedirectURL string `json:"post_logout_redirect_url"`
+	// LogoutIDTokenHint sends the ID token as id_token_hint in the
+	// provider's end-session URL. Off by default: that URL passes through
+	// the browser, and a BFF keeps every token off it (RFC 10017); the
+	// client_id is sent instead. Turn it on for providers that need the
+	// hint to honour post_logout_redirect_url or to skip their
+	// confirmation page.
+	LogoutIDTokenHint bool `json:"logout_id_token_hint"`
 	// PostLogoutReturnTo is where the logout callback sends the browser.
 	// Defaults to "/".
 	PostLogoutReturnTo string `json:"post_logout_return_to"`

@@ -144,7 +144,7 @@ func (b *BFF) logout(ctx context.Context, req *Request) Result {
 	if v, ok := cookieValue(req.Header, b.cfg.CookieName); ok {
 		if id, err := session.ParseID(v); err == nil {
 			if raw, err := b.store.Get(ctx, id.StoreKey(), 0); err == nil {
-				if s, err := session.Open(id, raw); err == nil {
+				if s, err := session.Open(id, raw); err == nil && b.cfg.LogoutIDTokenHint {
 					idToken = s.IDToken
 				}
 			} else if !errors.Is(err, session.ErrNotFound) {

@@ -347,12 +347,15 @@ func TestFlow(t *testing.T) {
 		t.Fatalf("/logout status = %d (body %s)", r.status, r.body)
 	}
 	lu, _ := url.Parse(r.json(t)["logoutUrl"].(string))
-	if !strings.HasPrefix(lu.String(), e.op.Issuer) || lu.Query().Get("id_token_hint") != s2.IDToken ||
+	if !strings.HasPrefix(lu.String(), e.op.Issuer) || lu.Query().Get("client_id") != e.op.ClientID ||
 		lu.Query().Get("post_logout_redirect_uri") != e.bff.URL+"/logout/callback" {
 		t.Fatalf("logoutUrl = %s", lu)
 	}
 	if !strings.Contains(r.header.Get("Set-Cookie"), "Max-Age=0") {
 		t.Fatalf("logout did not clear the cookie: %q", r.header.Values("Set-Cookie"))
+	}
+	if lu.Query().Has("id_token_hint") || strings.Contains(string(r.body), s2.IDToken) {
+		t.Fatal("logout handed the ID token to the browser without logout_id_token_hint")
 	}
 	if e.store.Len() != 0 {
 		t.Fatalf("the store still holds %d sessions after logout", e.store.Len())
@@ -365,6 +368,22 @@ func TestFlow(t *testing.T) {
 	r = e.do(c, "GET", back.String())
 	if r.status != http.StatusFound || r.header.Get("Location") != "/" {
 		t.Fatalf("logout callback = %d %q, want 302 to /", r.status, r.header.Get("Location"))
+	}
+}
+
+func TestLogoutIDTokenHint(t *testing.T) {
+	e := newEnv(t, func(c *bff.Config) { c.LogoutIDTokenHint = true })
+	c := e.browser()
+	e.login(c, op.AliceUser, op.AlicePassword)
+	idToken := e.sessionOf(c).IDToken
+	r := e.do(c, "POST", "/logout", "X-CSRF", "1")
+	lu, _ := url.Parse(r.json(t)["logoutUrl"].(string))
+	if lu.Query().Get("id_token_hint") != idToken {
+		t.Fatalf("logoutUrl %s lacks the id_token_hint asked for", lu)
+	}
+	back, err := e.op.ConfirmLogout(context.Background(), c, lu.String())
+	if err != nil || back.String() != e.bff.URL+"/logout/callback" {
+		t.Fatalf("logout with the hint came back to %v, %v", back, err)
 	}
 }
 

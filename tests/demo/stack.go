@@ -18,10 +18,12 @@ import (
 	"path/filepath"
 	"runtime"
 	"sort"
+	"strconv"
 	"strings"
 	"time"
 
 	"github.com/bffgate/bffgate/core/bff"
+	"github.com/bffgate/bffgate/core/session"
 	"github.com/bffgate/bffgate/internal/serve"
 	"github.com/bffgate/bffgate/tests/op"
 )
@@ -42,6 +44,12 @@ type Options struct {
 	AccessTokenTTL time.Duration
 	// Logs receives the provider's and bffgate's logs. nil discards them.
 	Logs io.Writer
+	// Host is the host name in the stack's URL. Defaults to the listen
+	// address's IP. The demo uses "localhost", so the provider's cookies
+	// (on 127.0.0.1; cookies ignore ports) never reach the API.
+	Host string
+	// Store keeps the sessions. Defaults to the memory store.
+	Store session.Store
 }
 
 // Stack is the running demo.
@@ -89,6 +97,9 @@ func Start(o Options) (_ *Stack, err error) {
 		return nil, fmt.Errorf("listen on %s: %w", o.Addr, err)
 	}
 	s.URL = "http://" + ln.Addr().String()
+	if o.Host != "" {
+		s.URL = "http://" + net.JoinHostPort(o.Host, strconv.Itoa(ln.Addr().(*net.TCPAddr).Port))
+	}
 	s.done = append(s.done, func() { ln.Close() })
 
 	s.OP, err = op.Start(op.Options{
@@ -122,6 +133,7 @@ func Start(o Options) (_ *Stack, err error) {
 			IdentityHeaders: []bff.IdentityHeader{
 				{Header: "X-User", Claim: "sub"}, {Header: "X-User-Email", Claim: "email"},
 			},
+			Store:  o.Store,
 			Logger: slog.New(slog.NewTextHandler(o.Logs, nil)),
 		},
 		Routes: []serve.Route{
@@ -181,7 +193,7 @@ func echoAPI(p *op.Server) http.Handler {
 		} else {
 			out["authorization"] = nil
 		}
-		var names []string
+		names := []string{}
 		for _, c := range r.Cookies() {
 			names = append(names, c.Name)
 		}

@@ -17,7 +17,7 @@ func main() {
 	mode := flag.String("mode", "token-mediating", "bff or token-mediating")
 	verbose := flag.Bool("v", false, "show the provider's and bffgate's logs")
 	flag.Parse()
-	o := demo.Options{Addr: *addr, Mode: *mode}
+	o := demo.Options{Addr: *addr, Mode: *mode, Host: "localhost"}
 	if *verbose {
 		o.Logs = os.Stderr
 	}
