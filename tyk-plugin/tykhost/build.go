@@ -43,33 +43,50 @@ func CheckFlags() error {
 	return nil
 }
 
-// BuildPlugin builds pkg (PluginPackage when empty) with
-// -buildmode=plugin into out, with the running binary's flags (which
-// CheckFlags requires to be Tyk's; -race too when the binary has it) and
-// ldflags added, e.g. "-pluginpath=bffgate-2". It runs the go command in
-// the module of the working directory.
-func BuildPlugin(out, pkg, ldflags string) error {
+// BuildPlugin builds bffgate's plugin (PluginPackage) in the module at
+// moduleDir into out, as the Makefile does, with the running binary's
+// flags (which CheckFlags requires to be Tyk's; -race too when the binary
+// has it).
+func BuildPlugin(moduleDir, out string) error {
 	if err := CheckFlags(); err != nil {
 		return err
 	}
 	bi, _ := debug.ReadBuildInfo()
-	if pkg == "" {
-		pkg = PluginPackage
-	}
 	args := []string{"build", "-buildmode=plugin", "-trimpath", "-tags", setting(bi, "-tags")}
 	if setting(bi, "-race") == "true" {
 		args = append(args, "-race")
 	}
-	if ldflags != "" {
-		args = append(args, "-ldflags="+ldflags)
+	args = append(args, "-o", out, PluginPackage)
+	return run(moduleDir, nil, goCommand(), args...)
+}
+
+// Compile builds bffgate's plugin in the module at moduleDir into out with
+// tyk-plugin/compile.sh, as a user does (outside the compiler image);
+// buildID, when set, makes a build that loads beside another one.
+func Compile(moduleDir, out, buildID string) error {
+	if err := CheckFlags(); err != nil {
+		return err
 	}
-	args = append(args, "-o", out, pkg)
-	cmd := exec.Command(goCommand(), args...)
-	cmd.Env = append(os.Environ(), "CGO_ENABLED=1")
+	bi, _ := debug.ReadBuildInfo()
+	var env []string
+	if setting(bi, "-race") == "true" {
+		env = append(env, "GOFLAGS=-race")
+	}
+	args := []string{filepath.Join(moduleDir, "tyk-plugin", "compile.sh"), out}
+	if buildID != "" {
+		args = append(args, buildID)
+	}
+	return run(moduleDir, env, "bash", args...)
+}
+
+func run(dir string, env []string, name string, args ...string) error {
+	cmd := exec.Command(name, args...)
+	cmd.Dir = dir
+	cmd.Env = append(append(os.Environ(), "CGO_ENABLED=1"), env...)
 	var stderr bytes.Buffer
 	cmd.Stderr = &stderr
 	if err := cmd.Run(); err != nil {
-		return fmt.Errorf("tykhost: go %s: %v\n%s", strings.Join(args, " "), err, stderr.Bytes())
+		return fmt.Errorf("tykhost: %s %s: %v\n%s", name, strings.Join(args, " "), err, stderr.Bytes())
 	}
 	return nil
 }
@@ -99,7 +116,7 @@ func fileExists(p string) bool {
 	return err == nil
 }
 
-// ModuleRoot returns the directory of the main module of the working
+// ModuleRoot returns the root directory of the module of the working
 // directory (go env GOMOD).
 func ModuleRoot() (string, error) {
 	out, err := exec.Command(goCommand(), "env", "GOMOD").Output()
@@ -118,13 +135,8 @@ func ModuleRoot() (string, error) {
 // package that finds its files with runtime.Caller (tests/op does) looks
 // for them below the working directory. EnterTrimpathView changes the
 // working directory to a new directory under tmp in which modulePath is a
-// symbolic link to the module root. Call it after anything that needs the
-// old working directory (BuildPlugin, ModuleRoot).
-func EnterTrimpathView(tmp, modulePath string) error {
-	root, err := ModuleRoot()
-	if err != nil {
-		return err
-	}
+// symbolic link to root, the module's root directory.
+func EnterTrimpathView(tmp, root, modulePath string) error {
 	view := filepath.Join(tmp, "trimpath")
 	link := filepath.Join(view, filepath.FromSlash(modulePath))
 	if err := os.MkdirAll(filepath.Dir(link), 0o755); err != nil {

@@ -42,11 +42,12 @@ const (
 )
 
 var (
-	soPath string       // the bffgate.so every test loads
-	hook   tykhost.Hook // its BFFGate
-	gw     *httptest.Server
-	up     = &upstream{}
-	opSrv  *op.Server
+	moduleRoot string       // the bffgate checkout
+	soPath     string       // the bffgate.so every test loads
+	hook       tykhost.Hook // its BFFGate
+	gw         *httptest.Server
+	up         = &upstream{}
+	opSrv      *op.Server
 )
 
 func TestMain(m *testing.M) { os.Exit(run(m)) }
@@ -66,15 +67,19 @@ func run(m *testing.M) int {
 		return 1
 	}
 	defer os.RemoveAll(dir)
+	if moduleRoot, err = tykhost.ModuleRoot(); err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
 	soPath = filepath.Join(dir, "bffgate.so")
-	if err := tykhost.BuildPlugin(soPath, "", ""); err != nil {
+	if err := tykhost.BuildPlugin(moduleRoot, soPath); err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		return 1
 	}
 
 	// tests/op finds its server.js through runtime.Caller, which -trimpath
 	// turns into a module path.
-	if err := tykhost.EnterTrimpathView(dir, "github.com/bffgate/bffgate"); err != nil {
+	if err := tykhost.EnterTrimpathView(dir, moduleRoot, "github.com/bffgate/bffgate"); err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		return 1
 	}
