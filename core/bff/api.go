@@ -272,7 +272,7 @@ func (b *BFF) refreshOnce(ctx context.Context, id session.ID) refreshed {
 	}
 	// OpenID Connect Core §12.2: a new ID token must be for the same
 	// subject; keep it for id_token_hint.
-	if raw, _ := tok.Extra("id_token").(string); raw != "" {
+	if raw, _ := tok.Extra("id_token").(string); raw != "" && b.cfg.LogoutIDTokenHint {
 		if idt, err := p.idTokens.Verify(ctx, raw); err == nil && idt.Subject == s.Subject && idt.Issuer == s.Issuer {
 			next.IDToken = raw
 		}

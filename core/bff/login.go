@@ -289,11 +289,14 @@ func (b *BFF) callback(ctx context.Context, req *Request) Result {
 		return b.failClear(req, http.StatusBadRequest, "invalid_id_token", "the ID token's claims are malformed", clear)
 	}
 	s := &session.Session{
-		Issuer: idt.Issuer, Subject: idt.Subject, IDToken: rawID,
+		Issuer: idt.Issuer, Subject: idt.Subject,
 		Claims:      b.userClaims(claims),
 		Identity:    b.identityClaims(claims),
 		AccessToken: tok.AccessToken, TokenType: tok.Type(), RefreshToken: tok.RefreshToken,
 		Expiry: b.expiry(tok), Created: b.now(),
+	}
+	if b.cfg.LogoutIDTokenHint {
+		s.IDToken = rawID // kept only for id_token_hint: 1 KiB a session
 	}
 	s.SID, _ = claims["sid"].(string)
 	s.Scope, _ = tok.Extra("scope").(string)

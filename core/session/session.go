@@ -25,8 +25,10 @@ var ErrMalformed = errors.New("session: malformed")
 type Store interface {
 	// Get returns the value stored under key, or ErrNotFound. When ttl > 0
 	// it also resets the key's time to live to ttl (sliding expiry), in the
-	// same round trip where the backend allows. The returned slice must not
-	// be modified by the caller.
+	// same round trip where the backend allows, and may be answered from a
+	// short-lived cache. A Get with ttl 0 returns the value as stored now:
+	// the refresh path relies on it. The returned slice must not be
+	// modified by the caller.
 	Get(ctx context.Context, key string, ttl time.Duration) ([]byte, error)
 
 	// Set stores value under key for ttl, replacing any earlier value, and
@@ -52,7 +54,8 @@ type Locker interface {
 	// TryLock takes the lock named key for at most ttl. It returns a
 	// release function and true when the lock was taken, or false when
 	// another holder has it. release frees the lock only if it is still
-	// held by this caller.
+	// held by this caller; it takes no context and may fail silently, in
+	// which case the lock expires after ttl.
 	TryLock(ctx context.Context, key string, ttl time.Duration) (release func(), ok bool, err error)
 }
 
@@ -104,7 +107,7 @@ type Session struct {
 	SID          string    // the ID token's sid (OP session), if any
 	Claims       string    // JSON object of the claims shown by /session
 	Identity     string    // claims for identity headers: name NUL value NUL ...
-	IDToken      string    // raw ID token, for id_token_hint at logout
+	IDToken      string    // raw ID token, kept only for id_token_hint at logout
 	AccessToken  string    // current access token
 	TokenType    string    // usually "Bearer"
 	RefreshToken string    // current refresh token, if any

@@ -226,16 +226,15 @@ func TestMemoryUsage(t *testing.T) {
 	ctx := context.Background()
 	s, prefix := localStore(t, redisstore.Config{})
 	rc := localClient(t)
-	id, err := session.NewID()
-	if err != nil {
-		t.Fatal(err)
-	}
-	sess := &session.Session{
+	// The session as core/bff stores it by default: no ID token (kept only
+	// with logout_id_token_hint), an 800-byte JWT access token and a
+	// 40-byte refresh token. The budget is 2 KiB of Redis memory.
+	base := session.Session{
 		Issuer:       "https://login.example.com/realms/customers",
 		Subject:      "5f0c6a3e-8d2b-4c1a-9e7f-3b2d1c0a9e8f",
 		SID:          "0b7e9c2d-4a1f-4e3b-8c5d-6f7a8b9c0d1e",
 		Claims:       `{"sub":"5f0c6a3e-8d2b-4c1a-9e7f-3b2d1c0a9e8f","name":"Alice Example","email":"alice@example.com","email_verified":true}`,
-		IDToken:      jwtLike(t, 900),
+		Identity:     "sub\x005f0c6a3e-8d2b-4c1a-9e7f-3b2d1c0a9e8f\x00",
 		AccessToken:  jwtLike(t, 800),
 		TokenType:    "Bearer",
 		RefreshToken: jwtLike(t, 40),
@@ -243,36 +242,54 @@ func TestMemoryUsage(t *testing.T) {
 		Expiry:       time.Now().Add(5 * time.Minute),
 		Created:      time.Now(),
 	}
-	sealed, err := session.Seal(id, sess)
-	if err != nil {
-		t.Fatal(err)
-	}
-	// Index names as core/bff makes them: kind + ":" + 24 characters.
-	indexes := []string{"sub:Qk9tT2xJc3RhbGVCdXRPaw", "sid:UmVhbGlzdGljSW5kZXhOYW1l"}
-	if err := s.Set(ctx, id.StoreKey(), sealed, 8*time.Hour, indexes...); err != nil {
-		t.Fatal(err)
-	}
-	usage := func(key string) int64 {
-		n, err := rc.MemoryUsage(ctx, key, 0).Result()
+	withIDToken := base
+	withIDToken.IDToken = jwtLike(t, 900)
+	for _, tt := range []struct {
+		name   string
+		sess   session.Session
+		budget int64 // 0: reported only
+	}{
+		{"default (no ID token kept)", base, 2048},
+		{"with logout_id_token_hint (900-byte ID token kept)", withIDToken, 0},
+	} {
+		id, err := session.NewID()
 		if err != nil {
-			t.Fatalf("MEMORY USAGE %s: %v", key, err)
+			t.Fatal(err)
 		}
-		return n
-	}
-	value := usage(prefix + "s:" + id.StoreKey())
-	var idx int64
-	for _, name := range indexes {
-		// A set with one member; its cost is shared by the user's
-		// sessions (sub) or the OP session's (sid), so one member is the
-		// worst case.
-		idx += usage(prefix + "i:" + name)
-	}
-	t.Logf("sealed value %d bytes (tokens %d); MEMORY USAGE: value key %d bytes, its 2 one-member index keys %d bytes, total %d bytes",
-		len(sealed), len(sess.IDToken)+len(sess.AccessToken)+len(sess.RefreshToken), value, idx, value+idx)
-	// Redis keeps a string of n bytes in a jemalloc size class (2560 bytes
-	// for 2049..2560) plus the key's name, object header and dict entry.
-	if limit := int64(len(sealed)) + 768; value > limit {
-		t.Errorf("MEMORY USAGE of the value key = %d bytes, want at most the sealed size + 768 = %d", value, limit)
+		sealed, err := session.Seal(id, &tt.sess)
+		if err != nil {
+			t.Fatal(err)
+		}
+		// Index names as core/bff makes them: kind + ":" + 24 characters.
+		indexes := []string{"sub:Qk9tT2xJc3RhbGVCdXRPaw", "sid:UmVhbGlzdGljSW5kZXhOYW1l"}
+		if err := s.Set(ctx, id.StoreKey(), sealed, 8*time.Hour, indexes...); err != nil {
+			t.Fatal(err)
+		}
+		usage := func(key string) int64 {
+			n, err := rc.MemoryUsage(ctx, key, 0).Result()
+			if err != nil {
+				t.Fatalf("MEMORY USAGE %s: %v", key, err)
+			}
+			return n
+		}
+		value := usage(prefix + "s:" + id.StoreKey())
+		var idx int64
+		for _, name := range indexes {
+			// A set with one member; its cost is shared by the user's
+			// sessions (sub) or the OP session's (sid), so one member is
+			// the worst case.
+			idx += usage(prefix + "i:" + name)
+		}
+		t.Logf("%s: sealed value %d bytes; MEMORY USAGE: value key %d bytes, its 2 one-member index keys %d bytes, total %d bytes",
+			tt.name, len(sealed), value, idx, value+idx)
+		// Redis keeps a string of n bytes in a jemalloc size class plus the
+		// key's name, object header and dict entry.
+		if limit := int64(len(sealed)) + 768; value > limit {
+			t.Errorf("%s: MEMORY USAGE of the value key = %d bytes, want at most the sealed size + 768 = %d", tt.name, value, limit)
+		}
+		if tt.budget > 0 && value > tt.budget {
+			t.Errorf("%s: MEMORY USAGE of the value key = %d bytes, over the %d-byte budget", tt.name, value, tt.budget)
+		}
 	}
 }
 
