@@ -27,6 +27,8 @@
 package tykhost
 
 import (
+	"context"
+	"errors"
 	"fmt"
 	"log"
 	"net/http"
@@ -106,7 +108,7 @@ func New(apis ...API) *Gateway {
 				// Rewrite starts from the incoming request's headers as the
 				// hooks left them (Tyk proxies r itself).
 			},
-			ErrorLog: log.New(log.Writer(), "tykhost: ", 0),
+			ErrorHandler: proxyError,
 		}
 		g.apis = append(g.apis, r)
 	}
@@ -133,6 +135,15 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 	api.proxy.ServeHTTP(w, r)
+}
+
+// proxyError answers 502 when the upstream fails, as Tyk does, and logs
+// it unless the client went away.
+func proxyError(w http.ResponseWriter, r *http.Request, err error) {
+	if !errors.Is(err, context.Canceled) {
+		log.Printf("tykhost: proxy error: %v", err)
+	}
+	w.WriteHeader(http.StatusBadGateway)
 }
 
 // runHook calls h as Tyk does and reports whether it sent a response. Tyk
