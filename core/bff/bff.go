@@ -54,6 +54,7 @@ type BFF struct {
 	keys        [][32]byte // login cookie keys; keys[0] seals
 	store       session.Store
 	locker      session.Locker // nil when the store has none
+	closer      io.Closer      // the store New made, closed by Close; nil otherwise
 	now         func() time.Time
 	log         *slog.Logger
 	routes      map[string]route
@@ -92,7 +93,15 @@ func New(cfg Config) (*BFF, error) {
 		max:         time.Duration(cfg.SessionMaxLifetime) * time.Second,
 		skew:        time.Duration(cfg.RefreshSkew) * time.Second,
 	}
-	if b.store == nil {
+	switch {
+	case b.store != nil:
+	case cfg.redisConfigured():
+		st, err := cfg.newRedisStore()
+		if err != nil {
+			return nil, err
+		}
+		b.store, b.closer = st, st
+	default:
 		b.store = memstore.New(cfg.Now)
 	}
 	b.locker, _ = b.store.(session.Locker)
@@ -269,6 +278,15 @@ func methodNotAllowed(b *BFF, req *Request, allow string) Result {
 	r := b.fail(req, http.StatusMethodNotAllowed, "method_not_allowed", "use "+allow)
 	r.Header.Set("Allow", allow)
 	return r
+}
+
+// Close releases what New opened (the Redis store's connections). A
+// Store given in Config is the caller's to close.
+func (b *BFF) Close() error {
+	if b.closer == nil {
+		return nil
+	}
+	return b.closer.Close()
 }
 
 // Owns reports whether path is one of the BFF's own endpoints, which Handle

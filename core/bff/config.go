@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/bffgate/bffgate/core/session"
+	"github.com/bffgate/bffgate/core/session/redisstore"
 )
 
 // Modes of operation (Config.Mode).
@@ -144,8 +145,16 @@ type Config struct {
 	// to 10.
 	HTTPTimeout int `json:"http_timeout"`
 
-	// Store keeps sessions. Defaults to an in-process memory store (one
-	// gateway node only).
+	// Redis keeps sessions in Redis (standalone, Sentinel or Cluster), so
+	// every gateway node sees every session and only one refreshes a
+	// session at a time. Used when redis.url or redis.addrs is set; see
+	// package redisstore for the fields. Otherwise sessions live in this
+	// process's memory (one gateway node only).
+	Redis redisstore.Config `json:"redis"`
+
+	// Store keeps sessions, for Go callers with a store of their own.
+	// Overrides Redis. Defaults to the Redis store when configured, else
+	// an in-process memory store.
 	Store session.Store `json:"-"`
 	// HTTPClient makes the calls to the provider. Defaults to a client
 	// with HTTPTimeout.
@@ -356,6 +365,22 @@ func (c *Config) validate() (keys [][32]byte, err error) {
 		}
 	}
 	return keys, nil
+}
+
+// redisConfigured reports whether the config asks for the Redis store.
+func (c *Config) redisConfigured() bool {
+	return c.Redis.URL != "" || len(c.Redis.Addrs) > 0
+}
+
+// newRedisStore builds the Redis store, with its config errors named
+// under redis.
+func (c *Config) newRedisStore() (*redisstore.Store, error) {
+	st, err := redisstore.New(c.Redis)
+	var re *redisstore.ConfigError
+	if errors.As(err, &re) {
+		return nil, cfgErr("redis."+re.Field, "%s", re.Msg)
+	}
+	return st, err
 }
 
 type pathField struct {
