@@ -317,4 +317,3 @@ func writeSection(file string, ts []target, rs []result, d time.Duration) error 
 	}
 	return os.WriteFile(file, []byte(s), 0o644)
 }
-
