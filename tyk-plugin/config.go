@@ -83,28 +83,36 @@ func build(f File) (*apis, error) {
 		return nil, errors.New(`"apis" is empty: add one entry per Tyk API, e.g. {"listen_path": "/app/", "config": {...}}`)
 	}
 	var out apis
+	// bff.New contacts neither the provider nor Redis, so its errors are
+	// the file's; engines built before one are closed (Redis connections).
+	fail := func(err error) (*apis, error) {
+		for _, x := range out {
+			x.engine.Close()
+		}
+		return nil, err
+	}
 	seen := map[string]int{}
 	for i, a := range f.APIs {
 		where := fmt.Sprintf("apis[%d]", i)
 		if !strings.HasPrefix(a.ListenPath, "/") || strings.ContainsAny(a.ListenPath, "{}?#") {
-			return nil, fmt.Errorf("%s.listen_path %q: give the Tyk API's listen path, a plain path starting with /, e.g. /app/", where, a.ListenPath)
+			return fail(fmt.Errorf("%s.listen_path %q: give the Tyk API's listen path, a plain path starting with /, e.g. /app/", where, a.ListenPath))
 		}
 		prefix := strings.TrimSuffix(a.ListenPath, "/")
 		host := strings.ToLower(a.Host)
 		key := host + " " + prefix
 		if j, dup := seen[key]; dup {
-			return nil, fmt.Errorf("%s: apis[%d] has the same listen_path and host: merge them or tell them apart by host", where, j)
+			return fail(fmt.Errorf("%s: apis[%d] has the same listen_path and host: merge them or tell them apart by host", where, j))
 		}
 		seen[key] = i
 		cfg := a.Config
 		if cfg.PathPrefix == "" {
 			cfg.PathPrefix = prefix
 		} else if cfg.PathPrefix != prefix && !strings.HasPrefix(cfg.PathPrefix, prefix+"/") {
-			return nil, fmt.Errorf("%s.config.path_prefix %q is outside listen_path %q: Tyk's hook sees the listen path on every request path, so leave path_prefix empty (it defaults to %q) or put it below the listen path", where, cfg.PathPrefix, a.ListenPath, prefix)
+			return fail(fmt.Errorf("%s.config.path_prefix %q is outside listen_path %q: Tyk's hook sees the listen path on every request path, so leave path_prefix empty (it defaults to %q) or put it below the listen path", where, cfg.PathPrefix, a.ListenPath, prefix))
 		}
 		b, err := bff.New(cfg)
 		if err != nil {
-			return nil, fmt.Errorf("%s (listen_path %q): %w", where, a.ListenPath, err)
+			return fail(fmt.Errorf("%s (listen_path %q): %w", where, a.ListenPath, err))
 		}
 		out = append(out, api{prefix: prefix, host: host, engine: b})
 	}

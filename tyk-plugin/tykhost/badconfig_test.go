@@ -49,6 +49,8 @@ func TestChild(t *testing.T) {
 		t.Skip("runs only as a child process of another test")
 	case "badconfig":
 		badConfigChild(t)
+	case "host":
+		hostChild(t)
 	default:
 		t.Fatalf("unknown child %q", os.Getenv(childEnv))
 	}

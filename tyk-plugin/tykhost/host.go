@@ -40,6 +40,7 @@ import (
 	// Packages of modules shared with Tyk v5.14.0 that its binary links
 	// too: a plugin with another build of any of them does not load.
 	_ "github.com/go-jose/go-jose/v4"
+	_ "github.com/redis/go-redis/v9"
 	_ "golang.org/x/oauth2"
 	_ "golang.org/x/sync/singleflight"
 )
