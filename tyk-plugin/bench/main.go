@@ -54,6 +54,7 @@ func main() {
 type target struct {
 	name, store string
 	url         string
+	header      []string // wrk -H values
 }
 
 type result struct {
@@ -103,8 +104,16 @@ func run(d time.Duration, out string) error {
 	}
 	base := "http://" + withPlugin.Addr().String()
 
+	// The Redis store's row needs redis-server (Debian: redis-server).
+	redisAddr, stopRedis, err := startRedis(dir)
+	if err != nil {
+		log.Printf("no Redis row: %v", err)
+	} else {
+		defer stopRedis()
+	}
+
 	o, err := op.Start(op.Options{
-		RedirectURIs: []string{base + "/app/oauth/callback"},
+		RedirectURIs: []string{base + "/app/oauth/callback", base + "/redis/oauth/callback"},
 		// Long-lived tokens: no refresh during the measurement.
 		AccessTokenTTL: time.Hour,
 		Stderr:         io.Discard,
@@ -114,14 +123,23 @@ func run(d time.Duration, out string) error {
 	}
 	defer o.Close()
 
-	cfg, _ := json.Marshal(map[string]any{"apis": []any{map[string]any{
-		"listen_path": "/app/",
-		"config": map[string]any{
+	api := func(prefix string, redis map[string]any) map[string]any {
+		c := map[string]any{
 			"issuer": o.Issuer, "client_id": o.ClientID, "client_secret": o.ClientSecret,
-			"redirect_url": base + "/app/oauth/callback",
+			"redirect_url": base + prefix + "/oauth/callback",
 			"cookie_keys":  []string{cookieKey},
-		},
-	}}})
+			"cookie_name":  "__Host-bench" + strings.TrimPrefix(prefix, "/"),
+		}
+		if redis != nil {
+			c["redis"] = redis
+		}
+		return map[string]any{"listen_path": prefix + "/", "config": c}
+	}
+	apis := []any{api("/app", nil)}
+	if redisAddr != "" {
+		apis = append(apis, api("/redis", map[string]any{"url": "redis://" + redisAddr + "/0"}))
+	}
+	cfg, _ := json.Marshal(map[string]any{"apis": apis})
 	cfgPath := filepath.Join(dir, "bffgate.json")
 	if err := os.WriteFile(cfgPath, cfg, 0o600); err != nil {
 		return err
@@ -133,24 +151,37 @@ func run(d time.Duration, out string) error {
 	}
 	// The engine logs each login; keep wrk's runs quiet otherwise.
 	go http.Serve(plain, tykhost.New(tykhost.API{ListenPath: "/app/", StripListenPath: true, Target: upstream}))
-	go http.Serve(withPlugin, tykhost.New(tykhost.API{ListenPath: "/app/", StripListenPath: true, Target: upstream, Pre: []tykhost.Hook{hook}}))
+	go http.Serve(withPlugin, tykhost.New(
+		tykhost.API{ListenPath: "/app/", StripListenPath: true, Target: upstream, Pre: []tykhost.Hook{hook}},
+		tykhost.API{ListenPath: "/redis/", StripListenPath: true, Target: upstream, Pre: []tykhost.Hook{hook}},
+	))
 
-	cookie, err := login(o, base)
+	cookie, err := login(o, base, "/app")
 	if err != nil {
 		return err
 	}
-	header := []string{"Cookie: __Host-bffgate=" + cookie, "X-CSRF: 1"}
+	// The baseline gets the same headers; without the plugin they go
+	// upstream as they are.
+	header := []string{"Cookie: __Host-benchapp=" + cookie, "X-CSRF: 1"}
 	targets := []target{
-		{"host without the plugin", "—", "http://" + plain.Addr().String() + "/app/api/orders"},
-		{"host with bffgate.so", "memory", base + "/app/api/orders"},
+		{"host without the plugin", "—", "http://" + plain.Addr().String() + "/app/api/orders", header},
+		{"host with bffgate.so", "memory", base + "/app/api/orders", header},
+	}
+	if redisAddr != "" {
+		rc, err := login(o, base, "/redis")
+		if err != nil {
+			return err
+		}
+		targets = append(targets, target{"host with bffgate.so", "Redis", base + "/redis/api/orders",
+			[]string{"Cookie: __Host-benchredis=" + rc, "X-CSRF: 1"}})
 	}
 	results := make([]result, len(targets))
 	for i, t := range targets {
-		if err := check(t.url, header); err != nil {
+		if err := check(t.url, t.header); err != nil {
 			return fmt.Errorf("%s: %w", t.name, err)
 		}
-		log.Printf("wrk %s for %s", t.name, d)
-		if results[i], err = wrk(t.url, header, d); err != nil {
+		log.Printf("wrk %s (%s) for %s", t.name, t.store, d)
+		if results[i], err = wrk(t.url, t.header, d); err != nil {
 			return fmt.Errorf("%s: %w", t.name, err)
 		}
 		if results[i].non2xx != "0" {
@@ -163,19 +194,20 @@ func run(d time.Duration, out string) error {
 	}
 	log.Printf("wrote %s", file)
 	for i, t := range targets {
-		log.Printf("%-26s %8.0f req/s  p50 %s  p99 %s", t.name, results[i].rps, results[i].p50, results[i].p99)
+		log.Printf("%-24s %-28s %8.0f req/s  p50 %s  p99 %s", t.name, t.store, results[i].rps, results[i].p50, results[i].p99)
 	}
 	return nil
 }
 
-// login logs alice in through the plugin and returns the session cookie.
-func login(o *op.Server, base string) (string, error) {
+// login logs alice in through the plugin's API at prefix and returns the
+// session cookie.
+func login(o *op.Server, base, prefix string) (string, error) {
 	c := &http.Client{
 		Jar:           op.NewJar(),
 		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
 		Timeout:       30 * time.Second,
 	}
-	resp, err := c.Get(base + "/app/login")
+	resp, err := c.Get(base + prefix + "/login")
 	if err != nil {
 		return "", err
 	}
@@ -193,7 +225,7 @@ func login(o *op.Server, base string) (string, error) {
 	resp.Body.Close()
 	u, _ := url.Parse(base)
 	for _, ck := range c.Jar.Cookies(u) {
-		if ck.Name == "__Host-bffgate" {
+		if ck.Name == "__Host-bench"+strings.TrimPrefix(prefix, "/") {
 			return ck.Value, nil
 		}
 	}
@@ -295,7 +327,7 @@ func writeSection(file string, ts []target, rs []result, d time.Duration) error 
 		fmt.Fprintf(&b, "| %s | %s | %.0f | %.2f | %s | %s | %s | %s | %s | %s |\n",
 			t.name, t.store, rs[i].rps, rs[i].rps/rs[0].rps, rs[i].avg, rs[i].p50, ratio(rs[i].p50, rs[0].p50), rs[i].p99, ratio(rs[i].p99, rs[0].p99), rs[i].non2xx)
 	}
-	b.WriteString("\nWith the plugin each request runs the BFFGate hook: the session cookie's store lookup and AES-GCM unseal, the CSRF and Origin checks, and the header edits (Authorization set, session cookie removed).\n")
+	b.WriteString("\nWith the plugin each request runs the BFFGate hook: the session cookie's store lookup and AES-GCM unseal, the CSRF and Origin checks, and the header edits (Authorization set, session cookie removed). With the Redis store the lookup is one round trip to a redis-server on the same machine (no read cache).\n")
 	for i, t := range ts {
 		if rs[i].errors != "" {
 			fmt.Fprintf(&b, "\n%s: wrk reported %s\n", t.name, rs[i].errors)
@@ -313,4 +345,36 @@ func writeSection(file string, ts []target, rs []result, d time.Duration) error 
 		s = strings.TrimRight(s, "\n") + "\n\n" + b.String()
 	}
 	return os.WriteFile(file, []byte(s), 0o644)
+}
+
+// startRedis runs redis-server on a free loopback port, without
+// persistence, until stop is called.
+func startRedis(dir string) (addr string, stop func(), err error) {
+	path, err := exec.LookPath("redis-server")
+	if err != nil {
+		return "", nil, errors.New("redis-server is not installed")
+	}
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return "", nil, err
+	}
+	addr = l.Addr().String()
+	l.Close()
+	_, port, _ := net.SplitHostPort(addr)
+	cmd := exec.Command(path, "--port", port, "--bind", "127.0.0.1", "--dir", dir, "--save", "", "--appendonly", "no")
+	if err := cmd.Start(); err != nil {
+		return "", nil, err
+	}
+	stop = func() {
+		cmd.Process.Signal(os.Interrupt)
+		cmd.Wait()
+	}
+	for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); time.Sleep(50 * time.Millisecond) {
+		if c, err := net.Dial("tcp", addr); err == nil {
+			c.Close()
+			return addr, stop, nil
+		}
+	}
+	stop()
+	return "", nil, fmt.Errorf("redis-server did not start on %s", addr)
 }
