@@ -435,7 +435,7 @@ func TestFlow(t *testing.T) {
 	if a.status != http.StatusOK {
 		t.Fatalf("/logout = %d (body %s)", a.status, a.body)
 	}
-	if lu, _ := a.json(t)["logoutUrl"].(string); !strings.HasPrefix(lu, provider(t).Issuer) || !strings.Contains(lu, "id_token_hint=") {
+	if lu, _ := a.json(t)["logoutUrl"].(string); !strings.HasPrefix(lu, provider(t).Issuer) || !strings.Contains(lu, "client_id=") || strings.Contains(lu, "id_token_hint=") {
 		t.Fatalf("logoutUrl = %q", lu)
 	}
 	if sc := a.header.Get("Set-Cookie"); !strings.Contains(sc, "Max-Age=0") {

@@ -3,8 +3,12 @@ package browser
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"fmt"
+	"io"
+	"net/http"
 	"sort"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -20,23 +24,61 @@ import (
 // store, so it knows the real tokens of every session and can search the
 // browser's recording for them.
 type stack struct {
-	URL   string
-	OP    *op.Server
-	Store *recordingStore
-	Logs  *syncBuffer
+	URL    string
+	OP     *op.Server
+	Store  *recordingStore
+	Tokens *tokenRecorder // every token the provider gave bffgate
+	Logs   *syncBuffer
 }
 
 // startStack starts the stack for one test and stops it when the test ends.
 func startStack(t *testing.T, mode string) *stack {
 	t.Helper()
-	s := &stack{Store: newRecordingStore(), Logs: &syncBuffer{}}
-	d, err := demo.Start(demo.Options{Mode: mode, Store: s.Store, Logs: s.Logs})
+	s := &stack{Store: newRecordingStore(), Tokens: &tokenRecorder{}, Logs: &syncBuffer{}}
+	client := &http.Client{Timeout: 10 * time.Second, Transport: s.Tokens}
+	d, err := demo.Start(demo.Options{Mode: mode, Store: s.Store, HTTPClient: client, Logs: s.Logs})
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(d.Close)
 	s.URL, s.OP = d.URL, d.OP
 	return s
+}
+
+// tokenRecorder is bffgate's transport to the provider: it keeps every ID
+// token the provider's token endpoint returned, which bffgate verifies and
+// then drops (it keeps none by default), so the test can search for them.
+type tokenRecorder struct {
+	mu       sync.Mutex
+	idTokens []string
+}
+
+func (r *tokenRecorder) RoundTrip(req *http.Request) (*http.Response, error) {
+	resp, err := http.DefaultTransport.RoundTrip(req)
+	if err != nil || !strings.HasSuffix(req.URL.Path, "/token") {
+		return resp, err
+	}
+	body, err := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if err != nil {
+		return nil, err
+	}
+	resp.Body = io.NopCloser(bytes.NewReader(body))
+	var tok struct {
+		IDToken string `json:"id_token"`
+	}
+	if json.Unmarshal(body, &tok) == nil && tok.IDToken != "" {
+		r.mu.Lock()
+		r.idTokens = append(r.idTokens, tok.IDToken)
+		r.mu.Unlock()
+	}
+	return resp, nil
+}
+
+func (r *tokenRecorder) IDTokens() []string {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return append([]string(nil), r.idTokens...)
 }
 
 // recordingStore is a memory store that also keeps every value ever set,

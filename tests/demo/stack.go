@@ -50,6 +50,9 @@ type Options struct {
 	Host string
 	// Store keeps the sessions. Defaults to the memory store.
 	Store session.Store
+	// HTTPClient makes bffgate's calls to the provider. Defaults to
+	// bffgate's own.
+	HTTPClient *http.Client
 }
 
 // Stack is the running demo.
@@ -133,7 +136,8 @@ func Start(o Options) (_ *Stack, err error) {
 			IdentityHeaders: []bff.IdentityHeader{
 				{Header: "X-User", Claim: "sub"}, {Header: "X-User-Email", Claim: "email"},
 			},
-			Store:  o.Store,
+			Store:      o.Store,
+			HTTPClient: o.HTTPClient,
 			Logger: slog.New(slog.NewTextHandler(o.Logs, nil)),
 		},
 		Routes: []serve.Route{
