@@ -138,7 +138,7 @@ func Start(o Options) (_ *Stack, err error) {
 			},
 			Store:      o.Store,
 			HTTPClient: o.HTTPClient,
-			Logger: slog.New(slog.NewTextHandler(o.Logs, nil)),
+			Logger:     slog.New(slog.NewTextHandler(o.Logs, nil)),
 		},
 		Routes: []serve.Route{
 			{Path: "/api/", Upstream: s.API},
