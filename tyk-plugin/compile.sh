@@ -62,6 +62,7 @@ else
 	trap 'rm -rf "$work"' EXIT
 fi
 case "$name" in /*) out=$name ;; *) out=$out_dir/$name ;; esac
+mkdir -p "$(dirname "$out")"
 
 # Build from a copy: the checkout stays untouched, and a build_id can rename it.
 build="$work/bffgate_plugin${build_id:+_$build_id}"

@@ -29,8 +29,8 @@ import (
 // leaves it to go upstream with Authorization set and the session cookie
 // removed. It never lets through a request the engine did not accept.
 func BFFGate(w http.ResponseWriter, r *http.Request) {
-	// Tyk recovers a hook's panic but then neither answers nor stops the
-	// request; answer it here so nothing goes upstream unauthenticated.
+	// Tyk recovers a hook's panic without answering the client; answer
+	// here, so the request ends with a 500 and never goes upstream.
 	defer func() {
 		if p := recover(); p != nil {
 			log.Printf("bffgate: internal error: %v", p)
