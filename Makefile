@@ -55,6 +55,7 @@ kong-plugin:
 	CGO_ENABLED=0 $(GO) build -trimpath -o bin/bffgate-kong ./kong-plugin
 
 test-js:
+	npm --prefix sdk-js run --silent typecheck
 	npm --prefix sdk-js test --silent
 
 ## lint: gofmt, go vet and staticcheck
