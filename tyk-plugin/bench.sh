@@ -1,10 +1,10 @@
 #!/usr/bin/env bash
 # bench.sh is `make bench-tyk`: bffgate.so in the Tyk-like test host, without
 # and with the plugin, under wrk on loopback; writes the Tyk section of
-# BENCHMARKS.md. Bounded: wrk runs DURATION (default 10s) per target and the
-# whole run is killed after 5 minutes.
+# BENCHMARKS.md. Bounded: wrk runs 10 s (-d) per target and round (3 rounds,
+# -rounds), and the whole run is killed after 10 minutes.
 #
-#   tyk-plugin/bench.sh [-d 10s] [-out BENCHMARKS.md]
+#   tyk-plugin/bench.sh [-d 10s] [-rounds 3] [-out BENCHMARKS.md]
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -18,4 +18,4 @@ if [ ! -f tests/op/node_modules/oidc-provider/package.json ]; then
 	npm ci --prefix tests/op --no-audit --no-fund >/dev/null
 fi
 
-CGO_ENABLED=1 timeout 300 go run -trimpath -tags goplugin ./tyk-plugin/bench "$@"
+CGO_ENABLED=1 timeout 600 go run -trimpath -tags goplugin ./tyk-plugin/bench "$@"

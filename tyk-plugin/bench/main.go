@@ -13,6 +13,7 @@
 package main
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
@@ -29,6 +30,7 @@ import (
 	"path/filepath"
 	"regexp"
 	"runtime"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -41,11 +43,12 @@ const cookieKey = "MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY="
 
 func main() {
 	d := flag.Duration("d", 10*time.Second, "wrk duration per target")
+	rounds := flag.Int("rounds", 3, "wrk runs per target, interleaved; the median is reported")
 	out := flag.String("out", "BENCHMARKS.md", "file to write the Tyk section to, relative to the module root")
 	flag.Parse()
 	log.SetFlags(0)
 	log.SetPrefix("bench-tyk: ")
-	if err := run(*d, *out); err != nil {
+	if err := run(*d, max(*rounds, 1), *out); err != nil {
 		log.Fatal(err)
 	}
 }
@@ -59,12 +62,13 @@ type target struct {
 
 type result struct {
 	rps           float64
+	min, max      float64 // requests/s of the slowest and fastest round
 	avg, p50, p99 string
 	non2xx        string
 	errors        string
 }
 
-func run(d time.Duration, out string) error {
+func run(d time.Duration, rounds int, out string) error {
 	if _, err := exec.LookPath("wrk"); err != nil {
 		return errors.New("wrk is not installed: `apt-get install wrk` (tyk-plugin/bench.sh does it)")
 	}
@@ -175,26 +179,41 @@ func run(d time.Duration, out string) error {
 		targets = append(targets, target{"host with bffgate.so", "Redis", base + "/redis/api/orders",
 			[]string{"Cookie: __Host-benchredis=" + rc, "X-CSRF: 1"}})
 	}
-	results := make([]result, len(targets))
-	for i, t := range targets {
+	for _, t := range targets {
 		if err := check(t.url, t.header); err != nil {
 			return fmt.Errorf("%s: %w", t.name, err)
 		}
-		log.Printf("wrk %s (%s) for %s", t.name, t.store, d)
-		if results[i], err = wrk(t.url, t.header, d); err != nil {
-			return fmt.Errorf("%s: %w", t.name, err)
-		}
-		if results[i].non2xx != "0" {
-			return fmt.Errorf("%s: %s responses were not 2xx: the session did not hold", t.name, results[i].non2xx)
+	}
+	// Rounds interleave the targets, so a slow spell of the machine hits
+	// each of them; each target's median round is reported, with the
+	// spread of its rounds.
+	runs := make([][]result, len(targets))
+	for round := 1; round <= rounds; round++ {
+		for i, t := range targets {
+			log.Printf("round %d/%d: wrk %s (%s) for %s", round, rounds, t.name, t.store, d)
+			r, err := wrk(t.url, t.header, d)
+			if err != nil {
+				return fmt.Errorf("%s: %w", t.name, err)
+			}
+			if r.non2xx != "0" {
+				return fmt.Errorf("%s: %s responses were not 2xx: the session did not hold", t.name, r.non2xx)
+			}
+			runs[i] = append(runs[i], r)
 		}
 	}
+	results := make([]result, len(targets))
+	for i, rs := range runs {
+		slices.SortFunc(rs, func(a, b result) int { return cmp.Compare(a.rps, b.rps) })
+		results[i] = rs[len(rs)/2]
+		results[i].min, results[i].max = rs[0].rps, rs[len(rs)-1].rps
+	}
 	file := filepath.Join(root, out)
-	if err := writeSection(file, targets, results, d); err != nil {
+	if err := writeSection(file, targets, results, d, rounds); err != nil {
 		return err
 	}
 	log.Printf("wrote %s", file)
 	for i, t := range targets {
-		log.Printf("%-24s %-28s %8.0f req/s  p50 %s  p99 %s", t.name, t.store, results[i].rps, results[i].p50, results[i].p99)
+		log.Printf("%-24s %-8s %6.0f req/s (%.0f–%.0f)  p50 %s  p99 %s", t.name, t.store, results[i].rps, results[i].min, results[i].max, results[i].p50, results[i].p99)
 	}
 	return nil
 }
@@ -306,8 +325,7 @@ func latency(s string) time.Duration {
 	return d
 }
 
-func ratio(a, b string) string {
-	x, y := latency(a), latency(b)
+func ratio(x, y time.Duration) string {
 	if x == 0 || y == 0 {
 		return "—"
 	}
@@ -317,15 +335,16 @@ func ratio(a, b string) string {
 const begin, end = "<!-- begin:tyk -->", "<!-- end:tyk -->"
 
 // writeSection replaces (or appends) this benchmark's section of file.
-func writeSection(file string, ts []target, rs []result, d time.Duration) error {
+func writeSection(file string, ts []target, rs []result, d time.Duration, rounds int) error {
 	var b strings.Builder
 	fmt.Fprintf(&b, "%s\n## Tyk: bffgate.so in a Tyk-like host\n\n", begin)
-	fmt.Fprintf(&b, "`make bench-tyk`, one run on %s, %d cores, %s, loopback; wrk -t2 -c32 -d%s per target, one after another: GET /app/api/orders with a logged-in session cookie and `X-CSRF: 1`, proxied to a Go upstream that answers 13 bytes of JSON. The host is `tyk-plugin/tykhost` — Tyk's hook contract in front of `httputil.ReverseProxy` — not a real Tyk gateway, which cannot be built here: the ratios show what the plugin adds to a request, not Tyk's own throughput. The load generator, the host, the upstream and the provider share the machine's cores.\n\n",
-		time.Now().UTC().Format("2006-01-02"), runtime.NumCPU(), runtime.Version(), d)
-	b.WriteString("| target | store | requests/s | vs without | avg latency | p50 | p50 vs without | p99 | p99 vs without | non-2xx |\n|---|---|---|---|---|---|---|---|---|---|\n")
+	fmt.Fprintf(&b, "`make bench-tyk`, one run on %s, %d cores, %s, loopback; wrk -t2 -c32 -d%s per target, %d rounds with the targets interleaved, each target's median round shown: GET /app/api/orders with a logged-in session cookie and `X-CSRF: 1`, proxied to a Go upstream that answers 13 bytes of JSON. The host is `tyk-plugin/tykhost` — Tyk's hook contract in front of `httputil.ReverseProxy` — not a real Tyk gateway, which cannot be built here: the ratios show what the plugin adds to a request, not Tyk's own throughput. The load generator, the host, the upstream and the provider share the machine's cores, so the spread of the rounds is shown too: differences smaller than it are noise.\n\n",
+		time.Now().UTC().Format("2006-01-02"), runtime.NumCPU(), runtime.Version(), d, rounds)
+	b.WriteString("| target | store | requests/s | rounds' range | vs without | avg latency | p50 | p50 vs without | p99 | p99 vs without | non-2xx |\n|---|---|---|---|---|---|---|---|---|---|---|\n")
 	for i, t := range ts {
-		fmt.Fprintf(&b, "| %s | %s | %.0f | %.2f | %s | %s | %s | %s | %s | %s |\n",
-			t.name, t.store, rs[i].rps, rs[i].rps/rs[0].rps, rs[i].avg, rs[i].p50, ratio(rs[i].p50, rs[0].p50), rs[i].p99, ratio(rs[i].p99, rs[0].p99), rs[i].non2xx)
+		fmt.Fprintf(&b, "| %s | %s | %.0f | %.0f–%.0f | %.2f | %s | %s | %s | %s | %s | %s |\n",
+			t.name, t.store, rs[i].rps, rs[i].min, rs[i].max, rs[i].rps/rs[0].rps, rs[i].avg,
+			rs[i].p50, ratio(latency(rs[i].p50), latency(rs[0].p50)), rs[i].p99, ratio(latency(rs[i].p99), latency(rs[0].p99)), rs[i].non2xx)
 	}
 	b.WriteString("\nWith the plugin each request runs the BFFGate hook: the session cookie's store lookup and AES-GCM unseal, the CSRF and Origin checks, and the header edits (Authorization set, session cookie removed). With the Redis store the lookup is one round trip to a redis-server on the same machine (no read cache).\n")
 	for i, t := range ts {
