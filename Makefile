@@ -15,7 +15,7 @@ PLAIN_PKGS = $(shell $(GO) list ./... | grep -v /tyk-plugin)
 OTHER_PKGS = $(shell $(GO) list ./... | grep -v -e /tyk-plugin -e /core/)
 
 .PHONY: all build test demo bench lint fuzz test-deps demo-deps sdk-build \
-	test-go test-tyk test-js tyk-plugin kong-plugin bench-compare clean
+	test-go test-tyk test-js tyk-plugin kong-plugin bench-compare bench-tyk clean
 
 all: build
 
@@ -50,6 +50,10 @@ test-tyk:
 tyk-plugin:
 	CGO_ENABLED=1 $(GO) build -buildmode=plugin -trimpath -tags goplugin -o bin/bffgate.so ./tyk-plugin
 
+## bench-tyk: the Tyk test host without vs with bffgate.so (memory, Redis), wrk on loopback (writes BENCHMARKS.md)
+bench-tyk: demo-deps
+	tyk-plugin/bench.sh
+
 ## kong-plugin: bin/bffgate-kong, a static go-pdk plugin server (see kong-plugin/README.md)
 kong-plugin:
 	CGO_ENABLED=0 $(GO) build -trimpath -o bin/bffgate-kong ./kong-plugin
@@ -64,6 +68,8 @@ lint:
 	$(GO) vet $(PLAIN_PKGS)
 	@[ -x $(GOBIN)/staticcheck ] || GOFLAGS= $(GO) install honnef.co/go/tools/cmd/staticcheck@$(STATICCHECK_VERSION)
 	$(GOBIN)/staticcheck $(PLAIN_PKGS)
+	CGO_ENABLED=1 $(GO) vet -tags goplugin ./tyk-plugin/...
+	CGO_ENABLED=1 $(GOBIN)/staticcheck -tags goplugin ./tyk-plugin/...
 
 ## demo: the test OpenID Provider, an API and bffgate serving the demo SPA on 127.0.0.1
 demo: demo-deps sdk-build

@@ -1,6 +1,6 @@
 module github.com/bffgate/bffgate
 
-go 1.26
+go 1.25.0
 
 require (
 	github.com/Kong/go-pdk v0.11.2

@@ -16,7 +16,6 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
-	"runtime"
 	"sort"
 	"strconv"
 	"strings"
@@ -67,10 +66,7 @@ type Stack struct {
 }
 
 // RepoDir is the repository's root directory.
-func RepoDir() string {
-	_, file, _, _ := runtime.Caller(0)
-	return filepath.Join(filepath.Dir(file), "..", "..")
-}
+func RepoDir() string { return op.RepoDir() }
 
 // Start starts the stack; Close stops all of it.
 func Start(o Options) (_ *Stack, err error) {

@@ -137,11 +137,40 @@ type opConfig struct {
 // this source file's location (so it works from any package's tests).
 func Dir() string {
 	_, file, _, ok := runtime.Caller(0)
-	if !ok {
-		return "tests/op"
+	if ok && filepath.IsAbs(file) {
+		return filepath.Dir(file)
 	}
-	return filepath.Dir(file)
+	// Built with -trimpath (the Tyk plugin's tests must be), the file name
+	// is module-relative: find the module's root above the working
+	// directory instead.
+	if root, err := moduleRoot(); err == nil {
+		return filepath.Join(root, "tests", "op")
+	}
+	return "tests/op"
 }
+
+// moduleRoot finds this repository's root: the nearest directory above
+// the working directory whose go.mod declares the bffgate module.
+func moduleRoot() (string, error) {
+	dir, err := os.Getwd()
+	if err != nil {
+		return "", err
+	}
+	for {
+		if b, err := os.ReadFile(filepath.Join(dir, "go.mod")); err == nil &&
+			strings.HasPrefix(strings.TrimSpace(string(b))+"\n", "module github.com/bffgate/bffgate\n") {
+			return dir, nil
+		}
+		parent := filepath.Dir(dir)
+		if parent == dir {
+			return "", errors.New("op: no bffgate go.mod above the working directory")
+		}
+		dir = parent
+	}
+}
+
+// RepoDir is the repository's root directory.
+func RepoDir() string { return filepath.Dir(filepath.Dir(Dir())) }
 
 func seconds(d, def time.Duration) int {
 	if d <= 0 {

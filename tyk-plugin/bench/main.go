@@ -86,9 +86,6 @@ func run(d time.Duration, rounds int, out string) error {
 	if err := tykhost.BuildPlugin(root, so); err != nil {
 		return err
 	}
-	if err := tykhost.EnterTrimpathView(dir, root, "github.com/bffgate/bffgate"); err != nil {
-		return err
-	}
 
 	upSrv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "application/json")

@@ -129,21 +129,3 @@ func ModuleRoot() (string, error) {
 	}
 	return filepath.Dir(mod), nil
 }
-
-// EnterTrimpathView makes source paths recorded by -trimpath resolvable:
-// they are module-relative ("github.com/bffgate/bffgate/tests/op"), so a
-// package that finds its files with runtime.Caller (tests/op does) looks
-// for them below the working directory. EnterTrimpathView changes the
-// working directory to a new directory under tmp in which modulePath is a
-// symbolic link to root, the module's root directory.
-func EnterTrimpathView(tmp, root, modulePath string) error {
-	view := filepath.Join(tmp, "trimpath")
-	link := filepath.Join(view, filepath.FromSlash(modulePath))
-	if err := os.MkdirAll(filepath.Dir(link), 0o755); err != nil {
-		return err
-	}
-	if err := os.Symlink(root, link); err != nil && !errors.Is(err, os.ErrExist) {
-		return err
-	}
-	return os.Chdir(view)
-}

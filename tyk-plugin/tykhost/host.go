@@ -91,6 +91,11 @@ type route struct {
 // New returns a gateway for apis.
 func New(apis ...API) *Gateway {
 	g := &Gateway{}
+	// Like Tyk (max_idle_connections_per_host, default 100), keep idle
+	// upstream connections for a busy gateway; net/http's default of 2
+	// would open a new connection for most requests under load.
+	transport := http.DefaultTransport.(*http.Transport).Clone()
+	transport.MaxIdleConnsPerHost = 100
 	for _, a := range apis {
 		r := route{API: a, prefix: strings.TrimSuffix(a.ListenPath, "/")}
 		target, strip, prefix := a.Target, a.StripListenPath, r.prefix
@@ -109,6 +114,7 @@ func New(apis ...API) *Gateway {
 				// Rewrite starts from the incoming request's headers as the
 				// hooks left them (Tyk proxies r itself).
 			},
+			Transport:    transport,
 			ErrorHandler: proxyError,
 		}
 		g.apis = append(g.apis, r)

@@ -77,13 +77,6 @@ func run(m *testing.M) int {
 		return 1
 	}
 
-	// tests/op finds its server.js through runtime.Caller, which -trimpath
-	// turns into a module path.
-	if err := tykhost.EnterTrimpathView(dir, moduleRoot, "github.com/bffgate/bffgate"); err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		return 1
-	}
-
 	upSrv := httptest.NewServer(up)
 	defer upSrv.Close()
 	var handler http.Handler = http.NotFoundHandler()
