@@ -77,7 +77,7 @@ demo: demo-deps sdk-build
 
 ## bench: Go benchmarks of the hot path (side by side: memory store, identity headers)
 bench:
-	$(GO) test -run '^$$' -bench . -benchmem ./core/...
+	$(GO) test -p 1 -run '^$$' -bench . -benchmem ./core/...
 
 ## bench-compare: bffgate serve vs oauth2-proxy v7.8.1 vs the bare upstream, with wrk on loopback (writes BENCHMARKS.md)
 bench-compare: demo-deps

@@ -2,11 +2,18 @@ package bff
 
 import (
 	"context"
+	"fmt"
 	"net/http"
+	"strconv"
+	"strings"
 	"testing"
 	"time"
 
+	"github.com/redis/go-redis/v9"
+
 	"github.com/bffgate/bffgate/core/session"
+	"github.com/bffgate/bffgate/core/session/redisstore"
+	"github.com/bffgate/bffgate/core/session/redisstore/redistest"
 )
 
 // authenticated returns an engine holding one fresh session, and an API
@@ -66,5 +73,46 @@ func BenchmarkAPIRequestIdentityHeaders(b *testing.B) {
 		if res := e.Handle(ctx, req); !res.Forward() {
 			b.Fatalf("status %d: %s", res.Status, res.Body)
 		}
+	}
+}
+
+// BenchmarkAPIRequestRedis is the hot path with the Redis store on the
+// local server, without and with the read cache; it reports Redis commands
+// per request (from the server's own count, so nothing else may use that
+// Redis meanwhile).
+func BenchmarkAPIRequestRedis(b *testing.B) {
+	for _, cacheMS := range []int{0, 1000} {
+		b.Run(fmt.Sprintf("cache_ttl_ms=%d", cacheMS), func(b *testing.B) {
+			c := validConfig()
+			c.Redis = redisstore.Config{URL: redistest.URL(b), KeyPrefix: fmt.Sprintf("bffgate-bench-%d:", time.Now().UnixNano()), CacheTTLMS: cacheMS}
+			e, req := authenticated(b, c)
+			defer e.Close()
+			ctx := context.Background()
+			rc := redis.NewClient(&redis.Options{Addr: "127.0.0.1:6379"})
+			defer rc.Close()
+			commands := func() int64 {
+				info, err := rc.Info(ctx, "stats").Result()
+				if err != nil {
+					b.Fatal(err)
+				}
+				for _, line := range strings.Split(info, "\r\n") {
+					if v, ok := strings.CutPrefix(line, "total_commands_processed:"); ok {
+						n, _ := strconv.ParseInt(v, 10, 64)
+						return n
+					}
+				}
+				b.Fatal("no total_commands_processed in INFO")
+				return 0
+			}
+			b.ReportAllocs()
+			before := commands()
+			for b.Loop() {
+				if res := e.Handle(ctx, req); !res.Forward() {
+					b.Fatalf("status %d: %s", res.Status, res.Body)
+				}
+			}
+			// The INFO call that reads the count is itself one command.
+			b.ReportMetric(float64(commands()-before-1)/float64(b.N), "redis-cmds/op")
+		})
 	}
 }
