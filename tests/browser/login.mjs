@@ -3,7 +3,7 @@
 // received. Run by browser_test.go (which also searches the recording for the
 // session's real tokens); it runs by hand against `make demo` too:
 //
-//   BFFGATE_URL=http://127.0.0.1:8080 BFFGATE_MODE=token-mediating node tests/browser/login.mjs
+//   BFFGATE_URL=http://localhost:8080 BFFGATE_MODE=token-mediating node tests/browser/login.mjs
 //
 // Env: BFFGATE_URL (the stack, required), BFFGATE_MODE ("bff" or
 // "token-mediating", required), BFFGATE_ARTIFACTS (where the screenshots and
@@ -44,7 +44,7 @@ function die(msg) {
   process.exit(1);
 }
 
-if (!/^http:\/\/127\.0\.0\.1:\d+$/.test(baseURL)) die(`BFFGATE_URL must be http://127.0.0.1:<port>, got ${JSON.stringify(baseURL)}`);
+if (!/^http:\/\/(127\.0\.0\.1|localhost):\d+$/.test(baseURL)) die(`BFFGATE_URL must be http://127.0.0.1:<port> or http://localhost:<port> (loopback only), got ${JSON.stringify(baseURL)}`);
 if (mode !== 'bff' && mode !== 'token-mediating') die(`BFFGATE_MODE must be "bff" or "token-mediating", got ${JSON.stringify(mode)}`);
 if (!fs.existsSync(executablePath)) {
   die(`${executablePath} is missing: install Chromium with \`apt-get install -y chromium\` (or set BFFGATE_CHROMIUM)`);
