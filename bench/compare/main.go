@@ -15,43 +15,30 @@ import (
 	"log"
 	"net"
 	"net/http"
-	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
-	"regexp"
 	"runtime"
-	"strconv"
 	"strings"
 	"time"
 
+	"github.com/bffgate/bffgate/internal/loadtest"
 	"github.com/bffgate/bffgate/tests/op"
 )
 
 func main() {
 	bffgate := flag.String("bffgate", "bin/bffgate", "the bffgate binary")
 	o2p := flag.String("oauth2-proxy", "bin/oauth2-proxy", "the oauth2-proxy binary")
-	duration := flag.Duration("d", 10*time.Second, "wrk duration per target")
+	duration := flag.Duration("d", 10*time.Second, "wrk duration per target and round")
+	rounds := flag.Int("rounds", 3, "rounds of all targets")
 	out := flag.String("out", "BENCHMARKS.md", "the file whose compare section is rewritten")
 	flag.Parse()
-	if err := run(*bffgate, *o2p, *duration, *out); err != nil {
+	if err := run(*bffgate, *o2p, *duration, *rounds, *out); err != nil {
 		log.Fatal("compare: ", err)
 	}
 }
 
-type target struct {
-	name   string
-	url    string
-	header []string // wrk -H values
-}
-
-type result struct {
-	rps            float64
-	avg, p50, p99  string
-	non2xx, errors string
-}
-
-func run(bffgateBin, o2pBin string, d time.Duration, outFile string) error {
+func run(bffgateBin, o2pBin string, d time.Duration, rounds int, outFile string) error {
 	ctx := context.Background()
 	var stop []func()
 	defer func() {
@@ -123,30 +110,29 @@ func run(bffgateBin, o2pBin string, d time.Duration, outFile string) error {
 		}
 	}
 
-	bffCookie, err := login(ctx, srv, "http://"+bffAddr+"/login", "__Host-bffgate")
+	bffCookie, err := loadtest.Login(ctx, srv, "http://"+bffAddr+"/login", "__Host-bffgate")
 	if err != nil {
 		return fmt.Errorf("bffgate login: %w", err)
 	}
-	o2pCookie, err := login(ctx, srv, "http://"+o2pAddr+"/oauth2/start?rd=%2F", "_oauth2_proxy")
+	o2pCookie, err := loadtest.Login(ctx, srv, "http://"+o2pAddr+"/oauth2/start?rd=%2F", "_oauth2_proxy")
 	if err != nil {
 		return fmt.Errorf("oauth2-proxy login: %w", err)
 	}
-	targets := []target{
-		{"upstream directly (no auth)", upURL + "/api/orders?direct=1", nil},
-		{"bffgate serve (memory store)", "http://" + bffAddr + "/api/orders", []string{"Cookie: " + bffCookie, "X-CSRF: 1"}},
-		{"oauth2-proxy v7.8.1 (cookie session)", "http://" + o2pAddr + "/api/orders", []string{"Cookie: " + o2pCookie}},
+	targets := []loadtest.Target{
+		{Name: "upstream directly (no auth)", URL: upURL + "/api/orders?direct=1"},
+		{Name: "bffgate serve (memory store)", URL: "http://" + bffAddr + "/api/orders", Header: []string{"Cookie: " + bffCookie, "X-CSRF: 1"}},
+		{Name: "oauth2-proxy v7.8.1 (cookie session)", URL: "http://" + o2pAddr + "/api/orders", Header: []string{"Cookie: " + o2pCookie}},
 	}
-	results := make([]result, len(targets))
+	results, err := loadtest.Rounds(targets, rounds, d, func(round int, t loadtest.Target) {
+		log.Printf("round %d/%d: wrk %s for %s", round, rounds, t.Name, d)
+	})
+	if err != nil {
+		return err
+	}
 	for i, t := range targets {
-		if err := check(t); err != nil {
-			return fmt.Errorf("%s: %w", t.name, err)
-		}
-		if results[i], err = wrk(t, d); err != nil {
-			return fmt.Errorf("%s: %w", t.name, err)
-		}
-		fmt.Printf("%-40s %10.0f req/s  avg %s  p99 %s\n", t.name, results[i].rps, results[i].avg, results[i].p99)
+		fmt.Printf("%-40s %10.0f req/s (%.0f–%.0f)  p50 %s  p99 %s\n", t.Name, results[i].RPS, results[i].Min, results[i].Max, results[i].P50, results[i].P99)
 	}
-	return writeSection(outFile, targets, results, d)
+	return loadtest.WriteSection(outFile, "compare", section(targets, results, d, rounds))
 }
 
 func freeAddr() string {
@@ -188,132 +174,16 @@ func waitListening(addr string) error {
 	return fmt.Errorf("nothing listens on %s after 10 s", addr)
 }
 
-// login follows a proxy's login start through the provider and back, and
-// returns the Cookie header value of the proxy's session cookies.
-func login(ctx context.Context, srv *op.Server, startURL, cookiePrefix string) (string, error) {
-	c := &http.Client{Jar: op.NewJar(), Timeout: 30 * time.Second,
-		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
-	resp, err := c.Get(startURL)
-	if err != nil {
-		return "", err
-	}
-	resp.Body.Close()
-	authURL := resp.Header.Get("Location")
-	if !strings.HasPrefix(authURL, srv.Issuer) {
-		return "", fmt.Errorf("login start answered %d to %q, not the provider", resp.StatusCode, authURL)
-	}
-	cb, err := srv.Login(ctx, c, authURL, op.AliceUser, op.AlicePassword)
-	if err != nil {
-		return "", err
-	}
-	resp, err = c.Get(cb.String())
-	if err != nil {
-		return "", err
-	}
-	resp.Body.Close()
-	if resp.StatusCode != http.StatusFound {
-		return "", fmt.Errorf("callback answered %d", resp.StatusCode)
-	}
-	u, _ := url.Parse(startURL)
-	var parts []string
-	for _, ck := range c.Jar.Cookies(u) {
-		if strings.HasPrefix(ck.Name, cookiePrefix) && !strings.Contains(ck.Name, "csrf") && !strings.Contains(ck.Name, "-login-") {
-			parts = append(parts, ck.Name+"="+ck.Value)
-		}
-	}
-	if len(parts) == 0 {
-		return "", fmt.Errorf("no %s cookie after login", cookiePrefix)
-	}
-	return strings.Join(parts, "; "), nil
-}
-
-// check makes one request as wrk will and wants a 200.
-func check(t target) error {
-	req, _ := http.NewRequest("GET", t.url, nil)
-	for _, h := range t.header {
-		k, v, _ := strings.Cut(h, ": ")
-		req.Header.Set(k, v)
-	}
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		return err
-	}
-	defer resp.Body.Close()
-	if resp.StatusCode != http.StatusOK {
-		body, _ := io.ReadAll(io.LimitReader(resp.Body, 512))
-		return fmt.Errorf("a single request got %d: %s", resp.StatusCode, body)
-	}
-	return nil
-}
-
-var (
-	rpsRe     = regexp.MustCompile(`Requests/sec:\s+([\d.]+)`)
-	avgRe     = regexp.MustCompile(`Latency\s+(\S+)`)
-	pctRe     = regexp.MustCompile(`(?m)^\s+(50|99)%\s+(\S+)`)
-	non2xxRe  = regexp.MustCompile(`Non-2xx or 3xx responses:\s+(\d+)`)
-	sockErrRe = regexp.MustCompile(`Socket errors:.*`)
-)
-
-// wrk loads one target: 2 threads, 32 connections, for d, on loopback.
-func wrk(t target, d time.Duration) (result, error) {
-	args := []string{"-t2", "-c32", "-d" + strconv.Itoa(int(d.Seconds())) + "s", "--latency"}
-	for _, h := range t.header {
-		args = append(args, "-H", h)
-	}
-	args = append(args, t.url)
-	out, err := exec.Command("wrk", args...).CombinedOutput()
-	if err != nil {
-		return result{}, fmt.Errorf("wrk: %v: %s", err, out)
-	}
-	s := string(out)
-	var r result
-	if m := rpsRe.FindStringSubmatch(s); m != nil {
-		r.rps, _ = strconv.ParseFloat(m[1], 64)
-	}
-	if m := avgRe.FindStringSubmatch(s); m != nil {
-		r.avg = m[1]
-	}
-	for _, m := range pctRe.FindAllStringSubmatch(s, -1) {
-		if m[1] == "50" {
-			r.p50 = m[2]
-		} else {
-			r.p99 = m[2]
-		}
-	}
-	r.non2xx = "0"
-	if m := non2xxRe.FindStringSubmatch(s); m != nil {
-		r.non2xx = m[1]
-	}
-	if m := sockErrRe.FindString(s); m != "" {
-		r.errors = m
-	}
-	if r.rps == 0 {
-		return r, fmt.Errorf("could not read wrk's output: %s", s)
-	}
-	return r, nil
-}
-
-const begin, end = "<!-- begin:compare -->", "<!-- end:compare -->"
-
-// writeSection replaces (or appends) this benchmark's section of the file.
-func writeSection(file string, ts []target, rs []result, d time.Duration) error {
+// section is this benchmark's part of BENCHMARKS.md.
+func section(ts []loadtest.Target, rs []loadtest.Result, d time.Duration, rounds int) string {
 	var b strings.Builder
-	fmt.Fprintf(&b, "%s\n## Standalone: bffgate serve vs oauth2-proxy\n\n", begin)
-	fmt.Fprintf(&b, "`make bench-compare`, one run on %s, %d cores, loopback; wrk -t2 -c32 -d%s per target, one after another, all logged in as the same user against the same test OpenID Provider. The load generator, the proxies, the upstream and the provider share the machine's cores, so compare the ratios, not the absolute numbers.\n\n", time.Now().UTC().Format("2006-01-02"), runtime.NumCPU(), d)
-	b.WriteString("| target | requests/s | vs upstream | avg latency | p50 | p99 | non-2xx |\n|---|---|---|---|---|---|---|\n")
+	b.WriteString("## Standalone: bffgate serve vs oauth2-proxy\n\n")
+	fmt.Fprintf(&b, "`make bench-compare`, one run on %s, %d cores, loopback; wrk -t2 -c32 -d%s per target, %d rounds with the targets interleaved, each target's median round shown, all logged in as the same user against the same test OpenID Provider. The load generator, the proxies, the upstream and the provider share the machine's cores, so compare the ratios, not the absolute numbers; differences within a row's range are noise.\n\n",
+		time.Now().UTC().Format("2006-01-02"), runtime.NumCPU(), d, rounds)
+	b.WriteString("| target | requests/s | rounds' range | vs upstream | avg latency | p50 | p99 | non-2xx |\n|---|---|---|---|---|---|---|---|\n")
 	for i, t := range ts {
-		fmt.Fprintf(&b, "| %s | %.0f | %.2f | %s | %s | %s | %s |\n", t.name, rs[i].rps, rs[i].rps/rs[0].rps, rs[i].avg, rs[i].p50, rs[i].p99, rs[i].non2xx)
+		fmt.Fprintf(&b, "| %s | %.0f | %.0f–%.0f | %.2f | %s | %s | %s | %s |\n", t.Name, rs[i].RPS, rs[i].Min, rs[i].Max, rs[i].RPS/rs[0].RPS, rs[i].Avg, rs[i].P50, rs[i].P99, rs[i].Non2xx)
 	}
-	fmt.Fprintf(&b, "\nbffgate / oauth2-proxy throughput: **%.2f×**. bffgate reads a server-side session (one memory-store lookup, AES-GCM unseal) and sets the bearer; oauth2-proxy decrypts its session from the cookie itself.\n%s\n", rs[1].rps/rs[2].rps, end)
-	old, _ := os.ReadFile(file)
-	s := string(old)
-	if s == "" {
-		s = "# Benchmarks\n\nEvery figure here is a ratio measured side by side in one run on this repository's machines; rerun the command named in each section to reproduce it.\n\n"
-	}
-	if i, j := strings.Index(s, begin), strings.Index(s, end); i >= 0 && j > i {
-		s = s[:i] + b.String() + strings.TrimPrefix(s[j+len(end):], "\n")
-	} else {
-		s += "\n" + b.String()
-	}
-	return os.WriteFile(file, []byte(s), 0o644)
+	fmt.Fprintf(&b, "\nbffgate / oauth2-proxy throughput: **%.2f×**. bffgate reads a server-side session (one memory-store lookup, AES-GCM unseal) and sets the bearer; oauth2-proxy decrypts its session from the cookie itself.\n", rs[1].RPS/rs[2].RPS)
+	return b.String()
 }

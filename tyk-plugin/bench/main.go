@@ -13,7 +13,6 @@
 package main
 
 import (
-	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
@@ -28,13 +27,11 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"regexp"
 	"runtime"
-	"slices"
-	"strconv"
 	"strings"
 	"time"
 
+	"github.com/bffgate/bffgate/internal/loadtest"
 	"github.com/bffgate/bffgate/tests/op"
 	"github.com/bffgate/bffgate/tyk-plugin/tykhost"
 )
@@ -51,21 +48,6 @@ func main() {
 	if err := run(*d, max(*rounds, 1), *out); err != nil {
 		log.Fatal(err)
 	}
-}
-
-// target is one thing wrk loads.
-type target struct {
-	name, store string
-	url         string
-	header      []string // wrk -H values
-}
-
-type result struct {
-	rps           float64
-	min, max      float64 // requests/s of the slowest and fastest round
-	avg, p50, p99 string
-	non2xx        string
-	errors        string
 }
 
 func run(d time.Duration, rounds int, out string) error {
@@ -157,210 +139,66 @@ func run(d time.Duration, rounds int, out string) error {
 		tykhost.API{ListenPath: "/redis/", StripListenPath: true, Target: upstream, Pre: []tykhost.Hook{hook}},
 	))
 
-	cookie, err := login(o, base, "/app")
+	cookie, err := loadtest.Login(context.Background(), o, base+"/app/login", "__Host-benchapp")
 	if err != nil {
 		return err
 	}
 	// The baseline gets the same headers; without the plugin they go
 	// upstream as they are.
-	header := []string{"Cookie: __Host-benchapp=" + cookie, "X-CSRF: 1"}
-	targets := []target{
-		{"host without the plugin", "—", "http://" + plain.Addr().String() + "/app/api/orders", header},
-		{"host with bffgate.so", "memory", base + "/app/api/orders", header},
+	header := []string{"Cookie: " + cookie, "X-CSRF: 1"}
+	targets := []loadtest.Target{
+		{Name: "host without the plugin", URL: "http://" + plain.Addr().String() + "/app/api/orders", Header: header},
+		{Name: "host with bffgate.so", URL: base + "/app/api/orders", Header: header},
 	}
+	stores := []string{"—", "memory"}
 	if redisAddr != "" {
-		rc, err := login(o, base, "/redis")
+		rc, err := loadtest.Login(context.Background(), o, base+"/redis/login", "__Host-benchredis")
 		if err != nil {
 			return err
 		}
-		targets = append(targets, target{"host with bffgate.so", "Redis", base + "/redis/api/orders",
-			[]string{"Cookie: __Host-benchredis=" + rc, "X-CSRF: 1"}})
+		targets = append(targets, loadtest.Target{Name: "host with bffgate.so", URL: base + "/redis/api/orders",
+			Header: []string{"Cookie: " + rc, "X-CSRF: 1"}})
+		stores = append(stores, "Redis")
 	}
-	for _, t := range targets {
-		if err := check(t.url, t.header); err != nil {
-			return fmt.Errorf("%s: %w", t.name, err)
-		}
+	results, err := loadtest.Rounds(targets, rounds, d, func(round int, t loadtest.Target) {
+		log.Printf("round %d/%d: wrk %s for %s", round, rounds, t.URL, d)
+	})
+	if err != nil {
+		return err
 	}
-	// Rounds interleave the targets, so a slow spell of the machine hits
-	// each of them; each target's median round is reported, with the
-	// spread of its rounds.
-	runs := make([][]result, len(targets))
-	for round := 1; round <= rounds; round++ {
-		for i, t := range targets {
-			log.Printf("round %d/%d: wrk %s (%s) for %s", round, rounds, t.name, t.store, d)
-			r, err := wrk(t.url, t.header, d)
-			if err != nil {
-				return fmt.Errorf("%s: %w", t.name, err)
-			}
-			if r.non2xx != "0" {
-				return fmt.Errorf("%s: %s responses were not 2xx: the session did not hold", t.name, r.non2xx)
-			}
-			runs[i] = append(runs[i], r)
-		}
+	file := out
+	if !filepath.IsAbs(file) {
+		file = filepath.Join(root, out)
 	}
-	results := make([]result, len(targets))
-	for i, rs := range runs {
-		slices.SortFunc(rs, func(a, b result) int { return cmp.Compare(a.rps, b.rps) })
-		results[i] = rs[len(rs)/2]
-		results[i].min, results[i].max = rs[0].rps, rs[len(rs)-1].rps
-	}
-	file := filepath.Join(root, out)
-	if err := writeSection(file, targets, results, d, rounds); err != nil {
+	if err := loadtest.WriteSection(file, "tyk", section(targets, stores, results, d, rounds)); err != nil {
 		return err
 	}
 	log.Printf("wrote %s", file)
 	for i, t := range targets {
-		log.Printf("%-24s %-8s %6.0f req/s (%.0f–%.0f)  p50 %s  p99 %s", t.name, t.store, results[i].rps, results[i].min, results[i].max, results[i].p50, results[i].p99)
+		log.Printf("%-24s %-8s %6.0f req/s (%.0f–%.0f)  p50 %s  p99 %s", t.Name, stores[i], results[i].RPS, results[i].Min, results[i].Max, results[i].P50, results[i].P99)
 	}
 	return nil
 }
 
-// login logs alice in through the plugin's API at prefix and returns the
-// session cookie.
-func login(o *op.Server, base, prefix string) (string, error) {
-	c := &http.Client{
-		Jar:           op.NewJar(),
-		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
-		Timeout:       30 * time.Second,
-	}
-	resp, err := c.Get(base + prefix + "/login")
-	if err != nil {
-		return "", err
-	}
-	resp.Body.Close()
-	if resp.StatusCode != http.StatusFound {
-		return "", fmt.Errorf("login: %s", resp.Status)
-	}
-	cb, err := o.Login(context.Background(), c, resp.Header.Get("Location"), op.AliceUser, op.AlicePassword)
-	if err != nil {
-		return "", err
-	}
-	if resp, err = c.Get(cb.String()); err != nil {
-		return "", err
-	}
-	resp.Body.Close()
-	u, _ := url.Parse(base)
-	for _, ck := range c.Jar.Cookies(u) {
-		if ck.Name == "__Host-bench"+strings.TrimPrefix(prefix, "/") {
-			return ck.Value, nil
-		}
-	}
-	return "", fmt.Errorf("login: callback answered %s without a session cookie", resp.Status)
-}
-
-// check makes one request as wrk will and wants a 200.
-func check(u string, header []string) error {
-	req, _ := http.NewRequest("GET", u, nil)
-	for _, h := range header {
-		name, value, _ := strings.Cut(h, ": ")
-		req.Header.Set(name, value)
-	}
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		return err
-	}
-	defer resp.Body.Close()
-	if resp.StatusCode != http.StatusOK {
-		body, _ := io.ReadAll(io.LimitReader(resp.Body, 512))
-		return fmt.Errorf("a single request got %d: %s", resp.StatusCode, body)
-	}
-	return nil
-}
-
-var (
-	rpsRe     = regexp.MustCompile(`Requests/sec:\s+([\d.]+)`)
-	avgRe     = regexp.MustCompile(`Latency\s+(\S+)`)
-	pctRe     = regexp.MustCompile(`(?m)^\s+(50|99)%\s+(\S+)`)
-	non2xxRe  = regexp.MustCompile(`Non-2xx or 3xx responses:\s+(\d+)`)
-	sockErrRe = regexp.MustCompile(`Socket errors:.*`)
-)
-
-// wrk loads u: 2 threads, 32 connections, for d.
-func wrk(u string, header []string, d time.Duration) (result, error) {
-	args := []string{"-t2", "-c32", "-d" + strconv.Itoa(int(d.Seconds())) + "s", "--latency"}
-	for _, h := range header {
-		args = append(args, "-H", h)
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), d+30*time.Second)
-	defer cancel()
-	out, err := exec.CommandContext(ctx, "wrk", append(args, u)...).CombinedOutput()
-	if err != nil {
-		return result{}, fmt.Errorf("wrk: %v: %s", err, out)
-	}
-	s := string(out)
-	var r result
-	if m := rpsRe.FindStringSubmatch(s); m != nil {
-		r.rps, _ = strconv.ParseFloat(m[1], 64)
-	}
-	if m := avgRe.FindStringSubmatch(s); m != nil {
-		r.avg = m[1]
-	}
-	for _, m := range pctRe.FindAllStringSubmatch(s, -1) {
-		if m[1] == "50" {
-			r.p50 = m[2]
-		} else {
-			r.p99 = m[2]
-		}
-	}
-	r.non2xx = "0"
-	if m := non2xxRe.FindStringSubmatch(s); m != nil {
-		r.non2xx = m[1]
-	}
-	r.errors = sockErrRe.FindString(s)
-	if r.rps == 0 {
-		return r, fmt.Errorf("could not read wrk's output: %s", s)
-	}
-	return r, nil
-}
-
-// latency reads one of wrk's durations ("812.00us", "3.50ms", "1.02s").
-func latency(s string) time.Duration {
-	d, err := time.ParseDuration(s)
-	if err != nil {
-		return 0
-	}
-	return d
-}
-
-func ratio(x, y time.Duration) string {
-	if x == 0 || y == 0 {
-		return "—"
-	}
-	return fmt.Sprintf("%.2f×", float64(x)/float64(y))
-}
-
-const begin, end = "<!-- begin:tyk -->", "<!-- end:tyk -->"
-
-// writeSection replaces (or appends) this benchmark's section of file.
-func writeSection(file string, ts []target, rs []result, d time.Duration, rounds int) error {
+// section is this benchmark's part of BENCHMARKS.md.
+func section(ts []loadtest.Target, stores []string, rs []loadtest.Result, d time.Duration, rounds int) string {
 	var b strings.Builder
-	fmt.Fprintf(&b, "%s\n## Tyk: bffgate.so in a Tyk-like host\n\n", begin)
+	b.WriteString("## Tyk: bffgate.so in a Tyk-like host\n\n")
 	fmt.Fprintf(&b, "`make bench-tyk`, one run on %s, %d cores, %s, loopback; wrk -t2 -c32 -d%s per target, %d rounds with the targets interleaved, each target's median round shown: GET /app/api/orders with a logged-in session cookie and `X-CSRF: 1`, proxied to a Go upstream that answers 13 bytes of JSON. The host is `tyk-plugin/tykhost` — Tyk's hook contract in front of `httputil.ReverseProxy` — not a real Tyk gateway, which cannot be built here: the ratios show what the plugin adds to a request, not Tyk's own throughput. The load generator, the host, the upstream and the provider share the machine's cores, so the spread of the rounds is shown too: differences smaller than it are noise.\n\n",
 		time.Now().UTC().Format("2006-01-02"), runtime.NumCPU(), runtime.Version(), d, rounds)
 	b.WriteString("| target | store | requests/s | rounds' range | vs without | avg latency | p50 | p50 vs without | p99 | p99 vs without | non-2xx |\n|---|---|---|---|---|---|---|---|---|---|---|\n")
 	for i, t := range ts {
 		fmt.Fprintf(&b, "| %s | %s | %.0f | %.0f–%.0f | %.2f | %s | %s | %s | %s | %s | %s |\n",
-			t.name, t.store, rs[i].rps, rs[i].min, rs[i].max, rs[i].rps/rs[0].rps, rs[i].avg,
-			rs[i].p50, ratio(latency(rs[i].p50), latency(rs[0].p50)), rs[i].p99, ratio(latency(rs[i].p99), latency(rs[0].p99)), rs[i].non2xx)
+			t.Name, stores[i], rs[i].RPS, rs[i].Min, rs[i].Max, rs[i].RPS/rs[0].RPS, rs[i].Avg,
+			rs[i].P50, loadtest.Ratio(rs[i].P50, rs[0].P50), rs[i].P99, loadtest.Ratio(rs[i].P99, rs[0].P99), rs[i].Non2xx)
 	}
 	b.WriteString("\nWith the plugin each request runs the BFFGate hook: the session cookie's store lookup and AES-GCM unseal, the CSRF and Origin checks, and the header edits (Authorization set, session cookie removed). With the Redis store the lookup is one round trip to a redis-server on the same machine (no read cache).\n")
 	for i, t := range ts {
-		if rs[i].errors != "" {
-			fmt.Fprintf(&b, "\n%s: wrk reported %s\n", t.name, rs[i].errors)
+		if rs[i].SocketErrors != "" {
+			fmt.Fprintf(&b, "\n%s (%s): wrk reported %s\n", t.Name, stores[i], rs[i].SocketErrors)
 		}
 	}
-	b.WriteString(end + "\n")
-	old, _ := os.ReadFile(file)
-	s := string(old)
-	if s == "" {
-		s = "# Benchmarks\n\nEvery figure here is a ratio measured side by side in one run on this repository's machines; rerun the command named in each section to reproduce it.\n"
-	}
-	if i, j := strings.Index(s, begin), strings.Index(s, end); i >= 0 && j > i {
-		s = s[:i] + b.String() + strings.TrimPrefix(s[j+len(end):], "\n")
-	} else {
-		s = strings.TrimRight(s, "\n") + "\n\n" + b.String()
-	}
-	return os.WriteFile(file, []byte(s), 0o644)
+	return b.String()
 }
 
 // startRedis runs redis-server on a free loopback port, without
