@@ -7,13 +7,13 @@ import (
 	"log/slog"
 	"net/http"
 	"net/url"
-	"os"
 	"slices"
 	"strings"
 	"time"
 
 	"github.com/bffgate/bffgate/core/session"
 	"github.com/bffgate/bffgate/core/session/redisstore"
+	"github.com/bffgate/bffgate/internal/envsecret"
 )
 
 // Modes of operation (Config.Mode).
@@ -251,13 +251,9 @@ func (c Config) withDefaults() Config {
 
 // resolveSecret reads an "env:NAME" value from the environment.
 func resolveSecret(field, v string) (string, error) {
-	name, ok := strings.CutPrefix(v, "env:")
-	if !ok {
-		return v, nil
-	}
-	s := os.Getenv(name)
-	if s == "" {
-		return "", cfgErr(field, "environment variable %s is empty or not set: set it, or write the value itself", name)
+	s, err := envsecret.Resolve(v)
+	if err != nil {
+		return "", cfgErr(field, "%v", err)
 	}
 	return s, nil
 }

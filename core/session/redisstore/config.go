@@ -5,11 +5,11 @@ import (
 	"fmt"
 	"net"
 	"net/url"
-	"os"
 	"strconv"
 	"strings"
 	"time"
 
+	"github.com/bffgate/bffgate/internal/envsecret"
 	"github.com/redis/go-redis/v9"
 )
 
@@ -282,13 +282,9 @@ func ms(n int) time.Duration { return time.Duration(n) * time.Millisecond }
 
 // resolveSecret reads an "env:NAME" value from the environment.
 func resolveSecret(field, v string) (string, error) {
-	name, ok := strings.CutPrefix(v, "env:")
-	if !ok {
-		return v, nil
-	}
-	s := os.Getenv(name)
-	if s == "" {
-		return "", cfgErr(field, "environment variable %s is empty or not set: set it, or write the value itself", name)
+	s, err := envsecret.Resolve(v)
+	if err != nil {
+		return "", cfgErr(field, "%v", err)
 	}
 	return s, nil
 }
