@@ -15,6 +15,7 @@ import (
 
 	"github.com/bffgate/bffgate/core/session"
 	"github.com/bffgate/bffgate/core/session/memstore"
+	"github.com/bffgate/bffgate/tests/browser/browsertest"
 	"github.com/bffgate/bffgate/tests/demo"
 	"github.com/bffgate/bffgate/tests/op"
 )
@@ -28,13 +29,13 @@ type stack struct {
 	OP     *op.Server
 	Store  *recordingStore
 	Tokens *tokenRecorder // every token the provider gave bffgate
-	Logs   *syncBuffer
+	Logs   *browsertest.SyncBuffer
 }
 
 // startStack starts the stack for one test and stops it when the test ends.
 func startStack(t *testing.T, mode string) *stack {
 	t.Helper()
-	s := &stack{Store: newRecordingStore(), Tokens: &tokenRecorder{}, Logs: &syncBuffer{}}
+	s := &stack{Store: newRecordingStore(), Tokens: &tokenRecorder{}, Logs: &browsertest.SyncBuffer{}}
 	client := &http.Client{Timeout: 10 * time.Second, Transport: s.Tokens}
 	d, err := demo.Start(demo.Options{Mode: mode, Store: s.Store, HTTPClient: client, Logs: s.Logs})
 	if err != nil {
@@ -133,22 +134,4 @@ func (r *recordingStore) versions(cookie string) ([]*session.Session, error) {
 		out = append(out, s)
 	}
 	return out, nil
-}
-
-// syncBuffer collects the stack's logs from several goroutines.
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
 }
