@@ -5,10 +5,8 @@
 package demo
 
 import (
-	"context"
 	"crypto/rand"
 	"encoding/base64"
-	"encoding/json"
 	"fmt"
 	"io"
 	"log/slog"
@@ -16,9 +14,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
-	"sort"
 	"strconv"
-	"strings"
 	"time"
 
 	"github.com/bffgate/bffgate/core/bff"
@@ -118,7 +114,7 @@ func Start(o Options) (_ *Stack, err error) {
 		return nil, err
 	}
 	s.API = "http://" + apiLn.Addr().String()
-	s.api = &http.Server{Handler: echoAPI(s.OP), ReadHeaderTimeout: 5 * time.Second}
+	s.api = &http.Server{Handler: op.EchoAPI(func() *op.Server { return s.OP }), ReadHeaderTimeout: 5 * time.Second}
 	go s.api.Serve(apiLn)
 	s.done = append(s.done, func() { s.api.Close() })
 
@@ -167,44 +163,4 @@ func randomKey() string {
 	var b [32]byte
 	_, _ = rand.Read(b[:])
 	return base64.StdEncoding.EncodeToString(b[:])
-}
-
-// echoAPI is the demo's API: it shows what reached it — never the token
-// itself — and asks the provider whether the bearer token is valid.
-func echoAPI(p *op.Server) http.Handler {
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		out := map[string]any{"method": r.Method, "path": r.URL.Path}
-		auth := r.Header.Get("Authorization")
-		if scheme, tok, ok := strings.Cut(auth, " "); ok && strings.EqualFold(scheme, "bearer") && tok != "" {
-			out["authorization"] = fmt.Sprintf("Bearer (a %d-character token)", len(tok))
-			ctx, cancel := context.WithTimeout(r.Context(), 5*time.Second)
-			defer cancel()
-			if info, err := p.Introspect(ctx, tok); err == nil {
-				keep := map[string]any{}
-				for _, k := range []string{"active", "sub", "scope", "client_id", "exp", "aud"} {
-					if v, ok := info[k]; ok {
-						keep[k] = v
-					}
-				}
-				out["token"] = keep
-			} else {
-				out["token"] = map[string]any{"error": "introspection failed"}
-			}
-		} else {
-			out["authorization"] = nil
-		}
-		names := []string{}
-		for _, c := range r.Cookies() {
-			names = append(names, c.Name)
-		}
-		sort.Strings(names)
-		out["cookies"] = names
-		out["identity"] = map[string]string{"X-User": r.Header.Get("X-User"), "X-User-Email": r.Header.Get("X-User-Email")}
-		w.Header().Set("Content-Type", "application/json")
-		w.Header().Set("Cache-Control", "no-store")
-		if auth == "" {
-			w.WriteHeader(http.StatusUnauthorized)
-		}
-		json.NewEncoder(w).Encode(out)
-	})
 }

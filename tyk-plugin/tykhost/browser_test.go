@@ -2,7 +2,6 @@ package tykhost_test
 
 import (
 	"bytes"
-	"context"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -13,7 +12,6 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
-	"sort"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -211,7 +209,7 @@ func startTykStack(t *testing.T, mode string) *tykStack {
 	spa := httptest.NewServer(http.FileServer(http.Dir(browsertest.SPADir())))
 	t.Cleanup(spa.Close)
 	var provider atomic.Pointer[op.Server]
-	api := httptest.NewServer(echoAPI(&provider))
+	api := httptest.NewServer(op.EchoAPI(provider.Load))
 	t.Cleanup(api.Close)
 
 	// The gateway first: the provider must know its URL, and the plugin
@@ -369,47 +367,6 @@ func (r *tokenRecorder) RoundTrip(req *http.Request) (*http.Response, error) {
 		r.mu.Unlock()
 	}
 	return resp, nil
-}
-
-// echoAPI is the demo's API (tests/demo, which this host must not import:
-// it links bffgate's own packages, which a Tyk gateway does not): it shows
-// what reached it — never the token itself — and asks the provider whether
-// the bearer token is valid. login.mjs checks its answers.
-func echoAPI(provider *atomic.Pointer[op.Server]) http.Handler {
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		out := map[string]any{"method": r.Method, "path": r.URL.Path, "authorization": nil}
-		auth := r.Header.Get("Authorization")
-		if scheme, tok, ok := strings.Cut(auth, " "); ok && strings.EqualFold(scheme, "bearer") && tok != "" {
-			out["authorization"] = fmt.Sprintf("Bearer (a %d-character token)", len(tok))
-			ctx, cancel := context.WithTimeout(r.Context(), 5*time.Second)
-			defer cancel()
-			out["token"] = map[string]any{"error": "introspection failed"}
-			if p := provider.Load(); p != nil {
-				if info, err := p.Introspect(ctx, tok); err == nil {
-					keep := map[string]any{}
-					for _, k := range []string{"active", "sub", "scope", "client_id", "exp", "aud"} {
-						if v, ok := info[k]; ok {
-							keep[k] = v
-						}
-					}
-					out["token"] = keep
-				}
-			}
-		}
-		names := []string{}
-		for _, c := range r.Cookies() {
-			names = append(names, c.Name)
-		}
-		sort.Strings(names)
-		out["cookies"] = names
-		out["identity"] = map[string]string{"X-User": r.Header.Get("X-User"), "X-User-Email": r.Header.Get("X-User-Email")}
-		w.Header().Set("Content-Type", "application/json")
-		w.Header().Set("Cache-Control", "no-store")
-		if auth == "" {
-			w.WriteHeader(http.StatusUnauthorized)
-		}
-		json.NewEncoder(w).Encode(out)
-	})
 }
 
 func tailOf(s string, n int) string {
