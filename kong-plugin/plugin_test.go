@@ -25,6 +25,7 @@ import (
 	"github.com/Kong/go-pdk/test"
 
 	"github.com/bffgate/bffgate/core/bff"
+	"github.com/bffgate/bffgate/core/session/sessiontest"
 	"github.com/bffgate/bffgate/tests/op"
 )
 
@@ -69,29 +70,11 @@ func provider(t *testing.T) *op.Server {
 	return opSrv
 }
 
-// clock is the engine's clock: real time plus an offset the test moves.
-type clock struct {
-	mu     sync.Mutex // guards offset
-	offset time.Duration
-}
-
-func (c *clock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return time.Now().Add(c.offset)
-}
-
-func (c *clock) Advance(d time.Duration) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.offset += d
-}
-
 // newConfig is a plugin instance's config against the shared OP, with its
 // own clock (which also gives it an engine of its own).
-func newConfig(t *testing.T, edit func(*Config)) (*Config, *clock) {
+func newConfig(t *testing.T, edit func(*Config)) (*Config, *sessiontest.OffsetClock) {
 	srv := provider(t)
-	clk := &clock{}
+	clk := &sessiontest.OffsetClock{}
 	c := &Config{
 		Issuer:                srv.Issuer,
 		ClientID:              srv.ClientID,

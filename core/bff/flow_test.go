@@ -16,6 +16,7 @@ import (
 	"github.com/bffgate/bffgate/core/bff"
 	"github.com/bffgate/bffgate/core/session"
 	"github.com/bffgate/bffgate/core/session/memstore"
+	"github.com/bffgate/bffgate/core/session/sessiontest"
 	"github.com/bffgate/bffgate/tests/op"
 )
 
@@ -23,25 +24,6 @@ import (
 // an httptest upstream, against the real OpenID Provider of tests/op.
 
 const cookieKey = "MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY="
-
-// clock is the engine's clock: real time plus an offset the test moves,
-// so tokens "expire" for the engine without the test sleeping.
-type clock struct {
-	mu     sync.Mutex // guards offset
-	offset time.Duration
-}
-
-func (c *clock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return time.Now().Add(c.offset)
-}
-
-func (c *clock) Advance(d time.Duration) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.offset += d
-}
 
 // upstream records what the API behind the BFF received.
 type upstream struct {
@@ -71,7 +53,7 @@ type env struct {
 	op    *op.Server
 	bff   *httptest.Server
 	up    *upstream
-	clock *clock
+	clock *sessiontest.OffsetClock
 	store *memstore.Store
 	eng   *bff.BFF
 }
@@ -80,7 +62,7 @@ type env struct {
 // change the config before the engine is built.
 func newEnv(t *testing.T, edit func(c *bff.Config)) *env {
 	t.Helper()
-	e := &env{t: t, clock: &clock{}, up: &upstream{}}
+	e := &env{t: t, clock: &sessiontest.OffsetClock{}, up: &upstream{}}
 	e.up.srv = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		e.up.mu.Lock()
 		e.up.reqs = append(e.up.reqs, r.Clone(context.Background()))
@@ -120,14 +102,8 @@ func newEnv(t *testing.T, edit func(c *bff.Config)) *env {
 	return e
 }
 
-// browser is one cookie jar that does not follow redirects.
-func (e *env) browser() *http.Client {
-	return &http.Client{
-		Jar:           op.NewJar(),
-		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
-		Timeout:       30 * time.Second,
-	}
-}
+// browser is one browser profile: a cookie jar, redirects not followed.
+func (e *env) browser() *http.Client { return op.Browser() }
 
 type response struct {
 	status int

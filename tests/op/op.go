@@ -801,6 +801,17 @@ func (t *tailBuffer) String() string {
 // ---------------------------------------------------------------------------
 // Cookie jar
 
+// Browser returns an HTTP client like a browser profile for tests: a
+// cookie jar from NewJar, and redirects returned rather than followed, so
+// a test sees every hop of a login.
+func Browser() *http.Client {
+	return &http.Client{
+		Jar:           NewJar(),
+		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
+		Timeout:       30 * time.Second,
+	}
+}
+
 // NewJar returns a cookie jar that behaves like net/http/cookiejar, except
 // that it treats http://127.0.0.1, http://[::1] and http://localhost (any
 // port, any loopback name) as secure origins: it stores and sends `Secure`

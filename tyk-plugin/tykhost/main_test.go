@@ -184,13 +184,7 @@ func (u *upstream) last(t *testing.T) *http.Request {
 
 // browser is a cookie jar (keeping Secure cookies on http://127.0.0.1)
 // that does not follow redirects.
-func browser() *http.Client {
-	return &http.Client{
-		Jar:           op.NewJar(),
-		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
-		Timeout:       30 * time.Second,
-	}
-}
+func browser() *http.Client { return op.Browser() }
 
 type response struct {
 	status int

@@ -52,6 +52,28 @@ func (c *Clock) Advance(d time.Duration) {
 	c.t = c.t.Add(d)
 }
 
+// OffsetClock is real time plus an offset a test moves forward, for an
+// engine that must see tokens near expiry while a real provider and real
+// stores keep real time. The zero value is ready: real time.
+type OffsetClock struct {
+	mu     sync.Mutex // guards offset
+	offset time.Duration
+}
+
+// Now returns the real time plus the offset.
+func (c *OffsetClock) Now() time.Time {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return time.Now().Add(c.offset)
+}
+
+// Advance moves the clock by d (negative moves it back).
+func (c *OffsetClock) Advance(d time.Duration) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.offset += d
+}
+
 // ttl is the unit of time the suite works in: long enough for a network
 // store's round trips, short enough for a store on real time to wait for.
 const ttl = 400 * time.Millisecond
