@@ -20,24 +20,12 @@ type Recording struct {
 	Chromium       string   `json:"chromium"`
 	Steps          []string `json:"steps"`
 	SessionCookies []string `json:"sessionCookies"`
-	Responses      []struct {
-		URL          string   `json:"url"`
-		Status       int      `json:"status"`
-		Method       string   `json:"method"`
-		ResourceType string   `json:"resourceType"`
-		Headers      []Header `json:"headers"`
-		Body         *string  `json:"body"`
-		BodyError    *string  `json:"bodyError"`
-	} `json:"responses"`
-	Intercepted []struct {
-		URL       string   `json:"url"`
-		Method    string   `json:"method"`
-		Status    int      `json:"status"`
-		Headers   []Header `json:"headers"`
-		Body      *string  `json:"body"`
-		BodyError *string  `json:"bodyError"`
-	} `json:"intercepted"`
-	Requests []struct {
+	// Responses are what page.on('response') saw; Intercepted are the
+	// responses whose bodies login.mjs read before the page could move on
+	// (no resource type recorded).
+	Responses   []Response `json:"responses"`
+	Intercepted []Response `json:"intercepted"`
+	Requests    []struct {
 		URL          string            `json:"url"`
 		Method       string            `json:"method"`
 		ResourceType string            `json:"resourceType"`
@@ -61,6 +49,17 @@ type Recording struct {
 }
 
 // Header is one HTTP header line.
+// Response is one response the browser received, as login.mjs recorded it.
+type Response struct {
+	URL          string   `json:"url"`
+	Status       int      `json:"status"`
+	Method       string   `json:"method"`
+	ResourceType string   `json:"resourceType"`
+	Headers      []Header `json:"headers"`
+	Body         *string  `json:"body"`
+	BodyError    *string  `json:"bodyError"`
+}
+
 type Header struct {
 	Name  string `json:"name"`
 	Value string `json:"value"`
@@ -94,19 +93,7 @@ func Places(rec *Recording) []Place {
 		}
 		return p
 	}
-	for _, r := range rec.Responses {
-		for _, h := range r.Headers {
-			p := at("response header", r.Method, r.URL)
-			p.Header, p.Text = strings.ToLower(h.Name), h.Value
-			out = append(out, p)
-		}
-		if r.Body != nil {
-			p := at("response body", r.Method, r.URL)
-			p.Text = *r.Body
-			out = append(out, p)
-		}
-	}
-	for _, r := range rec.Intercepted {
+	for _, r := range slices.Concat(rec.Responses, rec.Intercepted) {
 		for _, h := range r.Headers {
 			p := at("response header", r.Method, r.URL)
 			p.Header, p.Text = strings.ToLower(h.Name), h.Value
