@@ -274,7 +274,7 @@ func (b *BFF) guard(req *Request, alwaysCSRF bool) (Result, bool) {
 	return Result{}, true
 }
 
-func methodNotAllowed(b *BFF, req *Request, allow string) Result {
+func (b *BFF) methodNotAllowed(req *Request, allow string) Result {
 	r := b.fail(req, http.StatusMethodNotAllowed, "method_not_allowed", "use "+allow)
 	r.Header.Set("Allow", allow)
 	return r

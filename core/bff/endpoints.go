@@ -27,7 +27,7 @@ type sessionInfo struct {
 // (GET). It never redirects: 401 JSON when there is no session.
 func (b *BFF) session(ctx context.Context, req *Request) Result {
 	if req.Method != http.MethodGet && req.Method != http.MethodHead {
-		return methodNotAllowed(b, req, "GET")
+		return b.methodNotAllowed(req, "GET")
 	}
 	if !b.originAllowed(req) {
 		return b.fail(req, http.StatusForbidden, "origin_not_allowed", "the request's Origin is not this site nor in allowed_origins")
@@ -71,7 +71,7 @@ func (b *BFF) token(ctx context.Context, req *Request) Result {
 		return b.fail(req, http.StatusNotFound, "not_found", "the token endpoint is off: the BFF runs in bff mode")
 	}
 	if req.Method != http.MethodGet {
-		return methodNotAllowed(b, req, "GET")
+		return b.methodNotAllowed(req, "GET")
 	}
 	if r, ok := b.guard(req, true); !ok {
 		return r
@@ -135,7 +135,7 @@ func (b *BFF) tokenResult(req *Request, ti tokenInfo) Result {
 // app to navigate to, or null when the provider has none.
 func (b *BFF) logout(ctx context.Context, req *Request) Result {
 	if req.Method != http.MethodPost {
-		return methodNotAllowed(b, req, "POST")
+		return b.methodNotAllowed(req, "POST")
 	}
 	if r, ok := b.guard(req, true); !ok {
 		return r
@@ -185,7 +185,7 @@ func (b *BFF) endSessionURL(p *provider, idToken string) string {
 // logoutCallback is where the provider sends the browser after logout.
 func (b *BFF) logoutCallback(ctx context.Context, req *Request) Result {
 	if req.Method != http.MethodGet {
-		return methodNotAllowed(b, req, "GET")
+		return b.methodNotAllowed(req, "GET")
 	}
 	return redirect(b.cfg.PostLogoutReturnTo)
 }
@@ -197,7 +197,7 @@ const backchannelEvent = "http://schemas.openid.net/event/backchannel-logout"
 // that sub when the token has no sid.
 func (b *BFF) backchannelLogout(ctx context.Context, req *Request) Result {
 	if req.Method != http.MethodPost {
-		return methodNotAllowed(b, req, "POST")
+		return b.methodNotAllowed(req, "POST")
 	}
 	invalid := func(desc string) Result { return b.fail(req, http.StatusBadRequest, "invalid_request", desc) }
 	if mt, _, _ := mime.ParseMediaType(req.Header.Get("Content-Type")); mt != "application/x-www-form-urlencoded" || req.Body == nil {

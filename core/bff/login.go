@@ -103,7 +103,7 @@ func (b *BFF) openLogin(name, value string) (*loginState, error) {
 // login starts the authorization code flow (GET).
 func (b *BFF) login(ctx context.Context, req *Request) Result {
 	if req.Method != http.MethodGet && req.Method != http.MethodHead {
-		return methodNotAllowed(b, req, "GET")
+		return b.methodNotAllowed(req, "GET")
 	}
 	q, err := url.ParseQuery(req.RawQuery)
 	if err != nil {
@@ -223,7 +223,7 @@ func firstOf(q url.Values, names ...string) string {
 // starts a session under a fresh ID.
 func (b *BFF) callback(ctx context.Context, req *Request) Result {
 	if req.Method != http.MethodGet {
-		return methodNotAllowed(b, req, "GET")
+		return b.methodNotAllowed(req, "GET")
 	}
 	q, err := url.ParseQuery(req.RawQuery)
 	if err != nil {
