@@ -23,16 +23,22 @@ func (b *BFF) api(ctx context.Context, req *Request) Result {
 	if r, ok := b.guard(req, false); !ok {
 		return r
 	}
-	id, s, r, ok := b.load(ctx, req, true)
+	s, r, ok := b.fresh(ctx, req)
 	if !ok {
 		return r
 	}
-	if b.needsRefresh(s) {
-		if s, r, ok = b.refresh(ctx, req, id); !ok {
-			return r
-		}
-	}
 	return b.forward(req, s)
+}
+
+// fresh loads the request's session, sliding its idle timer, and refreshes
+// its access token when it is about to expire: what every request that
+// uses the token needs. When ok is false, r is the answer.
+func (b *BFF) fresh(ctx context.Context, req *Request) (s *session.Session, r Result, ok bool) {
+	id, s, r, ok := b.load(ctx, req, true)
+	if ok && b.needsRefresh(s) {
+		s, r, ok = b.refresh(ctx, req, id)
+	}
+	return s, r, ok
 }
 
 // forward builds the upstream header edits for an authenticated request.

@@ -80,14 +80,9 @@ func (b *BFF) token(ctx context.Context, req *Request) Result {
 	if err != nil || len(q.Get("scope")) > 1024 || len(q.Get("resource")) > 2048 {
 		return b.fail(req, http.StatusBadRequest, "invalid_request", "the query string is malformed")
 	}
-	id, s, r, ok := b.load(ctx, req, true)
+	s, r, ok := b.fresh(ctx, req)
 	if !ok {
 		return r
-	}
-	if b.needsRefresh(s) {
-		if s, r, ok = b.refresh(ctx, req, id); !ok {
-			return r
-		}
 	}
 	have := strings.Fields(s.Scope)
 	want := strings.Fields(q.Get("scope"))
