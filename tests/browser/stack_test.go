@@ -3,12 +3,9 @@ package browser
 import (
 	"bytes"
 	"context"
-	"encoding/json"
 	"fmt"
-	"io"
 	"net/http"
 	"sort"
-	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -36,7 +33,7 @@ type stack struct {
 func startStack(t *testing.T, mode string) *stack {
 	t.Helper()
 	s := &stack{Store: newRecordingStore(), Tokens: &tokenRecorder{}, Logs: &browsertest.SyncBuffer{}}
-	client := &http.Client{Timeout: 10 * time.Second, Transport: s.Tokens}
+	client := &http.Client{Timeout: 10 * time.Second, Transport: &browsertest.TokenTap{Seen: s.Tokens.seen}}
 	d, err := demo.Start(demo.Options{Mode: mode, Store: s.Store, HTTPClient: client, Logs: s.Logs})
 	if err != nil {
 		t.Fatal(err)
@@ -46,34 +43,21 @@ func startStack(t *testing.T, mode string) *stack {
 	return s
 }
 
-// tokenRecorder is bffgate's transport to the provider: it keeps every ID
-// token the provider's token endpoint returned, which bffgate verifies and
-// then drops (it keeps none by default), so the test can search for them.
+// tokenRecorder keeps every ID token the provider gave bffgate, which
+// bffgate verifies and then drops (it keeps none by default), so the test
+// can search for them.
 type tokenRecorder struct {
-	mu       sync.Mutex
+	mu       sync.Mutex // guards idTokens
 	idTokens []string
 }
 
-func (r *tokenRecorder) RoundTrip(req *http.Request) (*http.Response, error) {
-	resp, err := http.DefaultTransport.RoundTrip(req)
-	if err != nil || !strings.HasSuffix(req.URL.Path, "/token") {
-		return resp, err
+func (r *tokenRecorder) seen(t browsertest.Tokens) {
+	if t.IDToken == "" {
+		return
 	}
-	body, err := io.ReadAll(resp.Body)
-	resp.Body.Close()
-	if err != nil {
-		return nil, err
-	}
-	resp.Body = io.NopCloser(bytes.NewReader(body))
-	var tok struct {
-		IDToken string `json:"id_token"`
-	}
-	if json.Unmarshal(body, &tok) == nil && tok.IDToken != "" {
-		r.mu.Lock()
-		r.idTokens = append(r.idTokens, tok.IDToken)
-		r.mu.Unlock()
-	}
-	return resp, nil
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.idTokens = append(r.idTokens, t.IDToken)
 }
 
 func (r *tokenRecorder) IDTokens() []string {

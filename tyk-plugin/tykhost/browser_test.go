@@ -93,7 +93,7 @@ func TestDemoInChromium(t *testing.T) {
 // searched for (browsertest.Check), and nothing JWT-shaped reached the
 // browser (the provider's access and refresh tokens are opaque; its ID
 // tokens are JWTs and may reach the browser nowhere).
-func checkTykRecording(t *testing.T, st *tykStack, mode string, rec *browsertest.Recording, tokens []tokenResponse) {
+func checkTykRecording(t *testing.T, st *tykStack, mode string, rec *browsertest.Recording, tokens []browsertest.Tokens) {
 	ps := browsertest.Places(rec)
 	if ids := browsertest.SessionCookies(rec, ps, st.url); len(ids) == 0 {
 		t.Fatal("the browser never got a session cookie from the gateway")
@@ -191,7 +191,7 @@ type tykStack struct {
 	cmd    *exec.Cmd
 	listen chan string // the child's URL
 	mu     sync.Mutex
-	tokens []tokenResponse
+	tokens []browsertest.Tokens
 	line   []byte // of the child's stdout, not yet ended
 	once   sync.Once
 }
@@ -270,7 +270,7 @@ func (st *tykStack) Write(p []byte) (int, error) {
 			default:
 			}
 		} else if js, ok := strings.CutPrefix(line, "TOKENS "); ok {
-			var tr tokenResponse
+			var tr browsertest.Tokens
 			if err := json.Unmarshal([]byte(js), &tr); err != nil {
 				fmt.Fprintf(st.logs, "bad TOKENS line from the gateway child: %v\n", err)
 			}
@@ -284,7 +284,7 @@ func (st *tykStack) Write(p []byte) (int, error) {
 // stop ends the gateway child (it exits when its stdin closes; killed
 // after 10 s) and returns the token endpoint's answers it saw, all of
 // them: its stdout has been read to its end.
-func (st *tykStack) stop(t *testing.T) []tokenResponse {
+func (st *tykStack) stop(t *testing.T) []browsertest.Tokens {
 	st.once.Do(func() {
 		st.stdin.Close()
 		done := make(chan error, 1)
@@ -302,14 +302,7 @@ func (st *tykStack) stop(t *testing.T) []tokenResponse {
 	})
 	st.mu.Lock()
 	defer st.mu.Unlock()
-	return append([]tokenResponse(nil), st.tokens...)
-}
-
-// tokenResponse is the tokens of one answer of the token endpoint.
-type tokenResponse struct {
-	AccessToken  string `json:"access_token"`
-	RefreshToken string `json:"refresh_token"`
-	IDToken      string `json:"id_token"`
+	return append([]browsertest.Tokens(nil), st.tokens...)
 }
 
 // TestBrowserHostChild is the gateway of TestDemoInChromium, in a child
@@ -336,37 +329,15 @@ func TestBrowserHostChild(t *testing.T) {
 	defer gw.Close()
 	// tykhost.New has cloned http.DefaultTransport for the upstreams; what
 	// is left on it is the plugin's HTTP client (no Transport of its own).
-	http.DefaultTransport = &tokenRecorder{next: http.DefaultTransport}
+	var mu sync.Mutex // one TOKENS line at a time
+	http.DefaultTransport = &browsertest.TokenTap{Next: http.DefaultTransport, Seen: func(tok browsertest.Tokens) {
+		line, _ := json.Marshal(tok)
+		mu.Lock()
+		defer mu.Unlock()
+		fmt.Printf("TOKENS %s\n", line)
+	}}
 	fmt.Printf("LISTEN %s\n", gw.URL)
 	io.Copy(io.Discard, os.Stdin)
-}
-
-// tokenRecorder prints the tokens of every answer of a token endpoint
-// (a path ending in /token) that passes through it.
-type tokenRecorder struct {
-	next http.RoundTripper
-	mu   sync.Mutex
-}
-
-func (r *tokenRecorder) RoundTrip(req *http.Request) (*http.Response, error) {
-	resp, err := r.next.RoundTrip(req)
-	if err != nil || req.Method != http.MethodPost || !strings.HasSuffix(req.URL.Path, "/token") {
-		return resp, err
-	}
-	body, err := io.ReadAll(resp.Body)
-	resp.Body.Close()
-	if err != nil {
-		return nil, err
-	}
-	resp.Body = io.NopCloser(bytes.NewReader(body))
-	var tr tokenResponse
-	if json.Unmarshal(body, &tr) == nil && (tr.AccessToken != "" || tr.RefreshToken != "" || tr.IDToken != "") {
-		line, _ := json.Marshal(tr)
-		r.mu.Lock()
-		fmt.Printf("TOKENS %s\n", line)
-		r.mu.Unlock()
-	}
-	return resp, nil
 }
 
 func tailOf(s string, n int) string {
