@@ -43,22 +43,21 @@ func (b *BFF) fresh(ctx context.Context, req *Request) (s *session.Session, r Re
 
 // forward builds the upstream header edits for an authenticated request.
 func (b *BFF) forward(req *Request, s *session.Session) Result {
-	set := make(http.Header, 2+len(b.cfg.IdentityHeaders))
-	set["Authorization"] = []string{bearer(s) + s.AccessToken}
-	del := b.identityDel
+	r := Result{Set: make(http.Header, 2+len(b.cfg.IdentityHeaders)), Del: b.headerDel(req.Header)}
+	r.Set["Authorization"] = []string{bearer(s) + s.AccessToken}
 	if v, changed := b.upstreamCookie(req.Header); changed {
-		if v == "" {
-			del = append(del[:len(del):len(del)], "Cookie")
-		} else {
-			set["Cookie"] = []string{v}
-		}
+		r.setOrDel("Cookie", v)
+	}
+	if v, changed := connectionTokens(req.Header); changed {
+		r.setOrDel("Connection", v)
 	}
 	for i, h := range b.cfg.IdentityHeaders {
 		if v, ok := identityClaim(s.Identity, h.Claim); ok {
-			set[b.identityDel[i]] = []string{v}
+			r.Set[b.identityDel[i]] = []string{v}
 		}
 	}
-	return Result{Set: set, Del: del}
+	r.ResponseHeader = b.corsHeader(req)
+	return r
 }
 
 // bearer returns the Authorization scheme with its trailing space. Token

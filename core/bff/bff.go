@@ -39,9 +39,16 @@ type Result struct {
 
 	// When Status == 0 the request goes upstream: first every header named
 	// in Del is removed, then every header in Set replaces the one of the
-	// same name. Set always holds Authorization.
+	// same name. Adapters apply them last, after their own header handling
+	// (hop-by-hop removal, X-Forwarded-*), on exactly the request they
+	// send. Set holds Authorization unless the path is public.
 	Set http.Header
 	Del []string
+	// ResponseHeader, when not nil, holds headers to set on the upstream's
+	// response before it reaches the client: the CORS headers for an
+	// allowed cross-origin caller, so the SPA can read the API's answer.
+	// They replace the upstream's headers of the same names.
+	ResponseHeader http.Header
 }
 
 // Forward reports whether the request goes on upstream.
@@ -61,6 +68,9 @@ type BFF struct {
 	loginPrefix string   // name prefix of login cookies
 	identityDel []string // identity header names, canonical, to strip
 	origins     map[string]bool
+	siteScheme  string // the scheme of redirect_url: same-origin requests use it
+	methods     map[string]bool
+	public      []string // public_paths
 	loginParams map[string]bool
 	idle, max   time.Duration
 	skew        time.Duration
@@ -89,6 +99,7 @@ func New(cfg Config) (*BFF, error) {
 		loginPrefix: cfg.CookieName + "-login-",
 		origins:     map[string]bool{},
 		loginParams: map[string]bool{},
+		methods:     map[string]bool{},
 		idle:        time.Duration(cfg.SessionIdleTimeout) * time.Second,
 		max:         time.Duration(cfg.SessionMaxLifetime) * time.Second,
 		skew:        time.Duration(cfg.RefreshSkew) * time.Second,
@@ -108,6 +119,12 @@ func New(cfg Config) (*BFF, error) {
 	for _, o := range cfg.AllowedOrigins {
 		b.origins[o] = true
 	}
+	for _, m := range cfg.AllowedMethods {
+		b.methods[m] = true
+	}
+	b.siteScheme, _, _ = strings.Cut(cfg.RedirectURL, "://")
+	b.siteScheme = strings.ToLower(b.siteScheme)
+	b.public = cfg.PublicPaths
 	for _, p := range cfg.LoginParams {
 		b.loginParams[p] = true
 	}
@@ -136,7 +153,14 @@ func (b *BFF) Handle(ctx context.Context, req *Request) Result {
 		return b.fail(req, http.StatusRequestURITooLong, "uri_too_long", "the request URI is too long")
 	}
 	if n := cookieBytes(req.Header); n > maxCookieBytes {
-		return b.fail(req, http.StatusRequestHeaderFieldsTooLarge, "cookie_too_large", "the Cookie header is too large")
+		r := b.fail(req, http.StatusRequestHeaderFieldsTooLarge, "cookie_too_large", "the Cookie header is too large")
+		// Let the browser recover: its own login cookies are the ones the
+		// BFF can take back (a returnTo-sized cookie bomb, abandoned logins).
+		r.Header["Set-Cookie"] = b.expireLogins(req.Header)
+		return r
+	}
+	if !SafePath(req.Path) {
+		return b.fail(req, http.StatusBadRequest, "invalid_path", "the path has dot segments, encoded slashes or control characters")
 	}
 	if isPreflight(req) {
 		return b.preflight(req)
@@ -144,7 +168,55 @@ func (b *BFF) Handle(ctx context.Context, req *Request) Result {
 	if r, ok := b.routes[req.Path]; ok {
 		return r(ctx, req)
 	}
+	if !b.methods[req.Method] {
+		return b.methodNotAllowed(req, strings.Join(b.cfg.AllowedMethods, ", "))
+	}
+	for _, p := range b.public {
+		if strings.HasPrefix(req.Path, p) {
+			return b.publicForward(req)
+		}
+	}
 	return b.api(ctx, req)
+}
+
+// HandlePublic decides on a request to a public route, one that goes
+// upstream without a session (a static site, an API that takes bearer
+// tokens itself): it refuses unsafe paths and methods, and forwards the
+// request with the BFF's cookies and every identity header (and its
+// look-alikes) removed, so a client cannot forge them there either.
+// Requests to the BFF's own paths are handled as by Handle.
+func (b *BFF) HandlePublic(ctx context.Context, req *Request) Result {
+	if !SafePath(req.Path) || b.Owns(req.Path) {
+		return b.Handle(ctx, req)
+	}
+	if !b.methods[req.Method] {
+		return b.methodNotAllowed(req, strings.Join(b.cfg.AllowedMethods, ", "))
+	}
+	return b.publicForward(req)
+}
+
+func (b *BFF) publicForward(req *Request) Result {
+	r := Result{Del: b.headerDel(req.Header)}
+	if v, changed := b.upstreamCookie(req.Header); changed {
+		r.setOrDel("Cookie", v)
+	}
+	if v, changed := connectionTokens(req.Header); changed {
+		r.setOrDel("Connection", v)
+	}
+	r.ResponseHeader = b.corsHeader(req)
+	return r
+}
+
+// setOrDel adds an upstream edit: set name to v, or remove it when v is "".
+func (r *Result) setOrDel(name, v string) {
+	if v != "" {
+		if r.Set == nil {
+			r.Set = make(http.Header, 1)
+		}
+		r.Set[name] = []string{v}
+		return
+	}
+	r.Del = append(r.Del[:len(r.Del):len(r.Del)], name)
 }
 
 // Limits on what the BFF reads from a request.
@@ -199,6 +271,17 @@ func redirect(location string, cookies ...string) Result {
 	return Result{Status: http.StatusFound, Header: h}
 }
 
+// corsHeader returns the CORS headers for a forwarded request's response,
+// or nil for a same-origin or unknown caller.
+func (b *BFF) corsHeader(req *Request) http.Header {
+	if o := req.Header.Get("Origin"); o == "" || !b.origins[o] {
+		return nil
+	}
+	h := make(http.Header, 3)
+	b.cors(req, h)
+	return h
+}
+
 // cors adds CORS headers for an allowed cross-origin caller.
 func (b *BFF) cors(req *Request, h http.Header) {
 	o := req.Header.Get("Origin")
@@ -245,8 +328,10 @@ func (b *BFF) originAllowed(req *Request) bool {
 	if b.origins[o[0]] {
 		return true
 	}
-	_, host, found := strings.Cut(o[0], "://")
-	return found && host != "" && strings.EqualFold(host, req.Host)
+	// Same origin: the scheme of redirect_url and the Host asked for.
+	// Scheme, host and port all count (RFC 6454 §5).
+	scheme, host, found := strings.Cut(o[0], "://")
+	return found && host != "" && strings.EqualFold(scheme, b.siteScheme) && strings.EqualFold(host, req.Host)
 }
 
 // csrfOK reports whether the request carries the CSRF header, or needs

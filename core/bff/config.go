@@ -129,6 +129,20 @@ type Config struct {
 	// removed first, so a client cannot forge them.
 	IdentityHeaders []IdentityHeader `json:"identity_headers"`
 
+	// PublicPaths are path prefixes (as the BFF sees paths, e.g. "/static/"
+	// or "/" for a whole site) whose requests go upstream without a
+	// session: no bearer is set, and the BFF's cookies and the client's
+	// identity headers (and their look-alikes) are removed. Use it for the
+	// SPA's own files and APIs that take bearer tokens themselves, when
+	// the gateway runs the BFF for them too (Tyk, Kong). The BFF's own
+	// paths stay the BFF's. Defaults to none.
+	PublicPaths []string `json:"public_paths"`
+	// AllowedMethods are the methods forwarded upstream; any other is
+	// answered 405. Defaults to GET, HEAD, POST, PUT, PATCH, DELETE and
+	// OPTIONS: TRACE would reflect the bearer back to the browser (RFC
+	// 9110 §9.3.8), CONNECT and unknown methods have no place in an API.
+	AllowedMethods []string `json:"allowed_methods"`
+
 	// TokenExchangeAudience, in token-mediating mode, makes the token path
 	// exchange the session's access token (RFC 8693) for one limited to
 	// this audience. When empty, the session's own token is handed out
@@ -234,6 +248,9 @@ func (c Config) withDefaults() Config {
 	def(&c.PostLogoutReturnTo, "/")
 	if len(c.UserClaims) == 0 {
 		c.UserClaims = []string{"sub", "name", "given_name", "family_name", "preferred_username", "email", "email_verified"}
+	}
+	if len(c.AllowedMethods) == 0 {
+		c.AllowedMethods = []string{"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"}
 	}
 	defInt(&c.TokenMaxLifetime, 300)
 	defInt(&c.HTTPTimeout, 10)
@@ -350,6 +367,20 @@ func (c *Config) validate() (keys [][32]byte, err error) {
 	}
 	if !isLocalPath(c.PostLogoutReturnTo) {
 		return nil, cfgErr("post_logout_return_to", "%q must be a path on this site, starting with a single /", c.PostLogoutReturnTo)
+	}
+	for i, p := range c.PublicPaths {
+		if !SafePath(p) || strings.ContainsAny(p, "?#") {
+			return nil, cfgErr(fmt.Sprintf("public_paths[%d]", i), "%q must be a plain path prefix starting with /, e.g. /static/", p)
+		}
+	}
+	for i, m := range c.AllowedMethods {
+		field := fmt.Sprintf("allowed_methods[%d]", i)
+		if !validHeaderName(m) || m != strings.ToUpper(m) {
+			return nil, cfgErr(field, "%q is not a method: write it in capitals, e.g. GET", m)
+		}
+		if m == "TRACE" || m == "TRACK" || m == "CONNECT" {
+			return nil, cfgErr(field, "%s cannot be forwarded with the session's token: remove it", m)
+		}
 	}
 	for i, h := range c.IdentityHeaders {
 		field := fmt.Sprintf("identity_headers[%d]", i)

@@ -18,12 +18,25 @@ func NewRequest(r *http.Request) *Request {
 }
 
 // ApplyTo edits the upstream request's headers as a forwarding Result
-// says: Del first, then Set.
+// says: Del first, then Set. Call it last, on the request that is sent.
 func (r *Result) ApplyTo(h http.Header) {
 	for _, name := range r.Del {
+		delete(h, name) // a look-alike under its own, non-canonical, name
 		h.Del(name)
 	}
 	for name, v := range r.Set {
+		h[name] = v
+	}
+}
+
+// ApplyToResponse sets the Result's ResponseHeader on the upstream's
+// response headers.
+func (r *Result) ApplyToResponse(h http.Header) {
+	for name, v := range r.ResponseHeader {
+		if name == "Vary" {
+			h.Add(name, v[0])
+			continue
+		}
 		h[name] = v
 	}
 }
@@ -52,6 +65,9 @@ func (b *BFF) Middleware(next http.Handler) http.Handler {
 			return
 		}
 		res.ApplyTo(r.Header)
+		// Set before next writes: an upstream's own CORS headers would
+		// be added beside these.
+		res.ApplyToResponse(w.Header())
 		next.ServeHTTP(w, r)
 	})
 }

@@ -1,6 +1,7 @@
 package bff
 
 import (
+	"bytes"
 	"context"
 	"crypto/aes"
 	"crypto/cipher"
@@ -62,12 +63,27 @@ func newGCM(key [32]byte) cipher.AEAD {
 // sealLogin encrypts st under the first cookie key, bound to the cookie's
 // name.
 func (b *BFF) sealLogin(name string, st *loginState) string {
-	plain, _ := json.Marshal(st)
+	plain := marshalLogin(st)
 	gcm := newGCM(b.keys[0])
 	nonce := make([]byte, gcm.NonceSize(), gcm.NonceSize()+len(plain)+gcm.Overhead())
 	_, _ = rand.Read(nonce)
 	return base64.RawURLEncoding.EncodeToString(gcm.Seal(nonce, nonce, plain, []byte(name)))
 }
+
+// marshalLogin encodes st as JSON without HTML escaping: "<" stays one
+// byte, not six, so a returnTo cannot inflate the cookie.
+func marshalLogin(st *loginState) []byte {
+	var buf bytes.Buffer
+	enc := json.NewEncoder(&buf)
+	enc.SetEscapeHTML(false)
+	_ = enc.Encode(st) // only strings and an int64
+	return bytes.TrimSuffix(buf.Bytes(), []byte("\n"))
+}
+
+// maxReturnTo bounds a returnTo as sealed (JSON escaped), so that
+// maxLoginFlows login cookies stay under 8 KiB, the smallest Cookie header
+// limit of common servers (nginx's large_client_header_buffers).
+const maxReturnTo = 1024
 
 var errLoginCookie = errors.New("login cookie invalid")
 
@@ -158,6 +174,9 @@ func (b *BFF) expireOldLogins(h http.Header) []string {
 	if len(flows) < maxLoginFlows {
 		return nil
 	}
+	if len(flows) > 16 { // the Cookie header is bounded; this answer too
+		flows = flows[:16]
+	}
 	slices.SortFunc(flows, func(a, b flow) int { return int(a.created - b.created) })
 	var out []string
 	for _, f := range flows[:len(flows)-maxLoginFlows+1] {
@@ -166,13 +185,29 @@ func (b *BFF) expireOldLogins(h http.Header) []string {
 	return out
 }
 
+// expireLogins returns Set-Cookie values deleting every login cookie of
+// the request (at most 16).
+func (b *BFF) expireLogins(h http.Header) []string {
+	var out []string
+	forEachCookie(h, func(n, _ string) bool {
+		if strings.HasPrefix(n, b.loginPrefix) {
+			out = append(out, b.cookie(n, "", -1, "Lax"))
+		}
+		return len(out) < 16
+	})
+	return out
+}
+
 // safeReturnTo accepts a path on this site, or an absolute URL on an
 // allowed origin, and returns it normalized. Anything a browser could read
 // as another origin ("//evil", "/\evil", "https:evil", control characters)
 // is refused.
 func (b *BFF) safeReturnTo(rt string) (string, bool) {
-	if len(rt) > 2048 {
+	if len(rt) > maxReturnTo {
 		return "", false
+	}
+	if len(marshalLogin(&loginState{ReturnTo: rt})) > maxReturnTo+len(`{"s":"","n":"","v":"","r":"","t":0}`) {
+		return "", false // JSON escapes count
 	}
 	if isLocalPath(rt) {
 		return rt, true

@@ -5,6 +5,7 @@ package serve
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -93,20 +94,23 @@ func New(c *Config) (http.Handler, *bff.BFF, error) {
 			Rewrite: func(pr *httputil.ProxyRequest) {
 				pr.SetURL(u)
 				pr.SetXForwarded()
+				// The BFF's edits go last, on the request that is sent:
+				// after the proxy removed the hop-by-hop headers (and any
+				// header the client named in Connection).
+				if res, ok := pr.In.Context().Value(resultKey{}).(*bff.Result); ok {
+					res.ApplyTo(pr.Out.Header)
+				}
+			},
+			ModifyResponse: func(resp *http.Response) error {
+				if res, ok := resp.Request.Context().Value(resultKey{}).(*bff.Result); ok {
+					res.ApplyToResponse(resp.Header)
+				}
+				return nil
 			},
 			Transport:    transport,
 			ErrorHandler: upstreamError,
 		}
-		var next http.Handler = proxy
-		if r.Public {
-			next = http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
-				b.StripCookies(req.Header)
-				proxy.ServeHTTP(w, req)
-			})
-		} else {
-			next = b.Middleware(proxy)
-		}
-		h.routes = append(h.routes, route{prefix: r.Path, next: next})
+		h.routes = append(h.routes, route{prefix: r.Path, next: forward(b, proxy, r.Public)})
 	}
 	sort.SliceStable(h.routes, func(i, j int) bool { return len(h.routes[i].prefix) > len(h.routes[j].prefix) })
 	if c.StaticDir != "" {
@@ -122,6 +126,31 @@ func New(c *Config) (http.Handler, *bff.BFF, error) {
 	return h, b, nil
 }
 
+// resultKey carries the engine's Result from the route to the proxy's
+// Rewrite and ModifyResponse.
+type resultKey struct{}
+
+// forward runs the engine on a request and, when it says so, sends the
+// request upstream with the engine's header edits. Public routes skip
+// authentication but not the engine: it still refuses unsafe paths and
+// methods and removes the BFF's cookies and forged identity headers.
+func forward(b *bff.BFF, proxy http.Handler, public bool) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		req := bff.NewRequest(r)
+		var res bff.Result
+		if public {
+			res = b.HandlePublic(r.Context(), req)
+		} else {
+			res = b.Handle(r.Context(), req)
+		}
+		if !res.Forward() {
+			res.WriteTo(w)
+			return
+		}
+		proxy.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), resultKey{}, &res)))
+	})
+}
+
 type route struct {
 	prefix string
 	next   http.Handler
@@ -135,7 +164,10 @@ type handler struct {
 }
 
 func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	if h.bff.Owns(r.URL.EscapedPath()) {
+	// Routes are chosen on the decoded path; a path that some server reads
+	// otherwise (dot segments, encoded slashes) never reaches that choice:
+	// the engine refuses it.
+	if p := r.URL.EscapedPath(); h.bff.Owns(p) || !bff.SafePath(p) {
 		h.engine.ServeHTTP(w, r)
 		return
 	}

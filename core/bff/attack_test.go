@@ -1,0 +1,258 @@
+package bff_test
+
+import (
+	"io"
+	"net/http"
+	"net/url"
+	"strings"
+	"testing"
+
+	"github.com/bffgate/bffgate/core/bff"
+	"github.com/bffgate/bffgate/tests/op"
+)
+
+// Attacks found by running `bffgate serve` against hostile clients (issue
+// #11), each shown here on the engine behind its middleware.
+
+// unsafePaths are paths some server reads as another path: the class of
+// D1, where "/public/../api/secret" was decided on as public and then
+// served by the upstream as /api/secret.
+var unsafePaths = []string{
+	"/public/../api/secret",
+	"/public/./../api/secret",
+	"/public/%2e%2e/api/secret",
+	"/public/%2E%2E/api/secret",
+	"/public/.%2e/api/secret",
+	"/public%2f..%2fapi%2fsecret",
+	"/public/%2E%2E%2Fapi/secret",
+	"/public/..%2fapi/secret",
+	"/public/../../api/secret",
+	"/public/..;/api/secret",
+	"/public/..%3b/api/secret",
+	"/public/%252e%252e/api/secret",
+	"/public/%25252e%25252e/api/secret",
+	"/public/%5c..%5capi/secret",
+	"/public/..%5capi/secret",
+	"/public/%c0%ae%c0%ae/api/secret",
+	"/public/%00/../api",
+	"/public/%0d%0aX-Injected:1",
+	"/public/.",
+	"/public/..",
+	"/api/secret/%",
+}
+
+func TestSafePath(t *testing.T) {
+	for _, p := range unsafePaths {
+		if bff.SafePath(p) {
+			t.Errorf("SafePath(%q) = true, want false", p)
+		}
+	}
+	for _, p := range []string{
+		"/", "/api/orders", "/api/orders/", "/static/app.3f2a.js", "/a/.well-known/x",
+		"/api/files/my%20report.pdf", "/api/users/%40alice", "/api/v1.2/...", "/api/..x",
+		"/api/x..", "/api/;jsessionid=1", "/api/caf%C3%A9", "/api//double",
+	} {
+		if !bff.SafePath(p) {
+			t.Errorf("SafePath(%q) = false, want true", p)
+		}
+	}
+}
+
+// rawRequest sends a request with the path exactly as given, as curl's
+// --path-as-is does.
+func (e *env) rawRequest(c *http.Client, method, path string, header http.Header) *response {
+	e.t.Helper()
+	u, _ := url.Parse(e.bff.URL)
+	req := &http.Request{Method: method, URL: &url.URL{Scheme: u.Scheme, Host: u.Host, Opaque: path}, Header: header, Host: u.Host}
+	if req.Header == nil {
+		req.Header = http.Header{}
+	}
+	resp, err := c.Do(req)
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	body, _ := io.ReadAll(resp.Body)
+	return &response{resp.StatusCode, resp.Header, body}
+}
+
+func TestUnsafePathsRefused(t *testing.T) {
+	e := newEnv(t, func(c *bff.Config) { c.PublicPaths = []string{"/public/"} })
+	c := e.browser()
+	e.login(c, op.AliceUser, op.AlicePassword)
+	for _, p := range unsafePaths {
+		// Without a session (D1), and with one: the path is refused
+		// before any route or public prefix is chosen.
+		for _, cl := range []*http.Client{e.browser(), c} {
+			r := e.rawRequest(cl, "GET", p, http.Header{"X-Csrf": {"1"}})
+			if r.status != http.StatusBadRequest {
+				t.Errorf("GET %s: status %d, want 400 (body %s)", p, r.status, r.body)
+			}
+		}
+	}
+	if n := e.up.count(); n != 0 {
+		t.Fatalf("the upstream received %d requests with unsafe paths", n)
+	}
+	// The same prefix with a plain path is public.
+	if r := e.rawRequest(e.browser(), "GET", "/public/app.js", nil); r.status != http.StatusOK {
+		t.Fatalf("GET /public/app.js: status %d (body %s)", r.status, r.body)
+	}
+}
+
+// TestPublicPathsStripForgeries is D2: on a public path the client's
+// identity headers (and their look-alikes) and the BFF's cookies are
+// removed, and no bearer is added; a client's own Authorization (a
+// token-mediating SPA calling an API that takes bearer tokens) passes.
+func TestPublicPathsStripForgeries(t *testing.T) {
+	e := newEnv(t, func(c *bff.Config) { c.PublicPaths = []string{"/public/"} })
+	c := e.browser()
+	e.login(c, op.AliceUser, op.AlicePassword)
+	u, _ := url.Parse(e.bff.URL)
+	c.Jar.SetCookies(u, []*http.Cookie{{Name: "theme", Value: "dark"}})
+	r := e.do(c, "GET", "/public/x", "X-User", "admin", "X_User", "admin", "x-uSER", "admin",
+		"X_Forwarded_For", "10.0.0.1", "Authorization", "Bearer app-token")
+	if r.status != http.StatusOK {
+		t.Fatalf("status %d (body %s)", r.status, r.body)
+	}
+	got := e.up.last(t)
+	for name := range got.Header {
+		if n := strings.ToLower(strings.ReplaceAll(name, "_", "-")); n == "x-user" || (n == "x-forwarded-for" && name != "X-Forwarded-For") {
+			t.Errorf("upstream got %s: %q", name, got.Header[name])
+		}
+	}
+	if ck := got.Header.Get("Cookie"); strings.Contains(ck, "bffgate") || !strings.Contains(ck, "theme=dark") {
+		t.Errorf("upstream Cookie = %q, want theme=dark and none of the BFF's", ck)
+	}
+	if a := got.Header.Get("Authorization"); a != "Bearer app-token" {
+		t.Errorf("upstream Authorization = %q, want the client's own", a)
+	}
+}
+
+// TestManagedHeadersCannotBeUndone is D3: a client naming the BFF's
+// headers in Connection would have a proxy remove them after the BFF set
+// them, and a look-alike of an identity header reaches CGI-style
+// upstreams as the same header.
+func TestManagedHeadersCannotBeUndone(t *testing.T) {
+	e := newEnv(t, nil)
+	c := e.browser()
+	e.login(c, op.AliceUser, op.AlicePassword)
+	s := e.sessionOf(c)
+	r := e.do(c, "GET", "/api/x", "X-CSRF", "1", "Connection", "Authorization, X-User, keep-alive",
+		"X_User", "admin", "X-Forwarded_Host", "evil.example")
+	if r.status != http.StatusOK {
+		t.Fatalf("status %d (body %s)", r.status, r.body)
+	}
+	got := e.up.last(t)
+	if a := got.Header.Get("Authorization"); a != "Bearer "+s.AccessToken {
+		t.Errorf("upstream Authorization = %q, want the session's bearer", a)
+	}
+	if v := got.Header.Values("X-User"); len(v) != 1 || v[0] != "alice" {
+		t.Errorf("upstream X-User = %q, want [alice]", v)
+	}
+	for name, v := range got.Header {
+		if strings.Contains(name, "_") {
+			t.Errorf("upstream got the look-alike %s: %q", name, v)
+		}
+	}
+}
+
+// TestMethodsRefused is D12: TRACE would have the upstream reflect the
+// bearer to the browser.
+func TestMethodsRefused(t *testing.T) {
+	e := newEnv(t, func(c *bff.Config) { c.PublicPaths = []string{"/public/"} })
+	c := e.browser()
+	e.login(c, op.AliceUser, op.AlicePassword)
+	for _, m := range []string{"TRACE", "TRACK", "CONNECT", "PROPFIND", "FOO"} {
+		for _, p := range []string{"/api/x", "/public/x"} {
+			r := e.rawRequest(c, m, p, http.Header{"X-Csrf": {"1"}})
+			if r.status != http.StatusMethodNotAllowed {
+				t.Errorf("%s %s: status %d, want 405", m, p, r.status)
+			}
+		}
+	}
+	if n := e.up.count(); n != 0 {
+		t.Fatalf("the upstream received %d requests", n)
+	}
+	if _, err := bff.New(bff.Config{Issuer: "https://idp.example", ClientID: "c", ClientSecret: "s",
+		RedirectURL: "https://app.example/oauth/callback", CookieKeys: []string{cookieKey},
+		AllowedMethods: []string{"GET", "TRACE"}}); err == nil || !strings.Contains(err.Error(), "allowed_methods[1]") {
+		t.Fatalf("allowed_methods with TRACE: err = %v, want an error naming allowed_methods[1]", err)
+	}
+}
+
+// TestOriginScheme is D13: an Origin with this host but another scheme is
+// another origin.
+func TestOriginScheme(t *testing.T) {
+	e := newEnv(t, nil)
+	c := e.browser()
+	e.login(c, op.AliceUser, op.AlicePassword)
+	host := strings.TrimPrefix(e.bff.URL, "http://")
+	for _, o := range []string{"https://" + host, "evil://" + host, "HTTP://" + host + ".evil"} {
+		r := e.do(c, "GET", "/api/x", "X-CSRF", "1", "Origin", o)
+		wantError(t, r, http.StatusForbidden, "origin_not_allowed")
+	}
+	if r := e.do(c, "GET", "/api/x", "X-CSRF", "1", "Origin", "http://"+host); r.status != http.StatusOK {
+		t.Fatalf("same origin: status %d (body %s)", r.status, r.body)
+	}
+}
+
+// TestCORSOnForwardedAnswers: a cross-origin SPA can read the API's answer,
+// not only the BFF's own.
+func TestCORSOnForwardedAnswers(t *testing.T) {
+	const spa = "https://spa.example"
+	e := newEnv(t, func(c *bff.Config) { c.AllowedOrigins = []string{spa} })
+	c := e.browser()
+	e.login(c, op.AliceUser, op.AlicePassword)
+	r := e.do(c, "GET", "/api/x", "X-CSRF", "1", "Origin", spa)
+	if r.status != http.StatusOK || r.header.Get("Access-Control-Allow-Origin") != spa || r.header.Get("Access-Control-Allow-Credentials") != "true" {
+		t.Fatalf("status %d, CORS headers %q", r.status, r.header)
+	}
+	if r := e.do(c, "GET", "/api/x", "X-CSRF", "1"); r.header.Get("Access-Control-Allow-Origin") != "" {
+		t.Fatalf("a same-origin answer got CORS headers: %q", r.header)
+	}
+}
+
+// TestReturnToCookieBomb is D7: returnTo of many "<" was sealed as six
+// bytes each, and four login cookies then locked the user out with 431s
+// that set no cookie.
+func TestReturnToCookieBomb(t *testing.T) {
+	e := newEnv(t, nil)
+	c := e.browser()
+	long := "/" + strings.Repeat("%3C", 470)
+	for range 4 {
+		e.startLogin(c, "?returnTo="+long)
+	}
+	u, _ := url.Parse(e.bff.URL)
+	total := 0
+	for _, ck := range c.Jar.Cookies(u) {
+		total += len(ck.Name) + len(ck.Value) + 2
+	}
+	if total > 8<<10-512 {
+		t.Fatalf("four login cookies are %d bytes: they must leave room under 8 KiB", total)
+	}
+	if r := e.do(c, "GET", "/login?returnTo=/"+strings.Repeat("a", 1100)); r.status != http.StatusBadRequest {
+		t.Fatalf("returnTo of 1100 bytes: status %d, want 400", r.status)
+	}
+
+	// A Cookie header over the limit gets a 431 that deletes the BFF's
+	// login cookies, so the browser recovers.
+	req, _ := http.NewRequest("GET", e.bff.URL+"/session", nil)
+	req.Header.Set("Cookie", "__Host-bffgate-login-a=1; __Host-bffgate-login-b=2; big="+strings.Repeat("x", 17<<10))
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusRequestHeaderFieldsTooLarge {
+		t.Fatalf("status %d, want 431", resp.StatusCode)
+	}
+	cleared := map[string]bool{}
+	for _, ck := range resp.Cookies() {
+		if ck.MaxAge < 0 {
+			cleared[ck.Name] = true
+		}
+	}
+	if !cleared["__Host-bffgate-login-a"] || !cleared["__Host-bffgate-login-b"] || len(cleared) != 2 {
+		t.Fatalf("431 deletes %v, want both login cookies and nothing else", cleared)
+	}
+}
