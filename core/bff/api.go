@@ -6,6 +6,7 @@ import (
 	"encoding/base64"
 	"errors"
 	"fmt"
+	"log/slog"
 	"net/http"
 	"strconv"
 	"strings"
@@ -35,10 +36,17 @@ func (b *BFF) api(ctx context.Context, req *Request) Result {
 // uses the token needs. When ok is false, r is the answer.
 func (b *BFF) fresh(ctx context.Context, req *Request) (s *session.Session, r Result, ok bool) {
 	id, s, r, ok := b.load(ctx, req, true)
-	if ok && b.needsRefresh(s) {
-		s, r, ok = b.refresh(ctx, req, id)
+	if !ok || !b.needsRefresh(s) {
+		return s, r, ok
 	}
-	return s, r, ok
+	next, r, ok := b.refresh(ctx, req, id)
+	if !ok && r.Status != http.StatusUnauthorized && b.now().Before(s.Expiry) {
+		// Inside refresh_skew the token still works: a provider or store
+		// that failed the refresh need not fail the request. The next
+		// request tries again.
+		return s, Result{}, true
+	}
+	return next, r, ok
 }
 
 // forward builds the upstream header edits for an authenticated request.
@@ -109,7 +117,7 @@ func (b *BFF) load(ctx context.Context, req *Request, slide bool) (id session.ID
 		return id, nil, b.unauthorized(req, "invalid_session", "the session has ended or never existed: log in again"), false
 	}
 	if err != nil {
-		b.log.Error("bffgate: session store unavailable", "error", err)
+		b.logLimited(slog.LevelError, "bffgate: session store unavailable", "error", err)
 		return id, nil, b.fail(req, http.StatusServiceUnavailable, "session_store_unavailable", "the session store is unavailable; try again"), false
 	}
 	s, err = session.Open(id, raw)
@@ -191,32 +199,54 @@ type refreshed struct {
 // is a session.Locker); requests that arrive meanwhile wait for its result
 // instead of refreshing again, which a provider rotating refresh tokens
 // would treat as token theft.
+//
+// The refresh runs apart from the request: a request waits for it at most
+// http_timeout, and the refresh goes on for up to refreshTimeout, so that a
+// provider that answers late has its answer (and its rotated refresh
+// token) saved rather than lost, which would end the session at the next
+// refresh.
 func (b *BFF) refresh(ctx context.Context, req *Request, id session.ID) (*session.Session, Result, bool) {
 	key := id.StoreKey()
 	ch := b.refreshes.DoChan(key, func() (any, error) {
-		// The refresh outlives a caller that gives up: others may wait.
-		rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 2*time.Duration(b.cfg.HTTPTimeout)*time.Second)
+		rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), b.refreshTimeout())
 		defer cancel()
 		return b.refreshOnce(rctx, id), nil
 	})
+	wait := time.NewTimer(time.Duration(b.cfg.HTTPTimeout) * time.Second)
+	defer wait.Stop()
+	var out refreshed
 	select {
 	case <-ctx.Done():
 		return nil, b.fail(req, http.StatusGatewayTimeout, "timeout", "the request ended while the session was being refreshed"), false
+	case <-wait.C:
+		out = refreshed{status: http.StatusGatewayTimeout, code: "idp_timeout",
+			description: "the identity provider is slow to refresh the session; the refresh goes on: try again"}
 	case res := <-ch:
-		out := res.Val.(refreshed)
-		if out.s == nil {
-			if out.status == http.StatusUnauthorized {
-				return nil, b.unauthorized(req, out.code, out.description), false
-			}
-			return nil, b.fail(req, out.status, out.code, out.description), false
-		}
-		return out.s, Result{}, true
+		out = res.Val.(refreshed)
 	}
+	if out.s == nil {
+		if out.status == http.StatusUnauthorized {
+			return nil, b.unauthorized(req, out.code, out.description), false
+		}
+		return nil, b.fail(req, out.status, out.code, out.description), false
+	}
+	return out.s, Result{}, true
+}
+
+// refreshTimeout bounds one refresh from the lock to the save: three times
+// http_timeout, so the provider's call (http_timeout for the answer to
+// start, the rest to finish) and the retried save fit in.
+func (b *BFF) refreshTimeout() time.Duration {
+	return 3 * time.Duration(b.cfg.HTTPTimeout) * time.Second
 }
 
 // lockPoll is how often a node looks again at a refresh lock another node
-// holds.
-const lockPoll = 50 * time.Millisecond
+// holds; lockTTL is how long a lock outlives a node that died holding it
+// (the store renews it while its holder lives).
+const (
+	lockPoll = 50 * time.Millisecond
+	lockTTL  = 3 * time.Second
+)
 
 func (b *BFF) refreshOnce(ctx context.Context, id session.ID) refreshed {
 	key := id.StoreKey()
@@ -251,7 +281,10 @@ func (b *BFF) refreshOnce(ctx context.Context, id session.ID) refreshed {
 		st, c, d := idpFailure(err)
 		return refreshed{status: st, code: c, description: d}
 	}
-	tok, err := p.oauth2.TokenSource(b.octx(ctx), &oauth2.Token{RefreshToken: s.RefreshToken, Expiry: time.Unix(1, 0)}).Token()
+	// The refresh client lets a slow answer finish (refreshTimeout) where
+	// http_timeout would drop it after the provider rotated the token.
+	octx := context.WithValue(ctx, oauth2.HTTPClient, b.refreshClient)
+	tok, err := p.oauth2.TokenSource(octx, &oauth2.Token{RefreshToken: s.RefreshToken, Expiry: time.Unix(1, 0)}).Token()
 	if err != nil {
 		var re *oauth2.RetrieveError
 		if errors.As(err, &re) && re.ErrorCode == "invalid_grant" {
@@ -259,14 +292,14 @@ func (b *BFF) refreshOnce(ctx context.Context, id session.ID) refreshed {
 			b.log.Info("bffgate: refresh token rejected; session ended", "sub", s.Subject)
 			return refreshed{status: http.StatusUnauthorized, code: "session_expired", description: "the identity provider ended the session: log in again"}
 		}
-		b.log.Warn("bffgate: refresh failed; session kept", "error", err)
+		b.logLimited(slog.LevelWarn, "bffgate: refresh failed; session kept", "error", err)
 		st, c, d := idpFailure(err)
 		return refreshed{status: st, code: c, description: d}
 	}
 	next := *s
 	next.AccessToken, next.TokenType, next.Expiry = tok.AccessToken, tok.Type(), b.expiry(tok)
 	if tok.ExpiresIn > 0 && time.Duration(tok.ExpiresIn)*time.Second <= b.skew {
-		b.log.Warn("bffgate: access tokens live no longer than refresh_skew, so every request refreshes; lower refresh_skew",
+		b.logLimited(slog.LevelWarn, "bffgate: access tokens live no longer than refresh_skew, so every request refreshes; lower refresh_skew",
 			"expires_in", tok.ExpiresIn, "refresh_skew", b.cfg.RefreshSkew)
 	}
 	if tok.RefreshToken != "" {
@@ -282,13 +315,34 @@ func (b *BFF) refreshOnce(ctx context.Context, id session.ID) refreshed {
 			next.IDToken = raw
 		}
 	}
-	if err := b.save(ctx, id, &next); err != nil {
+	if err := b.saveRetrying(ctx, id, &next); err != nil {
 		// The provider rotated the refresh token; losing it loses the
 		// session, so say so plainly.
-		b.log.Error("bffgate: saving a refreshed session failed", "error", err)
+		b.logLimited(slog.LevelError, "bffgate: saving a refreshed session failed; the session will end at its next refresh", "error", err)
 		return storeDown()
 	}
 	return refreshed{s: &next}
+}
+
+// saveRetrying saves a refreshed session, trying again while the store
+// fails and ctx allows: the provider has rotated the refresh token, and
+// only the saved one works from now on.
+func (b *BFF) saveRetrying(ctx context.Context, id session.ID, s *session.Session) error {
+	backoff := 50 * time.Millisecond
+	for {
+		err := b.save(ctx, id, s)
+		if err == nil {
+			return nil
+		}
+		t := time.NewTimer(backoff)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return err
+		case <-t.C:
+		}
+		backoff = min(2*backoff, time.Second)
+	}
 }
 
 func storeDown() refreshed {
@@ -299,11 +353,10 @@ func storeDown() refreshed {
 // lockRefresh takes the cross-node refresh lock for key, waiting while
 // another node holds it.
 func (b *BFF) lockRefresh(ctx context.Context, key string) (func(), error) {
-	ttl := 2 * time.Duration(b.cfg.HTTPTimeout) * time.Second
 	t := time.NewTicker(lockPoll)
 	defer t.Stop()
 	for {
-		release, ok, err := b.locker.TryLock(ctx, "lock:"+key, ttl)
+		release, ok, err := b.locker.TryLock(ctx, "lock:"+key, lockTTL)
 		if err != nil {
 			return nil, err
 		}

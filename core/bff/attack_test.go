@@ -1,13 +1,19 @@
 package bff_test
 
 import (
+	"bytes"
+	"context"
 	"io"
+	"log/slog"
 	"net/http"
 	"net/url"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/bffgate/bffgate/core/bff"
+	"github.com/bffgate/bffgate/core/session"
+	"github.com/bffgate/bffgate/core/session/sessiontest"
 	"github.com/bffgate/bffgate/tests/op"
 )
 
@@ -254,5 +260,32 @@ func TestReturnToCookieBomb(t *testing.T) {
 	}
 	if !cleared["__Host-bffgate-login-a"] || !cleared["__Host-bffgate-login-b"] || len(cleared) != 2 {
 		t.Fatalf("431 deletes %v, want both login cookies and nothing else", cleared)
+	}
+}
+
+// TestOutageLogsAreBounded is D10: a 12-s store outage under load wrote
+// 170,111 identical ERROR lines.
+func TestOutageLogsAreBounded(t *testing.T) {
+	var buf bytes.Buffer
+	clock := &sessiontest.OffsetClock{}
+	b, err := bff.New(bff.Config{Issuer: "https://idp.example", ClientID: "c", ClientSecret: "s",
+		RedirectURL: "https://app.example/oauth/callback", CookieKeys: []string{cookieKey},
+		Store: failingStore{}, Now: clock.Now, Logger: slog.New(slog.NewTextHandler(&buf, nil))})
+	if err != nil {
+		t.Fatal(err)
+	}
+	id, _ := session.NewID()
+	req := &bff.Request{Method: "GET", Host: "app.example", Path: "/api/x",
+		Header: http.Header{"Cookie": {"__Host-bffgate=" + id.String()}, "X-Csrf": {"1"}}}
+	for range 1000 {
+		if r := b.Handle(context.Background(), req); r.Status != http.StatusServiceUnavailable {
+			t.Fatalf("status %d, want 503", r.Status)
+		}
+	}
+	clock.Advance(2 * time.Second)
+	b.Handle(context.Background(), req)
+	lines := strings.Split(strings.TrimSpace(buf.String()), "\n")
+	if len(lines) > 4 || !strings.Contains(lines[len(lines)-1], "suppressed=") {
+		t.Fatalf("1001 failed requests logged %d lines, want a few, the last counting the rest:\n%s", len(lines), buf.String())
 	}
 }

@@ -75,8 +75,10 @@ type BFF struct {
 	idle, max   time.Duration
 	skew        time.Duration
 
-	prov      providerCache
-	refreshes singleflight.Group
+	prov          providerCache
+	refreshes     singleflight.Group
+	refreshClient *http.Client // cfg.HTTPClient with refreshTimeout
+	logs          logLimiter
 }
 
 type route func(ctx context.Context, req *Request) Result
@@ -116,6 +118,11 @@ func New(cfg Config) (*BFF, error) {
 		b.store = memstore.New(cfg.Now)
 	}
 	b.locker, _ = b.store.(session.Locker)
+	rc := *cfg.HTTPClient
+	if rc.Timeout != 0 {
+		rc.Timeout = b.refreshTimeout()
+	}
+	b.refreshClient = &rc
 	for _, o := range cfg.AllowedOrigins {
 		b.origins[o] = true
 	}

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"io"
+	"log/slog"
 	"mime"
 	"net/http"
 	"net/url"
@@ -113,7 +114,7 @@ func (b *BFF) token(ctx context.Context, req *Request) Result {
 		if errors.Is(err, errNoExchange) {
 			return b.fail(req, http.StatusBadRequest, "exchange_unsupported", "the identity provider does not support token exchange (RFC 8693), so the token cannot be narrowed")
 		}
-		b.log.Warn("bffgate: token exchange failed", "error", err)
+		b.logLimited(slog.LevelWarn, "bffgate: token exchange failed", "error", err)
 		return b.failIdP(req, err)
 	}
 	return b.tokenResult(req, *ti)
@@ -212,7 +213,7 @@ func (b *BFF) backchannelLogout(ctx context.Context, req *Request) Result {
 	}
 	tok, err := p.logoutTokens.Verify(ctx, form.Get("logout_token"))
 	if err != nil {
-		b.log.Warn("bffgate: logout token rejected", "error", err)
+		b.logLimited(slog.LevelWarn, "bffgate: logout token rejected", "error", err)
 		return invalid("the logout token did not verify")
 	}
 	var c struct {
@@ -246,7 +247,7 @@ func (b *BFF) backchannelLogout(ctx context.Context, req *Request) Result {
 		err = b.store.Delete(ctx, keys...)
 	}
 	if err != nil {
-		b.log.Error("bffgate: back-channel logout could not reach the session store", "error", err)
+		b.logLimited(slog.LevelError, "bffgate: back-channel logout could not reach the session store", "error", err)
 		return b.fail(req, http.StatusServiceUnavailable, "session_store_unavailable", "the session store is unavailable; try again")
 	}
 	b.log.Info("bffgate: back-channel logout", "sessions", len(keys))

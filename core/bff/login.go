@@ -11,6 +11,7 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"errors"
+	"log/slog"
 	"net/http"
 	"net/url"
 	"slices"
@@ -303,7 +304,7 @@ func (b *BFF) callback(ctx context.Context, req *Request) Result {
 		if errors.As(err, &re) && re.ErrorCode == "invalid_grant" {
 			return b.failClear(req, http.StatusBadRequest, "invalid_grant", "the identity provider refused the code (used already, expired, or the PKCE verifier does not match): start the login again", clear)
 		}
-		b.log.Warn("bffgate: code exchange failed", "error", err)
+		b.logLimited(slog.LevelWarn, "bffgate: code exchange failed", "error", err)
 		status, code, desc := idpFailure(err)
 		return b.failClear(req, status, code, desc, clear)
 	}
@@ -313,7 +314,7 @@ func (b *BFF) callback(ctx context.Context, req *Request) Result {
 	}
 	idt, err := p.idTokens.Verify(ctx, rawID)
 	if err != nil {
-		b.log.Warn("bffgate: ID token rejected", "error", err)
+		b.logLimited(slog.LevelWarn, "bffgate: ID token rejected", "error", err)
 		return b.failClear(req, http.StatusBadRequest, "invalid_id_token", "the ID token did not verify", clear)
 	}
 	if subtle.ConstantTimeCompare([]byte(idt.Nonce), []byte(st.Nonce)) != 1 {
@@ -345,7 +346,7 @@ func (b *BFF) callback(ctx context.Context, req *Request) Result {
 		return b.failClear(req, http.StatusInternalServerError, "internal_error", "could not make a session ID", clear)
 	}
 	if err := b.save(ctx, id, s); err != nil {
-		b.log.Error("bffgate: saving a new session failed", "error", err)
+		b.logLimited(slog.LevelError, "bffgate: saving a new session failed", "error", err)
 		return b.failClear(req, http.StatusServiceUnavailable, "session_store_unavailable", "the session store is unavailable; try again", clear)
 	}
 	if old, ok := cookieValue(req.Header, b.cfg.CookieName); ok {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"net"
 	"net/url"
 	"slices"
@@ -88,7 +89,7 @@ func (b *BFF) discover(ctx context.Context) (*provider, error) {
 	octx := oidc.ClientContext(context.WithoutCancel(ctx), b.cfg.HTTPClient)
 	op, err := oidc.NewProvider(octx, b.cfg.Issuer)
 	if err != nil {
-		b.log.Warn("bffgate: OpenID Provider discovery failed", "issuer", b.cfg.Issuer, "error", err)
+		b.logLimited(slog.LevelWarn, "bffgate: OpenID Provider discovery failed", "issuer", b.cfg.Issuer, "error", err)
 		return nil, fmt.Errorf("%w: discovery: %v", errIdP, err)
 	}
 	var meta struct {
@@ -101,7 +102,7 @@ func (b *BFF) discover(ctx context.Context) (*provider, error) {
 		return nil, fmt.Errorf("%w: discovery document: %v", errIdP, err)
 	}
 	if len(meta.Challenge) > 0 && !slices.Contains(meta.Challenge, "S256") {
-		b.log.Warn("bffgate: the provider does not list PKCE S256 in code_challenge_methods_supported; bffgate sends it anyway", "issuer", b.cfg.Issuer)
+		b.logLimited(slog.LevelWarn, "bffgate: the provider does not list PKCE S256 in code_challenge_methods_supported; bffgate sends it anyway", "issuer", b.cfg.Issuer)
 	}
 	ep := op.Endpoint()
 	ep.AuthStyle = oauth2.AuthStyleInHeader

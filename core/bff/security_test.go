@@ -398,14 +398,21 @@ func TestProviderDown(t *testing.T) {
 	if err := e.op.Close(); err != nil {
 		t.Fatal(err)
 	}
-	// The token needs a refresh and the provider is gone: 502, session kept.
+	// Inside refresh_skew the refresh fails but the token still works
+	// (D8): the request goes on with it.
+	s := e.sessionOf(c)
 	e.clock.Advance(45 * time.Second)
+	if r := e.do(c, "GET", "/api/x", "X-CSRF", "1"); r.status != http.StatusOK || e.up.last(t).Header.Get("Authorization") != "Bearer "+s.AccessToken {
+		t.Fatalf("inside the skew with the provider down: status %d, want 200 with the still valid token", r.status)
+	}
+	// Expired and the provider is gone: 502, session kept.
+	e.clock.Advance(16 * time.Second)
 	r := e.do(c, "GET", "/api/x", "X-CSRF", "1")
 	wantError(t, r, http.StatusBadGateway, "idp_unavailable")
 	if e.store.Len() != 1 {
 		t.Fatal("the session was dropped because the provider was down")
 	}
-	if e.up.count() != 0 {
+	if e.up.count() != 1 {
 		t.Fatal("a request was forwarded with an expired token")
 	}
 	// A new login cannot start without discovery... on a fresh engine.

@@ -51,11 +51,13 @@ type Store interface {
 // process need not implement it: bffgate already allows one refresh per
 // session at a time within a process.
 type Locker interface {
-	// TryLock takes the lock named key for at most ttl. It returns a
-	// release function and true when the lock was taken, or false when
-	// another holder has it. release frees the lock only if it is still
-	// held by this caller; it takes no context and may fail silently, in
-	// which case the lock expires after ttl.
+	// TryLock takes the lock named key. It returns a release function and
+	// true when the lock was taken, or false when another holder has it.
+	// The lock is kept (renewed) while the holder lives and ctx lasts, and
+	// expires ttl after a holder that died, so ttl is how long others wait
+	// for a crashed node. release frees the lock only if it is still held
+	// by this caller; it takes no context and may fail silently, in which
+	// case the lock expires after ttl.
 	TryLock(ctx context.Context, key string, ttl time.Duration) (release func(), ok bool, err error)
 }
 

@@ -49,6 +49,15 @@ end
 return 0
 `)
 
+// renewScript extends the lock KEYS[1] to ARGV[2] ms only if it still
+// holds the token ARGV[1].
+var renewScript = redis.NewScript(`
+if redis.call('GET', KEYS[1]) == ARGV[1] then
+	return redis.call('PEXPIRE', KEYS[1], ARGV[2])
+end
+return 0
+`)
+
 // Store is a session.Store and session.Locker on Redis. It is safe for
 // concurrent use. Build it with New or NewFromClient.
 type Store struct {
@@ -235,11 +244,14 @@ func (s *Store) TakeIndex(ctx context.Context, index string) ([]string, error) {
 }
 
 // TryLock implements session.Locker with SET key token NX PX ttl, where
-// token is 128 random bits. release deletes the lock only while it still
-// holds this token (a compare-and-delete script); it is safe to call more
-// than once, and if Redis cannot be reached the lock simply expires after
-// ttl. release uses ctx's values but not its cancellation, so a lock taken
-// for a request that has ended is still freed.
+// token is 128 random bits. While the lock is held, it is renewed to ttl
+// every ttl/3 (until release or ctx ends), so ttl bounds only how long a
+// lock outlives a holder that died, not how long a holder may work.
+// release deletes the lock only while it still holds this token (a
+// compare-and-delete script); it is safe to call more than once, and if
+// Redis cannot be reached the lock simply expires after ttl. release uses
+// ctx's values but not its cancellation, so a lock taken for a request
+// that has ended is still freed.
 func (s *Store) TryLock(ctx context.Context, key string, ttl time.Duration) (release func(), ok bool, err error) {
 	if ttl <= 0 {
 		return nil, false, fmt.Errorf("redisstore: lock: ttl is %v: it must be positive", ttl)
@@ -257,9 +269,27 @@ func (s *Store) TryLock(ctx context.Context, key string, ttl time.Duration) (rel
 	if err != nil {
 		return nil, false, fmt.Errorf("redisstore: lock: %w", err)
 	}
+	done := make(chan struct{})
+	go func() {
+		t := time.NewTicker(ttl / 3)
+		defer t.Stop()
+		for {
+			select {
+			case <-done:
+				return
+			case <-ctx.Done():
+				return
+			case <-t.C:
+				if n, err := renewScript.Run(ctx, s.c, []string{k}, token, roundUpMS(ttl).Milliseconds()).Int(); err == nil && n == 0 {
+					return // lost: expired while Redis was unreachable
+				}
+			}
+		}
+	}()
 	var once sync.Once
 	release = func() {
 		once.Do(func() {
+			close(done)
 			_ = unlockScript.Run(context.WithoutCancel(ctx), s.c, []string{k}, token).Err()
 		})
 	}

@@ -114,7 +114,9 @@ func TestLockerAcrossStores(t *testing.T) {
 	b, _ := localStore(t, redisstore.Config{KeyPrefix: prefix}) // another node
 	const ttl = 300 * time.Millisecond
 
-	releaseA, ok, err := a.TryLock(ctx, "refresh", ttl)
+	// A's lock lives while A does: its context ending stands for A dying.
+	actx, dieA := context.WithCancel(ctx)
+	releaseA, ok, err := a.TryLock(actx, "refresh", ttl)
 	if err != nil || !ok {
 		t.Fatalf("node A TryLock = %v, %v; want taken", ok, err)
 	}
@@ -124,6 +126,11 @@ func TestLockerAcrossStores(t *testing.T) {
 	if _, ok, err := b.TryLock(ctx, "other", ttl); err != nil || !ok {
 		t.Fatalf("node B TryLock of another lock = %v, %v; want taken", ok, err)
 	}
+	time.Sleep(2 * ttl) // A works longer than ttl: its lock is renewed
+	if _, ok, err := b.TryLock(ctx, "refresh", ttl); err != nil || ok {
+		t.Fatalf("node B TryLock while A holds it past ttl = %v, %v; want refused (renewed)", ok, err)
+	}
+	dieA()
 	time.Sleep(ttl + ttl/2) // A's lock expires
 	releaseB, ok, err := b.TryLock(ctx, "refresh", ttl)
 	if err != nil || !ok {

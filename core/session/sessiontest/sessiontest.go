@@ -227,10 +227,14 @@ func Run(t *testing.T, newHarness func(t *testing.T) Harness) {
 				t.Fatalf("second TryLock = %v, %v; want refused", ok, err)
 			}
 			release()
-			release2, ok, err := l.TryLock(ctx, "lock", ttl)
+			// A holder whose context ended stands for one that died: its
+			// lock is no longer kept and expires after ttl.
+			dying, die := context.WithCancel(ctx)
+			release2, ok, err := l.TryLock(dying, "lock", ttl)
 			if err != nil || !ok {
 				t.Fatalf("TryLock after release = %v, %v; want lock taken", ok, err)
 			}
+			die()
 			// An expired holder's release must not free the next holder's lock.
 			h.Advance(ttl + ttl/2)
 			release3, ok, err := l.TryLock(ctx, "lock", ttl)
