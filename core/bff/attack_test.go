@@ -289,3 +289,21 @@ func TestOutageLogsAreBounded(t *testing.T) {
 		t.Fatalf("1001 failed requests logged %d lines, want a few, the last counting the rest:\n%s", len(lines), buf.String())
 	}
 }
+
+// TestSessionProbe: the JS client's /session?probe=1 answers a signed-out
+// visitor 200 {"authenticated":false} (no console error), and nothing else
+// changes: plain /session is 401, and a probe with a session is the
+// session.
+func TestSessionProbe(t *testing.T) {
+	e := newEnv(t, nil)
+	c := e.browser()
+	r := e.do(c, "GET", "/session?probe=1")
+	if r.status != http.StatusOK || r.json(t)["authenticated"] != false {
+		t.Fatalf("probe signed out: %d %s", r.status, r.body)
+	}
+	wantError(t, e.do(c, "GET", "/session"), http.StatusUnauthorized, "unauthenticated")
+	e.login(c, op.AliceUser, op.AlicePassword)
+	if r := e.do(c, "GET", "/session?probe=1"); r.status != http.StatusOK || r.json(t)["authenticated"] != true {
+		t.Fatalf("probe signed in: %d %s", r.status, r.body)
+	}
+}
