@@ -31,7 +31,7 @@ func authenticated(tb testing.TB, c Config) (*BFF, *Request) {
 		IDToken: "header.payload.signature", AccessToken: "access-token-0123456789", TokenType: "Bearer",
 		RefreshToken: "refresh-token", Scope: "openid profile", Expiry: now.Add(time.Hour), Created: now,
 	}
-	if err := b.save(context.Background(), id, s); err != nil {
+	if err := b.sessions.Save(context.Background(), id, s); err != nil {
 		tb.Fatal(err)
 	}
 	req := &Request{

@@ -2,7 +2,6 @@ package bff
 
 import (
 	"context"
-	"encoding/json"
 	"io"
 	"log/slog"
 	"net/http"
@@ -60,8 +59,8 @@ type BFF struct {
 	cfg         Config
 	keys        [][32]byte // login cookie keys; keys[0] seals
 	store       session.Store
-	locker      session.Locker // nil when the store has none
-	closer      io.Closer      // the store New made, closed by Close; nil otherwise
+	sessions    *session.Manager
+	closer      io.Closer // the store New made, closed by Close; nil otherwise
 	now         func() time.Time
 	log         *slog.Logger
 	routes      map[string]route
@@ -117,7 +116,7 @@ func New(cfg Config) (*BFF, error) {
 	default:
 		b.store = memstore.New(cfg.Now)
 	}
-	b.locker, _ = b.store.(session.Locker)
+	b.sessions = &session.Manager{Store: b.store, Idle: b.idle, Max: b.max, Now: cfg.Now}
 	rc := *cfg.HTTPClient
 	if rc.Timeout != 0 {
 		rc.Timeout = b.refreshTimeout()
@@ -157,17 +156,17 @@ func New(cfg Config) (*BFF, error) {
 // forwards a request it could not authenticate.
 func (b *BFF) Handle(ctx context.Context, req *Request) Result {
 	if len(req.Path) > maxPath || len(req.RawQuery) > maxQuery {
-		return b.fail(req, http.StatusRequestURITooLong, "uri_too_long", "the request URI is too long")
+		return b.answer(req, fail(http.StatusRequestURITooLong, CodeURITooLong, "the request URI is too long"))
 	}
 	if n := cookieBytes(req.Header); n > maxCookieBytes {
-		r := b.fail(req, http.StatusRequestHeaderFieldsTooLarge, "cookie_too_large", "the Cookie header is too large")
+		r := b.answer(req, fail(http.StatusRequestHeaderFieldsTooLarge, CodeCookieTooLarge, "the Cookie header is too large"))
 		// Let the browser recover: its own login cookies are the ones the
 		// BFF can take back (a returnTo-sized cookie bomb, abandoned logins).
 		r.Header["Set-Cookie"] = b.expireLogins(req.Header)
 		return r
 	}
 	if !SafePath(req.Path) {
-		return b.fail(req, http.StatusBadRequest, "invalid_path", "the path has dot segments, encoded slashes or control characters")
+		return b.answer(req, fail(http.StatusBadRequest, CodeInvalidPath, "the path has dot segments, encoded slashes or control characters"))
 	}
 	if isPreflight(req) {
 		return b.preflight(req)
@@ -234,39 +233,12 @@ const (
 	maxBody        = 64 << 10
 )
 
-// apiError is the body of every error the BFF answers.
-type apiError struct {
-	Authenticated *bool  `json:"authenticated,omitempty"`
-	Error         string `json:"error"`
-	Description   string `json:"error_description,omitempty"`
-}
-
-// fail answers with a JSON error. code is machine readable; desc is for
-// people and never holds a token or secret.
-func (b *BFF) fail(req *Request, status int, code, desc string) Result {
-	body := apiError{Error: code, Description: desc}
-	if status == http.StatusUnauthorized {
-		f := false
-		body.Authenticated = &f
-	}
-	return b.json(req, status, body)
-}
-
 // json answers with v as JSON, uncacheable, with CORS headers for an
 // allowed Origin.
 func (b *BFF) json(req *Request, status int, v any) Result {
-	body, err := json.Marshal(v)
-	if err != nil { // only our own types are marshalled: a bug
-		b.log.Error("bffgate: encoding a response", "error", err)
-		status, body = http.StatusInternalServerError, []byte(`{"error":"internal_error"}`)
-	}
-	h := http.Header{
-		"Content-Type":           {"application/json"},
-		"Cache-Control":          {"no-store"},
-		"X-Content-Type-Options": {"nosniff"},
-	}
-	b.cors(req, h)
-	return Result{Status: status, Header: h, Body: body}
+	r := jsonResult(status, v)
+	b.cors(req, r.Header)
+	return r
 }
 
 // redirect answers 302 to location.
@@ -278,96 +250,8 @@ func redirect(location string, cookies ...string) Result {
 	return Result{Status: http.StatusFound, Header: h}
 }
 
-// corsHeader returns the CORS headers for a forwarded request's response,
-// or nil for a same-origin or unknown caller.
-func (b *BFF) corsHeader(req *Request) http.Header {
-	if o := req.Header.Get("Origin"); o == "" || !b.origins[o] {
-		return nil
-	}
-	h := make(http.Header, 3)
-	b.cors(req, h)
-	return h
-}
-
-// cors adds CORS headers for an allowed cross-origin caller.
-func (b *BFF) cors(req *Request, h http.Header) {
-	o := req.Header.Get("Origin")
-	if o == "" || !b.origins[o] {
-		return
-	}
-	h.Set("Access-Control-Allow-Origin", o)
-	h.Set("Access-Control-Allow-Credentials", "true")
-	h.Add("Vary", "Origin")
-}
-
-func isPreflight(req *Request) bool {
-	return req.Method == http.MethodOptions && req.Header.Get("Origin") != "" &&
-		req.Header.Get("Access-Control-Request-Method") != ""
-}
-
-// preflight answers a CORS preflight itself: allowed origins get the
-// methods and headers they ask for; others a 403. Preflights carry no
-// credentials, so they are never forwarded.
-func (b *BFF) preflight(req *Request) Result {
-	if !b.origins[req.Header.Get("Origin")] {
-		return b.fail(req, http.StatusForbidden, "origin_not_allowed", "this origin is not in allowed_origins")
-	}
-	h := http.Header{"Cache-Control": {"no-store"}}
-	b.cors(req, h)
-	h.Set("Access-Control-Allow-Methods", "GET, HEAD, POST, PUT, PATCH, DELETE")
-	if rh := req.Header.Get("Access-Control-Request-Headers"); rh != "" && len(rh) < 1024 {
-		h.Set("Access-Control-Allow-Headers", rh)
-	}
-	h.Set("Access-Control-Max-Age", "600")
-	return Result{Status: http.StatusNoContent, Header: h}
-}
-
-// originAllowed reports whether a request's Origin, when it has one, is
-// this site or an allowed origin.
-func (b *BFF) originAllowed(req *Request) bool {
-	o, ok := req.Header["Origin"]
-	if !ok || len(o) == 0 {
-		return true
-	}
-	if len(o) > 1 {
-		return false
-	}
-	if b.origins[o[0]] {
-		return true
-	}
-	// Same origin: the scheme of redirect_url and the Host asked for.
-	// Scheme, host and port all count (RFC 6454 §5).
-	scheme, host, found := strings.Cut(o[0], "://")
-	return found && host != "" && strings.EqualFold(scheme, b.siteScheme) && strings.EqualFold(host, req.Host)
-}
-
-// csrfOK reports whether the request carries the CSRF header, or needs
-// none (relaxed mode, safe method).
-func (b *BFF) csrfOK(req *Request, always bool) bool {
-	if !always && b.cfg.CSRFUnsafeMethodsOnly {
-		switch req.Method {
-		case http.MethodGet, http.MethodHead, http.MethodOptions:
-			return true
-		}
-	}
-	v := req.Header[http.CanonicalHeaderKey(b.cfg.CSRFHeader)]
-	return len(v) == 1 && v[0] == b.cfg.CSRFHeaderValue
-}
-
-// guard runs the Origin and CSRF checks that state-changing BFF endpoints
-// and API requests share; ok is false with the answer when they fail.
-func (b *BFF) guard(req *Request, alwaysCSRF bool) (Result, bool) {
-	if !b.originAllowed(req) {
-		return b.fail(req, http.StatusForbidden, "origin_not_allowed", "the request's Origin is not this site nor in allowed_origins"), false
-	}
-	if !b.csrfOK(req, alwaysCSRF) {
-		return b.fail(req, http.StatusForbidden, "csrf_header_missing", "send the header "+b.cfg.CSRFHeader+": "+b.cfg.CSRFHeaderValue), false
-	}
-	return Result{}, true
-}
-
 func (b *BFF) methodNotAllowed(req *Request, allow string) Result {
-	r := b.fail(req, http.StatusMethodNotAllowed, "method_not_allowed", "use "+allow)
+	r := b.answer(req, fail(http.StatusMethodNotAllowed, CodeMethodNotAllowed, "use "+allow))
 	r.Header.Set("Allow", allow)
 	return r
 }

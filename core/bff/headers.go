@@ -15,6 +15,25 @@ var gatewayHeaders = []string{
 	"X-Forwarded-Proto", "X-Forwarded-Port", "X-Forwarded-Prefix", "X-Real-Ip",
 }
 
+// canonicalDashed reports whether name is in canonical form (as net/http
+// keeps header names) with no "_": then it can only be an alias of a
+// managed header by being that header. Adapters that hand over other
+// forms (lower case, "_") get those checked.
+func canonicalDashed(name string) bool {
+	upper := true
+	for i := 0; i < len(name); i++ {
+		c := name[i]
+		switch {
+		case c == '_':
+			return false
+		case upper && 'a' <= c && c <= 'z', !upper && 'A' <= c && c <= 'Z':
+			return false
+		}
+		upper = c == '-'
+	}
+	return true
+}
+
 // sameHeaderCGI reports whether two header names are the same header to a
 // CGI-style upstream: equal but for ASCII case and "_" for "-".
 func sameHeaderCGI(a, b string) bool {
@@ -48,7 +67,7 @@ func (b *BFF) headerDel(h http.Header, extra ...string) []string {
 	del := b.identityDel
 	grown := false
 	for name := range h {
-		if !strings.ContainsRune(name, '_') && http.CanonicalHeaderKey(name) == name {
+		if canonicalDashed(name) {
 			continue // a canonical name is the header itself, not an alias
 		}
 		if b.aliasOfManaged(name) {

@@ -11,6 +11,7 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"log/slog"
 	"net/http"
 	"net/url"
@@ -124,18 +125,18 @@ func (b *BFF) login(ctx context.Context, req *Request) Result {
 	}
 	q, err := url.ParseQuery(req.RawQuery)
 	if err != nil {
-		return b.fail(req, http.StatusBadRequest, "invalid_request", "the query string is malformed")
+		return b.answer(req, fail(http.StatusBadRequest, CodeInvalidRequest, "the query string is malformed"))
 	}
 	returnTo := b.cfg.DefaultReturnTo
 	if rt := firstOf(q, "returnTo", "return_to"); rt != "" {
 		var ok bool
 		if returnTo, ok = b.safeReturnTo(rt); !ok {
-			return b.fail(req, http.StatusBadRequest, "invalid_return_to", "returnTo must be a path on this site or a URL of an allowed origin")
+			return b.answer(req, fail(http.StatusBadRequest, CodeInvalidReturnTo, "returnTo must be a path on this site or a URL of an allowed origin"))
 		}
 	}
 	p, err := b.prov.get(ctx)
 	if err != nil {
-		return b.failIdP(req, err)
+		return b.answer(req, idpFailure(err))
 	}
 	st := &loginState{
 		State: randomString(), Nonce: randomString(), Verifier: oauth2.GenerateVerifier(),
@@ -224,27 +225,6 @@ func (b *BFF) safeReturnTo(rt string) (string, bool) {
 	return u.String(), true
 }
 
-// isLocalPath reports whether p is a path on this site that no browser
-// resolves to another origin: one leading slash, then no slash or
-// backslash, and no control characters anywhere.
-func isLocalPath(p string) bool {
-	if p == "" || p[0] != '/' {
-		return false
-	}
-	if len(p) > 1 && (p[1] == '/' || p[1] == '\\') {
-		return false
-	}
-	for i := 0; i < len(p); i++ {
-		if p[i] < 0x20 || p[i] == 0x7f || p[i] == '\\' {
-			return false
-		}
-	}
-	// Percent-encoded slashes or backslashes right after the first slash
-	// decode to the same tricks in some routers.
-	lower := strings.ToLower(p)
-	return !strings.HasPrefix(lower, "/%2f") && !strings.HasPrefix(lower, "/%5c")
-}
-
 func firstOf(q url.Values, names ...string) string {
 	for _, n := range names {
 		if v := q.Get(n); v != "" {
@@ -254,75 +234,98 @@ func firstOf(q url.Values, names ...string) string {
 	return ""
 }
 
-// callback finishes the code flow (GET): checks state and iss, exchanges
-// the code with the PKCE verifier, verifies the ID token and nonce, and
-// starts a session under a fresh ID.
+// callback finishes the code flow (GET). Whatever the outcome, the flow's
+// login cookie is deleted: a login state is used once.
 func (b *BFF) callback(ctx context.Context, req *Request) Result {
 	if req.Method != http.MethodGet {
 		return b.methodNotAllowed(req, "GET")
 	}
 	q, err := url.ParseQuery(req.RawQuery)
 	if err != nil {
-		return b.fail(req, http.StatusBadRequest, "invalid_request", "the query string is malformed")
+		return b.answer(req, fail(http.StatusBadRequest, CodeInvalidRequest, "the query string is malformed"))
 	}
 	state := q.Get("state")
 	if state == "" || len(state) > maxStateLength || len(q["state"]) != 1 {
-		return b.fail(req, http.StatusBadRequest, "invalid_state", "the state parameter is missing or malformed")
+		return b.answer(req, fail(http.StatusBadRequest, CodeInvalidState, "the state parameter is missing or malformed"))
 	}
 	name := b.loginCookieName(state)
 	clear := b.cookie(name, "", -1, "Lax")
+	st, err := b.loginOf(req, name, state)
+	var s *session.Session
+	if err == nil {
+		s, err = b.authorized(ctx, q, st)
+	}
+	var cookie string
+	if err == nil {
+		cookie, err = b.startSession(ctx, req, s)
+	}
+	if err != nil {
+		r := b.answer(req, err)
+		r.Header.Add("Set-Cookie", clear)
+		return r
+	}
+	return redirect(st.ReturnTo, clear, cookie)
+}
+
+// loginOf opens the login cookie of the flow named by state.
+func (b *BFF) loginOf(req *Request, name, state string) (*loginState, error) {
 	value, ok := cookieValue(req.Header, name)
 	if !ok {
-		return b.failClear(req, http.StatusBadRequest, "invalid_state", "no login is in progress for this state (expired, finished, or started in another browser)", clear)
+		return nil, fail(http.StatusBadRequest, CodeInvalidState, "no login is in progress for this state (expired, finished, or started in another browser)")
 	}
 	st, err := b.openLogin(name, value)
 	if err != nil || subtle.ConstantTimeCompare([]byte(st.State), []byte(state)) != 1 {
-		return b.failClear(req, http.StatusBadRequest, "invalid_state", "the login state is invalid or expired: start the login again", clear)
+		return nil, fail(http.StatusBadRequest, CodeInvalidState, "the login state is invalid or expired: start the login again")
 	}
+	return st, nil
+}
+
+// authorized checks the authorization response (iss, error, code),
+// exchanges the code with the PKCE verifier, and verifies the ID token and
+// nonce: the session the login makes, not yet saved.
+func (b *BFF) authorized(ctx context.Context, q url.Values, st *loginState) (*session.Session, error) {
 	p, err := b.prov.get(ctx)
 	if err != nil {
-		status, code, desc := idpFailure(err)
-		return b.failClear(req, status, code, desc, clear)
+		return nil, idpFailure(err)
 	}
 	// RFC 9207: a provider that says it sends iss must send ours; any iss
 	// sent must be ours (mix-up defence).
 	if iss, has := q["iss"]; has || p.issInResponse {
 		if len(iss) != 1 || iss[0] != b.cfg.Issuer {
-			return b.failClear(req, http.StatusBadRequest, "invalid_issuer", "the authorization response's iss is not the configured issuer", clear)
+			return nil, fail(http.StatusBadRequest, CodeInvalidIssuer, "the authorization response's iss is not the configured issuer")
 		}
 	}
 	if e := q.Get("error"); e != "" {
-		return b.failClear(req, http.StatusBadRequest, "login_failed", "the identity provider answered "+safeCode(e), clear)
+		return nil, fail(http.StatusBadRequest, CodeLoginFailed, "the identity provider answered "+safeCode(e))
 	}
 	code := q.Get("code")
 	if code == "" || len(code) > 2048 {
-		return b.failClear(req, http.StatusBadRequest, "invalid_request", "the code parameter is missing or malformed", clear)
+		return nil, fail(http.StatusBadRequest, CodeInvalidRequest, "the code parameter is missing or malformed")
 	}
 	tok, err := p.oauth2.Exchange(b.octx(ctx), code, oauth2.VerifierOption(st.Verifier))
 	if err != nil {
 		var re *oauth2.RetrieveError
 		if errors.As(err, &re) && re.ErrorCode == "invalid_grant" {
-			return b.failClear(req, http.StatusBadRequest, "invalid_grant", "the identity provider refused the code (used already, expired, or the PKCE verifier does not match): start the login again", clear)
+			return nil, fail(http.StatusBadRequest, CodeInvalidGrant, "the identity provider refused the code (used already, expired, or the PKCE verifier does not match): start the login again")
 		}
 		b.logLimited(slog.LevelWarn, "bffgate: code exchange failed", "error", err)
-		status, code, desc := idpFailure(err)
-		return b.failClear(req, status, code, desc, clear)
+		return nil, idpFailure(err)
 	}
 	rawID, _ := tok.Extra("id_token").(string)
 	if rawID == "" {
-		return b.failClear(req, http.StatusBadGateway, "invalid_id_token", "the token response has no ID token", clear)
+		return nil, fail(http.StatusBadGateway, CodeInvalidIDToken, "the token response has no ID token")
 	}
 	idt, err := p.idTokens.Verify(ctx, rawID)
 	if err != nil {
 		b.logLimited(slog.LevelWarn, "bffgate: ID token rejected", "error", err)
-		return b.failClear(req, http.StatusBadRequest, "invalid_id_token", "the ID token did not verify", clear)
+		return nil, fail(http.StatusBadRequest, CodeInvalidIDToken, "the ID token did not verify")
 	}
 	if subtle.ConstantTimeCompare([]byte(idt.Nonce), []byte(st.Nonce)) != 1 {
-		return b.failClear(req, http.StatusBadRequest, "invalid_nonce", "the ID token's nonce is not this login's", clear)
+		return nil, fail(http.StatusBadRequest, CodeInvalidNonce, "the ID token's nonce is not this login's")
 	}
 	var claims map[string]any
 	if err := idt.Claims(&claims); err != nil {
-		return b.failClear(req, http.StatusBadRequest, "invalid_id_token", "the ID token's claims are malformed", clear)
+		return nil, fail(http.StatusBadRequest, CodeInvalidIDToken, "the ID token's claims are malformed")
 	}
 	s := &session.Session{
 		Issuer: idt.Issuer, Subject: idt.Subject,
@@ -339,30 +342,28 @@ func (b *BFF) callback(ctx context.Context, req *Request) Result {
 	if s.Scope == "" {
 		s.Scope = strings.Join(b.cfg.Scopes, " ")
 	}
-	// A fresh ID every login: a cookie planted before login is never
-	// adopted (session fixation), and the old session, if any, ends.
+	return s, nil
+}
+
+// startSession saves s under a fresh ID and returns its cookie. A fresh ID
+// every login: a cookie planted before login is never adopted (session
+// fixation), and the browser's old session, if any, ends.
+func (b *BFF) startSession(ctx context.Context, req *Request, s *session.Session) (cookie string, err error) {
 	id, err := session.NewID()
 	if err != nil {
-		return b.failClear(req, http.StatusInternalServerError, "internal_error", "could not make a session ID", clear)
+		return "", fmt.Errorf("making a session ID: %w", err)
 	}
-	if err := b.save(ctx, id, s); err != nil {
+	if err := b.sessions.Save(ctx, id, s); err != nil {
 		b.logLimited(slog.LevelError, "bffgate: saving a new session failed", "error", err)
-		return b.failClear(req, http.StatusServiceUnavailable, "session_store_unavailable", "the session store is unavailable; try again", clear)
+		return "", errStoreDown
 	}
 	if old, ok := cookieValue(req.Header, b.cfg.CookieName); ok {
 		if oldID, err := session.ParseID(old); err == nil {
-			_ = b.store.Delete(ctx, oldID.StoreKey())
+			_ = b.sessions.End(ctx, oldID)
 		}
 	}
 	b.log.Info("bffgate: login", "sub", s.Subject)
-	return redirect(st.ReturnTo, clear, b.sessionCookie(id.String()))
-}
-
-// failClear is fail with a cookie deleted.
-func (b *BFF) failClear(req *Request, status int, code, desc, cookie string) Result {
-	r := b.fail(req, status, code, desc)
-	r.Header.Add("Set-Cookie", cookie)
-	return r
+	return b.sessionCookie(id.String()), nil
 }
 
 // userClaims keeps the configured claims, as the JSON object /session

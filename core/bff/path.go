@@ -76,3 +76,24 @@ func dotSegment(seg string) bool {
 	seg, _, _ = strings.Cut(seg, ";")
 	return seg == "." || seg == ".."
 }
+
+// isLocalPath reports whether p is a path on this site that no browser
+// resolves to another origin: one leading slash, then no slash or
+// backslash, and no control characters anywhere.
+func isLocalPath(p string) bool {
+	if p == "" || p[0] != '/' {
+		return false
+	}
+	if len(p) > 1 && (p[1] == '/' || p[1] == '\\') {
+		return false
+	}
+	for i := 0; i < len(p); i++ {
+		if p[i] < 0x20 || p[i] == 0x7f || p[i] == '\\' {
+			return false
+		}
+	}
+	// Percent-encoded slashes or backslashes right after the first slash
+	// decode to the same tricks in some routers.
+	lower := strings.ToLower(p)
+	return !strings.HasPrefix(lower, "/%2f") && !strings.HasPrefix(lower, "/%5c")
+}

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"net/http"
 	"net/url"
 	"slices"
 	"strings"
@@ -130,20 +131,20 @@ func (b *BFF) octx(ctx context.Context) context.Context {
 // idpFailure classifies an error from a call to the provider: the
 // provider's own OAuth error (with its code), or the provider not being
 // reachable.
-func idpFailure(err error) (status int, code, desc string) {
+func idpFailure(err error) *failure {
 	var re *oauth2.RetrieveError
 	if errors.As(err, &re) {
 		if re.ErrorCode != "" {
-			return 502, "idp_error", "the identity provider answered " + safeCode(re.ErrorCode)
+			return fail(http.StatusBadGateway, CodeIdPError, "the identity provider answered "+safeCode(re.ErrorCode))
 		}
-		return 502, "idp_error", fmt.Sprintf("the identity provider answered HTTP %d", re.Response.StatusCode)
+		return fail(http.StatusBadGateway, CodeIdPError, fmt.Sprintf("the identity provider answered HTTP %d", re.Response.StatusCode))
 	}
 	var ne net.Error
 	var ue *url.Error
 	if errors.As(err, &ne) || errors.As(err, &ue) || errors.Is(err, errIdP) || errors.Is(err, context.DeadlineExceeded) {
-		return 502, "idp_unavailable", "the identity provider could not be reached; try again"
+		return fail(http.StatusBadGateway, CodeIdPUnavailable, "the identity provider could not be reached; try again")
 	}
-	return 502, "idp_error", "the identity provider's answer could not be used"
+	return fail(http.StatusBadGateway, CodeIdPError, "the identity provider's answer could not be used")
 }
 
 // safeCode keeps an OAuth error code printable and short, since it came
@@ -158,10 +159,4 @@ func safeCode(s string) string {
 		}
 		return -1
 	}, s)
-}
-
-// failIdP answers a failed call to the provider.
-func (b *BFF) failIdP(req *Request, err error) Result {
-	status, code, desc := idpFailure(err)
-	return b.fail(req, status, code, desc)
 }

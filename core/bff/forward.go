@@ -1,0 +1,72 @@
+package bff
+
+import (
+	"context"
+	"net/http"
+	"strconv"
+	"strings"
+
+	"github.com/bffgate/bffgate/core/session"
+)
+
+// api authenticates an API request and forwards it with the session's
+// access token, or answers why not. It takes no lock unless the token must
+// be refreshed.
+func (b *BFF) api(ctx context.Context, req *Request) Result {
+	if err := b.guard(req, false); err != nil {
+		return b.answer(req, err)
+	}
+	s, err := b.fresh(ctx, req)
+	if err != nil {
+		return b.answer(req, err)
+	}
+	return b.forward(req, s)
+}
+
+// forward builds the upstream header edits for an authenticated request.
+func (b *BFF) forward(req *Request, s *session.Session) Result {
+	r := Result{Set: make(http.Header, 2+len(b.cfg.IdentityHeaders)), Del: b.headerDel(req.Header)}
+	r.Set["Authorization"] = []string{bearer(s) + s.AccessToken}
+	if v, changed := b.upstreamCookie(req.Header); changed {
+		r.setOrDel("Cookie", v)
+	}
+	if v, changed := connectionTokens(req.Header); changed {
+		r.setOrDel("Connection", v)
+	}
+	for i, h := range b.cfg.IdentityHeaders {
+		if v, ok := identityClaim(s.Identity, h.Claim); ok {
+			r.Set[b.identityDel[i]] = []string{v}
+		}
+	}
+	r.ResponseHeader = b.corsHeader(req)
+	return r
+}
+
+// bearer returns the Authorization scheme with its trailing space. Token
+// types are case-insensitive (RFC 6749 §5.1); upstreams expect "Bearer".
+func bearer(s *session.Session) string {
+	if s.TokenType == "" || strings.EqualFold(s.TokenType, "bearer") {
+		return "Bearer "
+	}
+	return s.TokenType + " "
+}
+
+// headerValue renders a claim for a header: strings, numbers and booleans,
+// with no control characters.
+func headerValue(v any) (string, bool) {
+	var s string
+	switch v := v.(type) {
+	case string:
+		s = v
+	case float64:
+		s = strconv.FormatFloat(v, 'f', -1, 64)
+	case bool:
+		s = strconv.FormatBool(v)
+	default:
+		return "", false
+	}
+	if len(s) > 1024 || strings.ContainsFunc(s, func(r rune) bool { return r < 0x20 || r == 0x7f }) {
+		return "", false
+	}
+	return s, true
+}

@@ -1,0 +1,96 @@
+package bff
+
+import (
+	"net/http"
+	"strings"
+)
+
+// corsHeader returns the CORS headers for a forwarded request's response,
+// or nil for a same-origin or unknown caller.
+func (b *BFF) corsHeader(req *Request) http.Header {
+	if o := req.Header.Get("Origin"); o == "" || !b.origins[o] {
+		return nil
+	}
+	h := make(http.Header, 3)
+	b.cors(req, h)
+	return h
+}
+
+// cors adds CORS headers for an allowed cross-origin caller.
+func (b *BFF) cors(req *Request, h http.Header) {
+	o := req.Header.Get("Origin")
+	if o == "" || !b.origins[o] {
+		return
+	}
+	h.Set("Access-Control-Allow-Origin", o)
+	h.Set("Access-Control-Allow-Credentials", "true")
+	h.Add("Vary", "Origin")
+}
+
+func isPreflight(req *Request) bool {
+	return req.Method == http.MethodOptions && req.Header.Get("Origin") != "" &&
+		req.Header.Get("Access-Control-Request-Method") != ""
+}
+
+// preflight answers a CORS preflight itself: allowed origins get the
+// methods and headers they ask for; others a 403. Preflights carry no
+// credentials, so they are never forwarded.
+func (b *BFF) preflight(req *Request) Result {
+	if !b.origins[req.Header.Get("Origin")] {
+		return b.answer(req, fail(http.StatusForbidden, CodeOriginNotAllowed, "this origin is not in allowed_origins"))
+	}
+	h := http.Header{"Cache-Control": {"no-store"}}
+	b.cors(req, h)
+	h.Set("Access-Control-Allow-Methods", "GET, HEAD, POST, PUT, PATCH, DELETE")
+	if rh := req.Header.Get("Access-Control-Request-Headers"); rh != "" && len(rh) < 1024 {
+		h.Set("Access-Control-Allow-Headers", rh)
+	}
+	h.Set("Access-Control-Max-Age", "600")
+	return Result{Status: http.StatusNoContent, Header: h}
+}
+
+// originAllowed reports whether a request's Origin, when it has one, is
+// this site or an allowed origin.
+func (b *BFF) originAllowed(req *Request) bool {
+	o, ok := req.Header["Origin"]
+	if !ok || len(o) == 0 {
+		return true
+	}
+	if len(o) > 1 {
+		return false
+	}
+	if b.origins[o[0]] {
+		return true
+	}
+	// Same origin: the scheme of redirect_url and the Host asked for.
+	// Scheme, host and port all count (RFC 6454 §5).
+	scheme, host, found := strings.Cut(o[0], "://")
+	return found && host != "" && strings.EqualFold(scheme, b.siteScheme) && strings.EqualFold(host, req.Host)
+}
+
+// csrfOK reports whether the request carries the CSRF header, or needs
+// none (relaxed mode, safe method).
+func (b *BFF) csrfOK(req *Request, always bool) bool {
+	if !always && b.cfg.CSRFUnsafeMethodsOnly {
+		switch req.Method {
+		case http.MethodGet, http.MethodHead, http.MethodOptions:
+			return true
+		}
+	}
+	v := req.Header[http.CanonicalHeaderKey(b.cfg.CSRFHeader)]
+	return len(v) == 1 && v[0] == b.cfg.CSRFHeaderValue
+}
+
+var errOrigin = fail(http.StatusForbidden, CodeOriginNotAllowed, "the request's Origin is not this site nor in allowed_origins")
+
+// guard runs the Origin and CSRF checks that state-changing BFF endpoints
+// and API requests share.
+func (b *BFF) guard(req *Request, alwaysCSRF bool) error {
+	if !b.originAllowed(req) {
+		return errOrigin
+	}
+	if !b.csrfOK(req, alwaysCSRF) {
+		return fail(http.StatusForbidden, CodeCSRFHeader, "send the header "+b.cfg.CSRFHeader+": "+b.cfg.CSRFHeaderValue)
+	}
+	return nil
+}
