@@ -9,7 +9,7 @@ import (
 	"slices"
 	"strings"
 
-	"github.com/bffgate/bffgate/internal/envsecret"
+	"github.com/bffgate/bffgate/core/internal/envsecret"
 )
 
 // validate checks a config that has its defaults and resolves its secrets;

@@ -9,7 +9,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/bffgate/bffgate/internal/envsecret"
+	"github.com/bffgate/bffgate/core/internal/envsecret"
 	"github.com/redis/go-redis/v9"
 )
 
