@@ -307,3 +307,49 @@ func TestSessionProbe(t *testing.T) {
 		t.Fatalf("probe signed in: %d %s", r.status, r.body)
 	}
 }
+
+// TestLoginErrorsLandInTheApp (issue #16): a failed callback that is a
+// page load sends the browser back to the app with the error code; a
+// script still gets JSON.
+func TestLoginErrorsLandInTheApp(t *testing.T) {
+	e := newEnv(t, nil)
+	nav := []string{"Sec-Fetch-Mode", "navigate", "Accept", "text/html"}
+	t.Run("consent denied", func(t *testing.T) {
+		c := e.browser()
+		state := mustQuery(t, e.startLogin(c, "?returnTo=%2Fapp%3Fx%3D1%23top"), "state")
+		r := e.do(c, "GET", "/oauth/callback?error=access_denied&error_description=secret%20stuff&state="+state+"&iss="+url.QueryEscape(e.op.Issuer), nav...)
+		if r.status != http.StatusFound || r.header.Get("Location") != "/app?x=1&error=login_failed&provider_error=access_denied#top" {
+			t.Fatalf("status %d, Location %q", r.status, r.header.Get("Location"))
+		}
+		if ck := r.header.Values("Set-Cookie"); len(ck) != 1 || !strings.Contains(ck[0], "Max-Age=0") {
+			t.Fatalf("Set-Cookie %q, want the login cookie deleted", ck)
+		}
+	})
+	t.Run("unknown state", func(t *testing.T) {
+		r := e.do(e.browser(), "GET", "/oauth/callback?code=x&state=forged", nav...)
+		if r.status != http.StatusFound || r.header.Get("Location") != "/?error=invalid_state" {
+			t.Fatalf("status %d, Location %q", r.status, r.header.Get("Location"))
+		}
+	})
+	t.Run("script", func(t *testing.T) {
+		wantError(t, e.do(e.browser(), "GET", "/oauth/callback?code=x&state=forged", "Sec-Fetch-Mode", "cors"), http.StatusBadRequest, "invalid_state")
+	})
+	t.Run("login_error_path", func(t *testing.T) {
+		e := newEnv(t, func(c *bff.Config) { c.LoginErrorPath = "/signin" })
+		c := e.browser()
+		state := mustQuery(t, e.startLogin(c, "?returnTo=/app"), "state")
+		r := e.do(c, "GET", "/oauth/callback?error=login_required&state="+state+"&iss="+url.QueryEscape(e.op.Issuer), nav...)
+		if r.header.Get("Location") != "/signin?error=login_failed&provider_error=login_required" {
+			t.Fatalf("Location %q", r.header.Get("Location"))
+		}
+	})
+}
+
+func mustQuery(t *testing.T, raw, name string) string {
+	t.Helper()
+	u, err := url.Parse(raw)
+	if err != nil || u.Query().Get(name) == "" {
+		t.Fatalf("%q has no %s", raw, name)
+	}
+	return url.QueryEscape(u.Query().Get(name))
+}

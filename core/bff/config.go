@@ -100,6 +100,13 @@ type Config struct {
 	// DefaultReturnTo is where the browser lands after login when the login
 	// request names no returnTo. Defaults to "/".
 	DefaultReturnTo string `json:"default_return_to"`
+	// LoginErrorPath is where a failed login (the user denied consent, the
+	// login expired, the provider answered an error) sends the browser,
+	// with ?error=<code> and, for a provider's refusal,
+	// &provider_error=<its code>. Defaults to the login's returnTo, or
+	// DefaultReturnTo when the login state is unreadable. Requests that
+	// are not page loads (fetch, XHR) get the JSON error instead.
+	LoginErrorPath string `json:"login_error_path"`
 	// PostLogoutRedirectURL is the absolute URL of the logout callback
 	// path, registered at the provider as a post_logout_redirect_uri. When
 	// empty, none is sent and the provider decides where logout ends.

@@ -76,6 +76,7 @@ type failure struct {
 	status int
 	code   Code
 	desc   string // for people; never a token, secret or raw input
+	detail string // the provider's error code, for login_failed
 }
 
 func (f *failure) Error() string { return string(f.code) + ": " + f.desc }

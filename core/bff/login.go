@@ -242,11 +242,11 @@ func (b *BFF) callback(ctx context.Context, req *Request) Result {
 	}
 	q, err := url.ParseQuery(req.RawQuery)
 	if err != nil {
-		return b.answer(req, fail(http.StatusBadRequest, CodeInvalidRequest, "the query string is malformed"))
+		return b.loginFailed(req, nil, fail(http.StatusBadRequest, CodeInvalidRequest, "the query string is malformed"))
 	}
 	state := q.Get("state")
 	if state == "" || len(state) > maxStateLength || len(q["state"]) != 1 {
-		return b.answer(req, fail(http.StatusBadRequest, CodeInvalidState, "the state parameter is missing or malformed"))
+		return b.loginFailed(req, nil, fail(http.StatusBadRequest, CodeInvalidState, "the state parameter is missing or malformed"))
 	}
 	name := b.loginCookieName(state)
 	clear := b.cookie(name, "", -1, "Lax")
@@ -260,11 +260,64 @@ func (b *BFF) callback(ctx context.Context, req *Request) Result {
 		cookie, err = b.startSession(ctx, req, s)
 	}
 	if err != nil {
-		r := b.answer(req, err)
-		r.Header.Add("Set-Cookie", clear)
-		return r
+		return b.loginFailed(req, st, err, clear)
 	}
 	return redirect(st.ReturnTo, clear, cookie)
+}
+
+// loginFailed answers a failed callback, deleting the given cookies: a
+// page load goes back to the app with the error in its query; a script
+// gets the JSON error.
+func (b *BFF) loginFailed(req *Request, st *loginState, err error, cookies ...string) Result {
+	if navigation(req) {
+		return redirect(b.loginErrorURL(st, err), cookies...)
+	}
+	r := b.answer(req, err)
+	r.Header["Set-Cookie"] = append(r.Header["Set-Cookie"], cookies...)
+	return r
+}
+
+// navigation reports whether the browser is loading a page (the provider
+// redirecting it to the callback), not a script fetching: Fetch Metadata
+// says so, and browsers without it ask for HTML.
+func navigation(req *Request) bool {
+	if m := req.Header.Get("Sec-Fetch-Mode"); m != "" {
+		return m == "navigate"
+	}
+	return strings.Contains(req.Header.Get("Accept"), "text/html")
+}
+
+// loginErrorURL is where a failed login sends the browser: the app, with
+// ?error=<code> (and provider_error=<the provider's code> when the
+// provider refused), so the app can tell the user and offer a new login.
+// The app path is login_error_path, else the login's returnTo, else
+// default_return_to. Nothing of the request but codes goes into it.
+func (b *BFF) loginErrorURL(st *loginState, err error) string {
+	target := b.cfg.LoginErrorPath
+	if target == "" && st != nil {
+		target = st.ReturnTo
+	}
+	if target == "" {
+		target = b.cfg.DefaultReturnTo
+	}
+	q := url.Values{"error": {string(CodeInternal)}}
+	var f *failure
+	if errors.As(err, &f) {
+		q.Set("error", string(f.code))
+		if f.detail != "" {
+			q.Set("provider_error", f.detail)
+		}
+	}
+	target, frag, _ := strings.Cut(target, "#")
+	sep := "?"
+	if strings.Contains(target, "?") {
+		sep = "&"
+	}
+	target += sep + q.Encode()
+	if frag != "" {
+		target += "#" + frag
+	}
+	return target
 }
 
 // loginOf opens the login cookie of the flow named by state.
@@ -296,7 +349,9 @@ func (b *BFF) authorized(ctx context.Context, q url.Values, st *loginState) (*se
 		}
 	}
 	if e := q.Get("error"); e != "" {
-		return nil, fail(http.StatusBadRequest, CodeLoginFailed, "the identity provider answered "+safeCode(e))
+		f := fail(http.StatusBadRequest, CodeLoginFailed, "the identity provider answered "+safeCode(e))
+		f.detail = safeCode(e)
+		return nil, f
 	}
 	code := q.Get("code")
 	if code == "" || len(code) > 2048 {

@@ -139,6 +139,9 @@ func (c *Config) validateRequests() error {
 	if !isLocalPath(c.DefaultReturnTo) {
 		return cfgErr("default_return_to", "%q must be a path on this site, starting with a single /", c.DefaultReturnTo)
 	}
+	if c.LoginErrorPath != "" && !isLocalPath(c.LoginErrorPath) {
+		return cfgErr("login_error_path", "%q must be a path on this site, starting with a single /", c.LoginErrorPath)
+	}
 	if !isLocalPath(c.PostLogoutReturnTo) {
 		return cfgErr("post_logout_return_to", "%q must be a path on this site, starting with a single /", c.PostLogoutReturnTo)
 	}
