@@ -353,3 +353,39 @@ func mustQuery(t *testing.T, raw, name string) string {
 	}
 	return url.QueryEscape(u.Query().Get(name))
 }
+
+// TestStreamsByOrigin (issue #16): a WebSocket handshake or an
+// EventSource request cannot carry the CSRF header, so it is authorised
+// by its Origin (or, same-origin EventSource, Fetch Metadata); a
+// cross-site WebSocket hijacking attempt is refused.
+func TestStreamsByOrigin(t *testing.T) {
+	e := newEnv(t, nil)
+	c := e.browser()
+	e.login(c, op.AliceUser, op.AlicePassword)
+	self := e.bff.URL
+	ws := []string{"Upgrade", "websocket", "Connection", "Upgrade", "Sec-WebSocket-Version", "13", "Sec-WebSocket-Key", "dGhlIHNhbXBsZSBub25jZQ=="}
+	for _, tt := range []struct {
+		name   string
+		header []string
+		want   int
+	}{
+		{"WebSocket from this site", append([]string{"Origin", self}, ws...), http.StatusOK},
+		{"WebSocket from another site (CSWSH)", append([]string{"Origin", "https://evil.example"}, ws...), http.StatusForbidden},
+		{"WebSocket without Origin", ws, http.StatusForbidden},
+		{"EventSource same-origin", []string{"Accept", "text/event-stream", "Sec-Fetch-Site", "same-origin"}, http.StatusOK},
+		{"EventSource cross-site", []string{"Accept", "text/event-stream", "Origin", "https://evil.example", "Sec-Fetch-Site", "cross-site"}, http.StatusForbidden},
+		{"EventSource without provenance", []string{"Accept", "text/event-stream"}, http.StatusForbidden},
+		{"plain GET without CSRF header", []string{"Origin", self}, http.StatusForbidden},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			before := e.up.count()
+			r := e.do(c, "GET", "/api/stream", tt.header...)
+			if r.status != tt.want {
+				t.Fatalf("status %d, want %d (body %s)", r.status, tt.want, r.body)
+			}
+			if forwarded := e.up.count() > before; forwarded != (tt.want == http.StatusOK) {
+				t.Fatalf("forwarded = %v", forwarded)
+			}
+		})
+	}
+}

@@ -83,11 +83,34 @@ func (b *BFF) csrfOK(req *Request, always bool) bool {
 
 var errOrigin = fail(http.StatusForbidden, CodeOriginNotAllowed, "the request's Origin is not this site nor in allowed_origins")
 
+// isStream reports whether req opens a WebSocket (RFC 6455 handshake) or
+// an EventSource stream (GET with Accept: text/event-stream).
+func isStream(req *Request) bool {
+	if req.Method != http.MethodGet {
+		return false
+	}
+	if strings.EqualFold(req.Header.Get("Upgrade"), "websocket") {
+		return true
+	}
+	return strings.HasPrefix(req.Header.Get("Accept"), "text/event-stream")
+}
+
 // guard runs the Origin and CSRF checks that state-changing BFF endpoints
 // and API requests share.
 func (b *BFF) guard(req *Request, alwaysCSRF bool) error {
 	if !b.originAllowed(req) {
 		return errOrigin
+	}
+	if !alwaysCSRF && isStream(req) {
+		// Browsers cannot add a header to a WebSocket handshake or an
+		// EventSource request. They do say where the request comes from:
+		// the Origin (checked above), which a WebSocket handshake always
+		// has, or, for a same-origin EventSource, which has none, Fetch
+		// Metadata. A request that shows neither is refused.
+		if len(req.Header["Origin"]) == 1 || req.Header.Get("Sec-Fetch-Site") == "same-origin" {
+			return nil
+		}
+		return fail(http.StatusForbidden, CodeOriginNotAllowed, "a WebSocket or EventSource request must show its Origin")
 	}
 	if !b.csrfOK(req, alwaysCSRF) {
 		return fail(http.StatusForbidden, CodeCSRFHeader, "send the header "+b.cfg.CSRFHeader+": "+b.cfg.CSRFHeaderValue)
