@@ -15,7 +15,6 @@
 package main
 
 import (
-	"encoding/json"
 	"log"
 	"net/http"
 	"sync"
@@ -28,32 +27,51 @@ import (
 // — the BFF endpoints, every refusal, and every failure of the plugin — or
 // leaves it to go upstream with Authorization set and the session cookie
 // removed. It never lets through a request the engine did not accept.
-func BFFGate(w http.ResponseWriter, r *http.Request) {
+func BFFGate(w http.ResponseWriter, r *http.Request) { hook(w, r, false) }
+
+// BFFGatePublic is the hook for a public Tyk API on the BFF's host (the
+// SPA's files, an API that takes bearer tokens itself): name
+// "BFFGatePublic". Requests need no session and go upstream without the
+// BFF's cookies and without client-sent identity headers; unsafe paths
+// and methods are refused. It uses the config entry of the API's listen
+// path as BFFGate does, and answers the BFF's own paths as BFFGate would.
+func BFFGatePublic(w http.ResponseWriter, r *http.Request) { hook(w, r, true) }
+
+func hook(w http.ResponseWriter, r *http.Request, public bool) {
 	// Tyk recovers a hook's panic without answering the client; answer
 	// here, so the request ends with a 500 and never goes upstream.
 	defer func() {
 		if p := recover(); p != nil {
 			log.Printf("bffgate: internal error: %v", p)
-			writeError(w, http.StatusInternalServerError, "internal_error", "the bffgate plugin failed; the gateway log says why")
+			writeError(w, http.StatusInternalServerError, bff.CodeInternal, "the bffgate plugin failed; the gateway log says why")
 		}
 	}()
 	apis, err := loadAPIs()
 	if err != nil {
-		writeError(w, http.StatusInternalServerError, "bffgate_config_invalid", err.Error())
+		writeError(w, http.StatusInternalServerError, bff.CodeConfigInvalid, err.Error())
 		return
 	}
 	b := apis.match(r.Host, r.URL.EscapedPath())
 	if b == nil {
-		writeError(w, http.StatusInternalServerError, "bffgate_no_api",
+		writeError(w, http.StatusInternalServerError, bff.CodeNoAPI,
 			"no API in the file named by BFFGATE_CONFIG has a listen_path (and host) matching this request: add one, or remove the BFFGate hook from this API")
 		return
 	}
-	res := b.Handle(r.Context(), bff.NewRequest(r))
+	req := bff.NewRequest(r)
+	var res bff.Result
+	if public {
+		res = b.HandlePublic(r.Context(), req)
+	} else {
+		res = b.Handle(r.Context(), req)
+	}
 	if !res.Forward() {
 		res.WriteTo(w)
 		return
 	}
+	// Tyk proxies r as the hook leaves it, and keeps headers the hook set
+	// on w on the upstream's answer (CORS for an allowed origin).
 	res.ApplyTo(r.Header)
+	res.ApplyToResponse(w.Header())
 }
 
 // loadAPIs reads the file named by BFFGATE_CONFIG and builds its engines,
@@ -67,18 +85,10 @@ var loadAPIs = sync.OnceValues(func() (*apis, error) {
 	return a, err
 })
 
-// writeError answers with the JSON error shape the engine uses.
-func writeError(w http.ResponseWriter, status int, code, desc string) {
-	body, _ := json.Marshal(struct {
-		Error       string `json:"error"`
-		Description string `json:"error_description"`
-	}{code, desc})
-	h := w.Header()
-	h.Set("Content-Type", "application/json")
-	h.Set("Cache-Control", "no-store")
-	h.Set("X-Content-Type-Options", "nosniff")
-	w.WriteHeader(status)
-	_, _ = w.Write(body)
+// writeError answers with the JSON error shape of every bffgate error.
+func writeError(w http.ResponseWriter, status int, code bff.Code, desc string) {
+	res := bff.ErrorResult(status, code, desc)
+	res.WriteTo(w)
 }
 
 // main is never run: a plugin is loaded, not started. Package main needs
