@@ -312,7 +312,9 @@ func TestSessionProbe(t *testing.T) {
 // page load sends the browser back to the app with the error code; a
 // script still gets JSON.
 func TestLoginErrorsLandInTheApp(t *testing.T) {
-	e := newEnv(t, nil)
+	// Without PAR the authorization URL shows the state the test needs.
+	noPAR := func(c *bff.Config) { c.PushedAuthorization = bff.PAROff }
+	e := newEnv(t, noPAR)
 	nav := []string{"Sec-Fetch-Mode", "navigate", "Accept", "text/html"}
 	t.Run("consent denied", func(t *testing.T) {
 		c := e.browser()
@@ -335,7 +337,7 @@ func TestLoginErrorsLandInTheApp(t *testing.T) {
 		wantError(t, e.do(e.browser(), "GET", "/oauth/callback?code=x&state=forged", "Sec-Fetch-Mode", "cors"), http.StatusBadRequest, "invalid_state")
 	})
 	t.Run("login_error_path", func(t *testing.T) {
-		e := newEnv(t, func(c *bff.Config) { c.LoginErrorPath = "/signin" })
+		e := newEnv(t, func(c *bff.Config) { noPAR(c); c.LoginErrorPath = "/signin" })
 		c := e.browser()
 		state := mustQuery(t, e.startLogin(c, "?returnTo=/app"), "state")
 		r := e.do(c, "GET", "/oauth/callback?error=login_required&state="+state+"&iss="+url.QueryEscape(e.op.Issuer), nav...)
@@ -387,5 +389,35 @@ func TestStreamsByOrigin(t *testing.T) {
 				t.Fatalf("forwarded = %v", forwarded)
 			}
 		})
+	}
+}
+
+// TestPushedAuthorization (RFC 9126): with a provider that offers PAR the
+// browser only carries client_id and request_uri, so it can neither read
+// nor change the PKCE challenge, nonce or scopes; "off" sends them as
+// before.
+func TestPushedAuthorization(t *testing.T) {
+	e := newEnv(t, nil)
+	c := e.browser()
+	u, err := url.Parse(e.startLogin(c, ""))
+	if err != nil {
+		t.Fatal(err)
+	}
+	q := u.Query()
+	if len(q) != 2 || q.Get("client_id") == "" || !strings.HasPrefix(q.Get("request_uri"), "urn:ietf:params:oauth:request_uri:") {
+		t.Fatalf("authorization URL query = %v, want client_id and request_uri only", q)
+	}
+	if got := e.login(c, op.AliceUser, op.AlicePassword); got != "/app?x=1" {
+		t.Fatalf("login with PAR ended at %q", got)
+	}
+	off := newEnv(t, func(c *bff.Config) { c.PushedAuthorization = bff.PAROff })
+	u, _ = url.Parse(off.startLogin(off.browser(), ""))
+	if q := u.Query(); q.Get("code_challenge") == "" || q.Get("request_uri") != "" {
+		t.Fatalf("pushed_authorization off: query %v, want the request itself", q)
+	}
+	if _, err := bff.New(bff.Config{Issuer: "https://idp.example", ClientID: "c", ClientSecret: "s",
+		RedirectURL: "https://app.example/oauth/callback", CookieKeys: []string{cookieKey},
+		PushedAuthorization: "sometimes"}); err == nil || !strings.Contains(err.Error(), "pushed_authorization") {
+		t.Fatalf("a bad pushed_authorization: err = %v", err)
 	}
 }

@@ -24,7 +24,7 @@ func TestCodesDocumented(t *testing.T) {
 	}
 	table, _, _ = strings.Cut(table, "\n## ")
 	var documented []string
-	row := regexp.MustCompile("(?m)^\\| [0-9 /]+ \\| (.+?) \\|")
+	row := regexp.MustCompile(`(?m)^\| [0-9 /]+ \| (.+?) \|`)
 	code := regexp.MustCompile("`([a-z_]+)`")
 	for _, m := range row.FindAllStringSubmatch(table, -1) {
 		for _, c := range code.FindAllStringSubmatch(m[1], -1) {

@@ -93,6 +93,11 @@ type Config struct {
 	// login may return to them. Same-origin requests are always allowed.
 	AllowedOrigins []string `json:"allowed_origins"`
 
+	// PushedAuthorization is "auto" (push the authorization request, RFC
+	// 9126, when the provider advertises a
+	// pushed_authorization_request_endpoint), "required" (always; a login
+	// fails if the provider cannot) or "off". Defaults to "auto".
+	PushedAuthorization string `json:"pushed_authorization"`
 	// LoginParams are the query parameters of the login path passed on to
 	// the provider's authorization request. Defaults to prompt, acr_values,
 	// login_hint, max_age and ui_locales.
@@ -229,6 +234,7 @@ func (c Config) withDefaults() Config {
 		c.Scopes = []string{"openid", "profile", "email", "offline_access"}
 	}
 	def(&c.Mode, ModeBFF)
+	def(&c.PushedAuthorization, PARAuto)
 	def(&c.Paths.Login, "/login")
 	def(&c.Paths.Callback, "/oauth/callback")
 	def(&c.Paths.Session, "/session")

@@ -45,20 +45,7 @@ func (b *BFF) exchange(ctx context.Context, s *session.Session, scope, resource 
 	if b.cfg.TokenExchangeAudience != "" {
 		form.Set("audience", b.cfg.TokenExchangeAudience)
 	}
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, p.tokenURL, strings.NewReader(form.Encode()))
-	if err != nil {
-		return nil, err
-	}
-	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
-	req.Header.Set("Accept", "application/json")
-	// RFC 6749 §2.3.1: the credentials are form-encoded before Basic.
-	req.SetBasicAuth(url.QueryEscape(b.cfg.ClientID), url.QueryEscape(b.cfg.ClientSecret))
-	resp, err := b.cfg.HTTPClient.Do(req)
-	if err != nil {
-		return nil, err
-	}
-	defer resp.Body.Close()
-	body, err := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
+	resp, body, err := b.postForm(ctx, p.tokenURL, form)
 	if err != nil {
 		return nil, err
 	}
@@ -81,4 +68,24 @@ func (b *BFF) exchange(ctx context.Context, s *session.Session, scope, resource 
 		out.Scope = scope
 	}
 	return &out.tokenInfo, nil
+}
+
+// postForm POSTs form to one of the provider's endpoints as this client
+// (client_secret_basic) and returns its answer, at most 1 MiB of it.
+func (b *BFF) postForm(ctx context.Context, endpoint string, form url.Values) (*http.Response, []byte, error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, endpoint, strings.NewReader(form.Encode()))
+	if err != nil {
+		return nil, nil, err
+	}
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	req.Header.Set("Accept", "application/json")
+	// RFC 6749 §2.3.1: the credentials are form-encoded before Basic.
+	req.SetBasicAuth(url.QueryEscape(b.cfg.ClientID), url.QueryEscape(b.cfg.ClientSecret))
+	resp, err := b.cfg.HTTPClient.Do(req)
+	if err != nil {
+		return nil, nil, err
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
+	return resp, body, err
 }

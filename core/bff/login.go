@@ -150,7 +150,16 @@ func (b *BFF) login(ctx context.Context, req *Request) Result {
 	}
 	name := b.loginCookieName(st.State)
 	cookies := append(b.expireOldLogins(req.Header), b.cookie(name, b.sealLogin(name, st), int(loginTTL/time.Second), "Lax"))
-	return redirect(p.oauth2.AuthCodeURL(st.State, opts...), cookies...)
+	to, err := b.authURL(ctx, p, st.State, opts...)
+	if err != nil {
+		var f *failure
+		if !errors.As(err, &f) {
+			b.logLimited(slog.LevelWarn, "bffgate: pushed authorization request failed", "error", err)
+			f = idpFailure(err)
+		}
+		return b.answer(req, f)
+	}
+	return redirect(to, cookies...)
 }
 
 // expireOldLogins returns Set-Cookie values deleting login cookies beyond

@@ -29,6 +29,7 @@ type provider struct {
 	issInResponse bool                  // RFC 9207 iss is always sent
 	tokenExchange bool                  // RFC 8693 grant supported
 	tokenURL      string
+	parEndpoint   string // RFC 9126 pushed authorization requests, "" if none
 }
 
 // providerCache discovers the provider once. Concurrent requests share
@@ -98,6 +99,7 @@ func (b *BFF) discover(ctx context.Context) (*provider, error) {
 		IssInResponse bool     `json:"authorization_response_iss_parameter_supported"`
 		Grants        []string `json:"grant_types_supported"`
 		Challenge     []string `json:"code_challenge_methods_supported"`
+		PAR           string   `json:"pushed_authorization_request_endpoint"`
 	}
 	if err := op.Claims(&meta); err != nil {
 		return nil, fmt.Errorf("%w: discovery document: %v", errIdP, err)
@@ -119,6 +121,7 @@ func (b *BFF) discover(ctx context.Context) (*provider, error) {
 		issInResponse: meta.IssInResponse,
 		tokenExchange: slices.Contains(meta.Grants, grantTokenExchange),
 		tokenURL:      ep.TokenURL,
+		parEndpoint:   meta.PAR,
 	}, nil
 }
 

@@ -40,6 +40,9 @@ func editURL(t *testing.T, raw string, kv ...string) string {
 
 func TestCallbackRejects(t *testing.T) {
 	e := newEnv(t, nil)
+	// Without PAR (RFC 9126) the authorization request passes through the
+	// browser, which can change it: the nonce and PKCE checks catch that.
+	plain := newEnv(t, func(c *bff.Config) { c.PushedAuthorization = bff.PAROff })
 	tests := []struct {
 		name string
 		// run returns the callback response to check.
@@ -85,12 +88,12 @@ func TestCallbackRejects(t *testing.T) {
 			return e.do(c, "GET", editURL(t, cb, "iss", ""))
 		}, 400, "invalid_issuer"},
 		{"nonce mismatch", func(c *http.Client) *response {
-			auth := editURL(t, e.startLogin(c, ""), "nonce", "attacker-nonce")
-			return e.do(c, "GET", e.authorize(c, auth, op.AliceUser, op.AlicePassword))
+			auth := editURL(t, plain.startLogin(c, ""), "nonce", "attacker-nonce")
+			return plain.do(c, "GET", plain.authorize(c, auth, op.AliceUser, op.AlicePassword))
 		}, 400, "invalid_nonce"},
 		{"PKCE verifier mismatch", func(c *http.Client) *response {
-			auth := editURL(t, e.startLogin(c, ""), "code_challenge", "E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM")
-			return e.do(c, "GET", e.authorize(c, auth, op.AliceUser, op.AlicePassword))
+			auth := editURL(t, plain.startLogin(c, ""), "code_challenge", "E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM")
+			return plain.do(c, "GET", plain.authorize(c, auth, op.AliceUser, op.AlicePassword))
 		}, 400, "invalid_grant"},
 		{"forged code", func(c *http.Client) *response {
 			cb := e.authorize(c, e.startLogin(c, ""), op.AliceUser, op.AlicePassword)

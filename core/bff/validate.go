@@ -50,6 +50,9 @@ func (c *Config) validateClient() error {
 	if !slices.Contains(c.Scopes, "openid") {
 		return cfgErr("scopes", `lacks "openid": bffgate needs an ID token; add it`)
 	}
+	if c.PushedAuthorization != PARAuto && c.PushedAuthorization != PAROff && c.PushedAuthorization != PARRequired {
+		return cfgErr("pushed_authorization", "%q: use %q, %q or %q", c.PushedAuthorization, PARAuto, PARRequired, PAROff)
+	}
 	if c.Mode != ModeBFF && c.Mode != ModeTokenMediating {
 		return cfgErr("mode", "%q is not a mode: use %q or %q", c.Mode, ModeBFF, ModeTokenMediating)
 	}
