@@ -421,3 +421,24 @@ func TestPushedAuthorization(t *testing.T) {
 		t.Fatalf("a bad pushed_authorization: err = %v", err)
 	}
 }
+
+// TestLogoutRevokesRefreshToken (RFC 7009): after logout the session's
+// refresh token is dead at the provider too, so a copy of the session
+// (a store backup, a stolen dump) cannot be refreshed.
+func TestLogoutRevokesRefreshToken(t *testing.T) {
+	e := newEnv(t, nil)
+	c := e.browser()
+	e.login(c, op.AliceUser, op.AlicePassword)
+	rt := e.sessionOf(c).RefreshToken
+	ctx := context.Background()
+	if in, err := e.op.Introspect(ctx, rt); err != nil || in["active"] != true {
+		t.Fatalf("before logout: introspection %v, %v; want active", in, err)
+	}
+	if r := e.do(c, "POST", "/logout", "X-CSRF", "1"); r.status != http.StatusOK {
+		t.Fatalf("logout: %d %s", r.status, r.body)
+	}
+	eventually(t, "the refresh token revoked", func() bool {
+		in, err := e.op.Introspect(ctx, rt)
+		return err == nil && in["active"] == false
+	})
+}

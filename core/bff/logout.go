@@ -3,6 +3,7 @@ package bff
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"io"
 	"log/slog"
 	"mime"
@@ -29,14 +30,17 @@ func (b *BFF) logout(ctx context.Context, req *Request) Result {
 	if v, ok := cookieValue(req.Header, b.cfg.CookieName); ok {
 		if id, err := session.ParseID(v); err == nil {
 			s, err := b.sessions.Load(ctx, id, false)
-			switch {
-			case err == nil && b.cfg.LogoutIDTokenHint:
-				idToken = s.IDToken
-			case err != nil && b.loadFailure(err) == errStoreDown:
+			if err != nil && b.loadFailure(err) == errStoreDown {
 				return b.answer(req, errStoreDown)
 			}
 			if err := b.sessions.End(ctx, id); err != nil {
 				return b.answer(req, errStoreDown)
+			}
+			if s != nil {
+				if b.cfg.LogoutIDTokenHint {
+					idToken = s.IDToken
+				}
+				b.revoke(ctx, s.RefreshToken)
 			}
 		}
 	}
@@ -50,6 +54,32 @@ func (b *BFF) logout(ctx context.Context, req *Request) Result {
 	}{logoutURL})
 	r.Header.Add("Set-Cookie", b.clearSessionCookie())
 	return r
+}
+
+// revoke revokes a refresh token at the provider (RFC 7009), when it has
+// a revocation endpoint, so the token is worthless even if a copy of the
+// session survived somewhere. It runs apart from the request (logout does
+// not wait for the provider) and at most http_timeout.
+func (b *BFF) revoke(ctx context.Context, refreshToken string) {
+	if refreshToken == "" {
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), time.Duration(b.cfg.HTTPTimeout)*time.Second)
+	go func() {
+		defer cancel()
+		p, err := b.prov.get(ctx)
+		if err != nil || p.revocation == "" {
+			return
+		}
+		form := url.Values{"token": {refreshToken}, "token_type_hint": {"refresh_token"}}
+		resp, _, err := b.postForm(ctx, p.revocation, form)
+		if err == nil && resp.StatusCode != http.StatusOK {
+			err = fmt.Errorf("the provider answered HTTP %d", resp.StatusCode)
+		}
+		if err != nil {
+			b.logLimited(slog.LevelWarn, "bffgate: revoking the refresh token at logout failed", "error", err)
+		}
+	}()
 }
 
 func (b *BFF) endSessionURL(p *provider, idToken string) string {

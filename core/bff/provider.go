@@ -30,6 +30,7 @@ type provider struct {
 	tokenExchange bool                  // RFC 8693 grant supported
 	tokenURL      string
 	parEndpoint   string // RFC 9126 pushed authorization requests, "" if none
+	revocation    string // RFC 7009 token revocation, "" if none
 }
 
 // providerCache discovers the provider once. Concurrent requests share
@@ -100,6 +101,7 @@ func (b *BFF) discover(ctx context.Context) (*provider, error) {
 		Grants        []string `json:"grant_types_supported"`
 		Challenge     []string `json:"code_challenge_methods_supported"`
 		PAR           string   `json:"pushed_authorization_request_endpoint"`
+		Revocation    string   `json:"revocation_endpoint"`
 	}
 	if err := op.Claims(&meta); err != nil {
 		return nil, fmt.Errorf("%w: discovery document: %v", errIdP, err)
@@ -122,6 +124,7 @@ func (b *BFF) discover(ctx context.Context) (*provider, error) {
 		tokenExchange: slices.Contains(meta.Grants, grantTokenExchange),
 		tokenURL:      ep.TokenURL,
 		parEndpoint:   meta.PAR,
+		revocation:    meta.Revocation,
 	}, nil
 }
 
