@@ -48,6 +48,8 @@ type Result struct {
 	// allowed cross-origin caller, so the SPA can read the API's answer.
 	// They replace the upstream's headers of the same names.
 	ResponseHeader http.Header
+
+	code Code // the error code of an error answer, for the Observer
 }
 
 // Forward reports whether the request goes on upstream.
@@ -77,6 +79,9 @@ type BFF struct {
 	prov          providerCache
 	refreshes     singleflight.Group
 	refreshClient *http.Client // cfg.HTTPClient with refreshTimeout
+	obs           Observer
+	observed      bool              // cfg.Observer was set
+	kinds         map[string]string // route path -> kind, for the Observer
 	logs          logLimiter
 }
 
@@ -116,8 +121,20 @@ func New(cfg Config) (*BFF, error) {
 	default:
 		b.store = memstore.New(cfg.Now)
 	}
+	b.obs, b.observed = cfg.Observer, cfg.Observer != nil
+	if !b.observed {
+		b.obs = noObserver{}
+	} else {
+		b.store = observeStore(b.store, b.obs)
+		c := *b.cfg.HTTPClient
+		if c.Transport == nil {
+			c.Transport = http.DefaultTransport
+		}
+		c.Transport = &observedTransport{next: c.Transport, obs: b.obs, b: b}
+		b.cfg.HTTPClient = &c
+	}
 	b.sessions = &session.Manager{Store: b.store, Idle: b.idle, Max: b.max, Now: cfg.Now}
-	rc := *cfg.HTTPClient
+	rc := *b.cfg.HTTPClient
 	if rc.Timeout != 0 {
 		rc.Timeout = b.refreshTimeout()
 	}
@@ -147,6 +164,10 @@ func New(cfg Config) (*BFF, error) {
 		pre + p.LogoutCallback:    b.logoutCallback,
 		pre + p.BackchannelLogout: b.backchannelLogout,
 	}
+	b.kinds = map[string]string{
+		pre + p.Login: "login", pre + p.Callback: "callback", pre + p.Session: "session", pre + p.Token: "token",
+		pre + p.Logout: "logout", pre + p.LogoutCallback: "logout_callback", pre + p.BackchannelLogout: "backchannel_logout",
+	}
 	b.prov.b = b
 	return b, nil
 }
@@ -155,6 +176,32 @@ func New(cfg Config) (*BFF, error) {
 // errors) or forward it upstream with the session's access token. It never
 // forwards a request it could not authenticate.
 func (b *BFF) Handle(ctx context.Context, req *Request) Result {
+	if !b.observed {
+		return b.handle(ctx, req)
+	}
+	start := time.Now()
+	r := b.handle(ctx, req)
+	b.obs.Request(b.requestKind(req), r.Status, r.code, time.Since(start))
+	return r
+}
+
+// requestKind names a request for Observer.Request.
+func (b *BFF) requestKind(req *Request) string {
+	switch {
+	case isPreflight(req):
+		return "preflight"
+	case b.kinds[req.Path] != "":
+		return b.kinds[req.Path]
+	}
+	for _, p := range b.public {
+		if strings.HasPrefix(req.Path, p) {
+			return "public"
+		}
+	}
+	return "api"
+}
+
+func (b *BFF) handle(ctx context.Context, req *Request) Result {
 	if len(req.Path) > maxPath || len(req.RawQuery) > maxQuery {
 		return b.answer(req, fail(http.StatusRequestURITooLong, CodeURITooLong, "the request URI is too long"))
 	}
@@ -195,10 +242,16 @@ func (b *BFF) HandlePublic(ctx context.Context, req *Request) Result {
 	if !SafePath(req.Path) || b.Owns(req.Path) {
 		return b.Handle(ctx, req)
 	}
+	var r Result
 	if !b.methods[req.Method] {
-		return b.methodNotAllowed(req, strings.Join(b.cfg.AllowedMethods, ", "))
+		r = b.methodNotAllowed(req, strings.Join(b.cfg.AllowedMethods, ", "))
+	} else {
+		r = b.publicForward(req)
 	}
-	return b.publicForward(req)
+	if b.observed {
+		b.obs.Request("public", r.Status, r.code, 0)
+	}
+	return r
 }
 
 func (b *BFF) publicForward(req *Request) Result {

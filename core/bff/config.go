@@ -182,6 +182,10 @@ type Config struct {
 	HTTPClient *http.Client `json:"-"`
 	// Now is the clock. Defaults to time.Now.
 	Now func() time.Time `json:"-"`
+	// Observer receives the engine's requests, refreshes, provider and
+	// store calls, and session starts and ends, for metrics. Defaults to
+	// none.
+	Observer Observer `json:"-"`
 	// Logger receives the BFF's events; never tokens. Defaults to
 	// slog.Default().
 	Logger *slog.Logger `json:"-"`

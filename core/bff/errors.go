@@ -134,6 +134,7 @@ func (b *BFF) answer(req *Request, err error) Result {
 		f = fail(http.StatusInternalServerError, CodeInternal, "an internal error; the log says more")
 	}
 	r := ErrorResult(f.status, f.code, f.desc)
+	r.code = f.code
 	b.cors(req, r.Header)
 	if f.code == CodeInvalidSession || f.code == CodeSessionExpired {
 		r.Header.Add("Set-Cookie", b.clearSessionCookie())

@@ -424,8 +424,10 @@ func (b *BFF) startSession(ctx context.Context, req *Request, s *session.Session
 	if old, ok := cookieValue(req.Header, b.cfg.CookieName); ok {
 		if oldID, err := session.ParseID(old); err == nil {
 			_ = b.sessions.End(ctx, oldID)
+			b.obs.Session("ended", "replaced", 1)
 		}
 	}
+	b.obs.Session("started", "", 1)
 	b.log.Info("bffgate: login", "sub", s.Subject)
 	return b.sessionCookie(id.String()), nil
 }

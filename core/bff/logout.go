@@ -37,6 +37,9 @@ func (b *BFF) logout(ctx context.Context, req *Request) Result {
 				return b.answer(req, errStoreDown)
 			}
 			if s != nil {
+				b.obs.Session("ended", "logout", 1)
+			}
+			if s != nil {
 				if b.cfg.LogoutIDTokenHint {
 					idToken = s.IDToken
 				}
@@ -128,6 +131,7 @@ func (b *BFF) backchannelLogout(ctx context.Context, req *Request) Result {
 		return b.answer(req, errStoreDown)
 	}
 	b.log.Info("bffgate: back-channel logout", "sessions", n)
+	b.obs.Session("ended", "backchannel_logout", n)
 	return Result{Status: http.StatusOK, Header: http.Header{"Cache-Control": {"no-store"}}}
 }
 

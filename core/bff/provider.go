@@ -31,6 +31,7 @@ type provider struct {
 	tokenURL      string
 	parEndpoint   string // RFC 9126 pushed authorization requests, "" if none
 	revocation    string // RFC 7009 token revocation, "" if none
+	jwksURL       string
 }
 
 // providerCache discovers the provider once. Concurrent requests share
@@ -51,6 +52,13 @@ const discoveryRetry = 2 * time.Second
 
 // errIdP marks the provider being unreachable or answering garbage.
 var errIdP = errors.New("identity provider unavailable")
+
+// cached returns the discovered provider, or nil before discovery.
+func (c *providerCache) cached() *provider {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.p
+}
 
 // get returns the discovered provider, discovering it on first use.
 func (c *providerCache) get(ctx context.Context) (*provider, error) {
@@ -102,6 +110,7 @@ func (b *BFF) discover(ctx context.Context) (*provider, error) {
 		Challenge     []string `json:"code_challenge_methods_supported"`
 		PAR           string   `json:"pushed_authorization_request_endpoint"`
 		Revocation    string   `json:"revocation_endpoint"`
+		JWKS          string   `json:"jwks_uri"`
 	}
 	if err := op.Claims(&meta); err != nil {
 		return nil, fmt.Errorf("%w: discovery document: %v", errIdP, err)
@@ -125,6 +134,7 @@ func (b *BFF) discover(ctx context.Context) (*provider, error) {
 		tokenURL:      ep.TokenURL,
 		parEndpoint:   meta.PAR,
 		revocation:    meta.Revocation,
+		jwksURL:       meta.JWKS,
 	}, nil
 }
 

@@ -37,6 +37,7 @@ func (b *BFF) loadFailure(err error) error {
 	case errors.Is(err, session.ErrMalformed):
 		return fail(http.StatusUnauthorized, CodeInvalidSession, "the session could not be read: log in again")
 	case errors.Is(err, session.ErrExpired):
+		b.obs.Session("ended", "expired", 1)
 		return fail(http.StatusUnauthorized, CodeSessionExpired, "the session reached its maximum lifetime: log in again")
 	}
 	b.logLimited(slog.LevelError, "bffgate: session store unavailable", "error", err)
@@ -78,24 +79,38 @@ func (b *BFF) needsRefresh(s *session.Session) bool {
 // token) saved rather than lost, which would end the session at the next
 // refresh.
 func (b *BFF) refresh(ctx context.Context, id session.ID) (*session.Session, error) {
+	ran := false // whether this request's refresh ran, or another's was shared
 	ch := b.refreshes.DoChan(id.StoreKey(), func() (any, error) {
+		ran = true
 		rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), b.refreshTimeout())
 		defer cancel()
 		return b.refreshOnce(rctx, id)
 	})
 	wait := time.NewTimer(time.Duration(b.cfg.HTTPTimeout) * time.Second)
 	defer wait.Stop()
+	var s *session.Session
+	var err error
 	select {
 	case <-ctx.Done():
-		return nil, fail(http.StatusGatewayTimeout, CodeTimeout, "the request ended while the session was being refreshed")
+		err = fail(http.StatusGatewayTimeout, CodeTimeout, "the request ended while the session was being refreshed")
 	case <-wait.C:
-		return nil, fail(http.StatusGatewayTimeout, CodeIdPTimeout, "the identity provider is slow to refresh the session; the refresh goes on: try again")
+		err = fail(http.StatusGatewayTimeout, CodeIdPTimeout, "the identity provider is slow to refresh the session; the refresh goes on: try again")
 	case res := <-ch:
-		if res.Err != nil {
-			return nil, res.Err
+		if err = res.Err; err == nil {
+			s = res.Val.(*session.Session)
 		}
-		return res.Val.(*session.Session), nil
+		if b.observed && err == nil {
+			b.obs.Refresh(map[bool]string{true: "refreshed", false: "shared"}[ran], "")
+		}
 	}
+	if b.observed && err != nil {
+		code := CodeInternal
+		if f, ok := err.(*failure); ok {
+			code = f.code
+		}
+		b.obs.Refresh("failed", code)
+	}
+	return s, err
 }
 
 // refreshTimeout bounds one refresh from the lock to the save: three times
@@ -133,6 +148,7 @@ func (b *BFF) refreshOnce(ctx context.Context, id session.ID) (*session.Session,
 	if errors.As(err, &re) && re.ErrorCode == "invalid_grant" {
 		_ = b.sessions.End(ctx, id)
 		b.log.Info("bffgate: refresh token rejected; session ended", "sub", s.Subject)
+		b.obs.Session("ended", "refresh_rejected", 1)
 		return nil, fail(http.StatusUnauthorized, CodeSessionExpired, "the identity provider ended the session: log in again")
 	}
 	if err != nil {
