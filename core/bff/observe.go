@@ -47,7 +47,7 @@ func (noObserver) Request(string, int, Code, time.Duration)  {}
 func (noObserver) Refresh(string, Code)                      {}
 func (noObserver) ProviderCall(string, time.Duration, error) {}
 func (noObserver) StoreCall(string, time.Duration, error)    {}
-func (noObserver) Session(string, string, int)              {}
+func (noObserver) Session(string, string, int)               {}
 
 // observedStore reports every call of a session.Store to an Observer.
 type observedStore struct {
@@ -136,4 +136,3 @@ func (b *BFF) providerOp(r *http.Request) string {
 	}
 	return "other"
 }
-
