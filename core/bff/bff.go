@@ -2,6 +2,8 @@ package bff
 
 import (
 	"context"
+	"errors"
+	"fmt"
 	"io"
 	"log/slog"
 	"net/http"
@@ -323,4 +325,17 @@ func (b *BFF) Close() error {
 func (b *BFF) Owns(path string) bool {
 	_, ok := b.routes[path]
 	return ok
+}
+
+// Ready reports whether the engine can serve logins and sessions: the
+// session store answers and the provider's discovery has succeeded (it is
+// tried now if it has not). For readiness probes.
+func (b *BFF) Ready(ctx context.Context) error {
+	if _, err := b.store.Get(ctx, "bffgate-readiness-probe", 0); err != nil && !errors.Is(err, session.ErrNotFound) {
+		return fmt.Errorf("session store: %w", err)
+	}
+	if _, err := b.prov.get(ctx); err != nil {
+		return fmt.Errorf("provider: %w", err)
+	}
+	return nil
 }

@@ -1,0 +1,35 @@
+package serve
+
+import (
+	"context"
+	"net/http"
+	"time"
+
+	"github.com/bffgate/bffgate/core/bff"
+)
+
+// AdminHandler serves the admin listener, apart from the app's routes and
+// its SPA fallback: /healthz answers 200 while the process serves,
+// /readyz 200 once the session store answers and the provider's discovery
+// has succeeded (else 503, with the reason), and /metrics the Prometheus
+// series when metrics is not nil.
+func AdminHandler(b *bff.BFF, metrics http.Handler) http.Handler {
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
+		writeJSON(w, http.StatusOK, `{"status":"ok"}`)
+	})
+	mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, r *http.Request) {
+		ctx, cancel := context.WithTimeout(r.Context(), 2*time.Second)
+		defer cancel()
+		if err := b.Ready(ctx); err != nil {
+			res := bff.ErrorResult(http.StatusServiceUnavailable, bff.CodeUnavailable, "not ready: "+err.Error())
+			res.WriteTo(w)
+			return
+		}
+		writeJSON(w, http.StatusOK, `{"status":"ready"}`)
+	})
+	if metrics != nil {
+		mux.Handle("GET /metrics", metrics)
+	}
+	return mux
+}
