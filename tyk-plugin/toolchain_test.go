@@ -57,6 +57,14 @@ func TestMakefileBuildsForTyk(t *testing.T) {
 				t.Errorf("%s built bffgate.so with %s, want %s.x: Tyk %s is built with Go %s, and a plugin built by another Go minor version kills it when it loads the API (fatal error: runtime: no plugin module data); set TYK_GO in the Makefile",
 					tt.name, bi.GoVersion, tykGo, tykVersion, strings.TrimPrefix(tykGo, "go"))
 			}
+			// Every module the .so shares with Tyk at Tyk's version
+			// (go.mod may name a lower one that a dependency raised).
+			for _, d := range bi.Deps {
+				want, ok := tykShared[d.Path]
+				if ok && (d.Version != want || d.Replace != nil) {
+					t.Errorf("bffgate.so links %s %s (replaced: %v), want %s (Tyk %s's): a Go plugin whose copy of a shared package differs from the gateway's does not load", d.Path, d.Version, d.Replace != nil, want, tykVersion)
+				}
+			}
 			settings := map[string]string{}
 			for _, s := range bi.Settings {
 				settings[s.Key] = s.Value
