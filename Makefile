@@ -8,6 +8,15 @@ export GOFLAGS ?= -buildvcs=false
 STATICCHECK_VERSION := v0.8.2
 GOBIN := $(shell $(GO) env GOPATH)/bin
 FUZZTIME ?= 30s
+# TYK_GO is the Go toolchain of the Tyk release bffgate.so targets (Tyk
+# v5.14.0 is built with Go 1.25: its .go-version). A plugin built by another
+# Go minor version kills that gateway when it loads the API ("runtime: no
+# plugin module data"), so every build of the plugin and of its test host
+# uses this toolchain (the go command fetches it through the module proxy).
+# For production, build with tykio/tyk-plugin-compiler of the gateway's exact
+# version instead: see tyk-plugin/README.md.
+TYK_GO ?= go1.25.14
+TYK_PLUGIN_OUT ?= bin/bffgate.so
 # Go packages that build without special flags (the Tyk plugin needs cgo,
 # -trimpath and the goplugin tag, and is tested apart), and those of them
 # outside core/ (core/ is tested with -race).
@@ -43,16 +52,20 @@ test-go:
 	$(GO) test -count=1 $(OTHER_PKGS)
 	@if [ -d tyk-plugin ]; then $(MAKE) --no-print-directory test-tyk; fi
 
-test-tyk:
-	CGO_ENABLED=1 $(GO) test -trimpath -tags goplugin -count=1 ./tyk-plugin/...
+# test-tyk builds bffgate.so first (tyk-plugin), with no time limit: on a bare
+# machine that build fetches TYK_GO and compiles everything for the plugin
+# build mode, which the tests' own builds of the .so then find in the cache,
+# well inside go test's timeout.
+test-tyk: tyk-plugin
+	GOTOOLCHAIN=$(TYK_GO) CGO_ENABLED=1 $(GO) test -trimpath -tags goplugin -count=1 ./tyk-plugin/...
 
-## tyk-plugin: bin/bffgate.so for a Tyk gateway (see tyk-plugin/README.md)
+## tyk-plugin: bin/bffgate.so for a Tyk v5.14.0 gateway, with its Go (TYK_GO; see tyk-plugin/README.md)
 tyk-plugin:
-	CGO_ENABLED=1 $(GO) build -buildmode=plugin -trimpath -tags goplugin -o bin/bffgate.so ./tyk-plugin
+	GOTOOLCHAIN=$(TYK_GO) CGO_ENABLED=1 $(GO) build -buildmode=plugin -trimpath -tags goplugin -o $(TYK_PLUGIN_OUT) ./tyk-plugin
 
 ## bench-tyk: the Tyk test host without vs with bffgate.so (memory, Redis), wrk on loopback (writes BENCHMARKS.md)
 bench-tyk: demo-deps
-	tyk-plugin/bench.sh
+	GOTOOLCHAIN=$(TYK_GO) tyk-plugin/bench.sh
 
 ## kong-plugin: bin/bffgate-kong, a static go-pdk plugin server (see kong-plugin/README.md)
 kong-plugin:

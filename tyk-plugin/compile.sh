@@ -9,7 +9,10 @@
 # checkout mounted at /plugin-source) it builds in a Go workspace with the
 # gateway's own module, with the image's Go toolchain, and names the file
 # <name>_<gateway version>_<GOOS>_<GOARCH>.so, which is the name Tyk looks for
-# first. Elsewhere it builds with the local toolchain into <name.so>.
+# first. Elsewhere it builds into <name.so> with the Go toolchain of the Tyk
+# release bffgate targets (TYK_GO in the Makefile; the go command fetches it),
+# unless GOTOOLCHAIN is set: a plugin built by another Go minor version than
+# the gateway's kills the gateway when it loads the API.
 #
 # build_id makes a build that can be loaded into a gateway that already loaded
 # another bffgate.so (a Go plugin loads once per process: "plugin already
@@ -24,12 +27,26 @@ set -euo pipefail
 
 name=${1:?usage: compile.sh <name.so> [build_id] [GOOS] [GOARCH]}
 build_id=${2:-}
-export GOOS=${3:-$(go env GOOS)}
-export GOARCH=${4:-$(go env GOARCH)}
 
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 src=$(dirname "$here") # the bffgate module root
 module=$(sed -n 's/^module[[:space:]]*//p' "$src/go.mod")
+
+# Inside tykio/tyk-plugin-compiler: TYK_GW_PATH is the gateway's module,
+# GITHUB_TAG its version, and the image's toolchain is the gateway's own.
+in_compiler=
+if [ -n "${TYK_GW_PATH:-}" ] && [ -f "${TYK_GW_PATH}/go.mod" ]; then
+	in_compiler=1
+elif [ -z "${GOTOOLCHAIN:-}" ]; then
+	GOTOOLCHAIN=$(sed -n 's/^TYK_GO[[:space:]]*?=[[:space:]]*\(go[0-9.]*\)[[:space:]]*$/\1/p' "$src/Makefile")
+	if [ -z "$GOTOOLCHAIN" ]; then
+		echo "compile.sh: the Makefile names no TYK_GO (the Go toolchain of the targeted Tyk release); set GOTOOLCHAIN to your gateway's (go version -m <gateway binary>)" >&2
+		exit 1
+	fi
+	export GOTOOLCHAIN
+fi
+export GOOS=${3:-$(go env GOOS)}
+export GOARCH=${4:-$(go env GOARCH)}
 
 # The toolchain must be at least the module's go version; with an older one
 # the go command would fetch a newer toolchain (or refuse), and a plugin built
@@ -43,11 +60,7 @@ if [ "$(printf '%s\n%s\n' "$want_go" "$have_go" | sort -V | head -1)" != "$want_
 	exit 1
 fi
 
-# Inside tykio/tyk-plugin-compiler: TYK_GW_PATH is the gateway's module,
-# GITHUB_TAG its version.
-in_compiler=
-if [ -n "${TYK_GW_PATH:-}" ] && [ -f "${TYK_GW_PATH}/go.mod" ]; then
-	in_compiler=1
+if [ -n "$in_compiler" ]; then
 	version=$(echo "${GITHUB_TAG:-}" | sed -n 's/^v\{0,1\}\([0-9]*\.[0-9]*\.[0-9]*\).*/v\1/p')
 	if [ -z "$version" ]; then
 		echo "compile.sh: GITHUB_TAG (${GITHUB_TAG:-unset}) names no gateway version" >&2
@@ -91,7 +104,7 @@ if [ "$GOARCH" = arm64 ] && [ "$GOOS" = linux ] && [ "$(go env GOHOSTARCH)" != a
 	cc=aarch64-linux-gnu-gcc
 fi
 tags="goplugin${BUILD_TAG:+,$BUILD_TAG}"
-echo "compile.sh: building $out${build_id:+ (module $new)}" >&2
+echo "compile.sh: building $out with $(go env GOVERSION)${build_id:+ (module $new)}" >&2
 (cd "$build" && CC=$cc CGO_ENABLED=1 go build -buildmode=plugin -trimpath -tags="$tags" -o "$out" ./tyk-plugin)
 if [ -n "$in_compiler" ]; then rm -f "$GOWORK" "$GOWORK.sum"; fi
 echo "$out"

@@ -61,20 +61,44 @@ func loadFile(env string) (*apis, error) {
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", env, err)
 	}
+	// The file's top level first, then each API on its own, so an error
+	// inside an API (an unknown field, a wrong type) names the API.
+	var top struct {
+		APIs []json.RawMessage `json:"apis"`
+	}
 	dec := json.NewDecoder(bytes.NewReader(raw))
 	dec.DisallowUnknownFields()
-	var f File
-	if err := dec.Decode(&f); err != nil {
+	if err := dec.Decode(&top); err != nil {
 		return nil, fmt.Errorf("%s %s: not a valid bffgate config (JSON; YAML is not read): %w", env, path, err)
 	}
 	if dec.More() {
 		return nil, fmt.Errorf("%s %s: not a valid bffgate config: more than one JSON value", env, path)
+	}
+	f := File{APIs: make([]API, len(top.APIs))}
+	for i, r := range top.APIs {
+		dec := json.NewDecoder(bytes.NewReader(r))
+		dec.DisallowUnknownFields()
+		if err := dec.Decode(&f.APIs[i]); err != nil {
+			return nil, fmt.Errorf("%s %s: %s: not a valid API entry (its fields are listen_path, host and config; config's are in docs/config.md): %w", env, path, apiName(i, r), err)
+		}
 	}
 	a, err := build(f)
 	if err != nil {
 		return nil, fmt.Errorf("%s %s: %w", env, path, err)
 	}
 	return a, nil
+}
+
+// apiName names the API entry raw, the i-th of the file, as errors do:
+// apis[1] (listen_path "/tm/"), or apis[1] when it has no listen path.
+func apiName(i int, raw []byte) string {
+	var a struct {
+		ListenPath string `json:"listen_path"`
+	}
+	if json.Unmarshal(raw, &a) != nil || a.ListenPath == "" {
+		return fmt.Sprintf("apis[%d]", i)
+	}
+	return fmt.Sprintf("apis[%d] (listen_path %q)", i, a.ListenPath)
 }
 
 // build validates f and builds its engines.

@@ -169,6 +169,10 @@ func TestLoadFile(t *testing.T) {
 		{"missing", filepath.Join(dir, "nope.json"), "no such file"},
 		{"two values", write("two.json", `{"apis": []} {}`), "more than one JSON value"},
 		{"unknown field", write("typo.json", `{"apis": [], "api": []}`), `unknown field "api"`},
+		{"unknown field in an API", write("typo-api.json", `{"apis": [{"listen_path": "/app/", "config": {}},
+			{"listen_path": "/tm/", "config": {"issuer_url": "https://idp.example.com"}}]}`), `apis[1] (listen_path "/tm/"): not a valid API entry`},
+		{"unknown field beside config", write("typo-entry.json", `{"apis": [{"listen_path": "/app/", "listenPath": "/x/"}]}`), `apis[0] (listen_path "/app/")`},
+		{"wrong type in an API without a listen path", write("type.json", `{"apis": [{"config": {"refresh_skew": "30s"}}]}`), `apis[0]: not a valid API entry`},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Setenv("TYK_PLUGIN_TEST_CONFIG", tt.path)

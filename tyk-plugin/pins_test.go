@@ -11,7 +11,10 @@ import (
 const tykVersion = "v5.14.0"
 
 // tykShared are the modules bffgate shares with that gateway, at the
-// gateway's versions. A Go plugin loads only if every package it shares
+// gateway's versions (Tyk v5.14.0's go.mod): those bffgate.so links
+// (go-redis and what it pulls, x/oauth2, go-jose, x/sync) and two it may
+// pull in later (x/crypto, x/net). go-oidc is not one: Tyk does not use it,
+// so its version is bffgate's own choice. A Go plugin loads only if every package it shares
 // with the gateway binary is the very same build: with a different version
 // of any of these, Tyk refuses bffgate.so ("plugin was built with a
 // different version of package ...") and every request on the API fails.
@@ -25,7 +28,10 @@ var tykShared = map[string]string{
 	"golang.org/x/crypto":           "v0.52.0",
 	"golang.org/x/net":              "v0.55.0",
 	"golang.org/x/sync":             "v0.21.0",
-	"github.com/coreos/go-oidc/v3":  "v3.21.0",
+	// go-redis's own dependencies, linked into bffgate.so.
+	"github.com/cespare/xxhash/v2":     "v2.3.0",
+	"github.com/dgryski/go-rendezvous": "v0.0.0-20200823014737-9f7001d12a5f",
+	"go.uber.org/atomic":               "v1.11.0",
 }
 
 func TestSharedModulePins(t *testing.T) {

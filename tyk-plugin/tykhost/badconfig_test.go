@@ -113,7 +113,7 @@ func TestBadConfig(t *testing.T) {
 		{name: "missing file", noFile: true, want: []string{"BFFGATE_CONFIG", "no such file"}},
 		{name: "YAML", content: "apis:\n  - listen_path: /app/\n", want: []string{"not a valid bffgate config (JSON"}},
 		{name: "truncated JSON", content: `{"apis": [`, want: []string{"not a valid bffgate config (JSON"}},
-		{name: "unknown field", content: `{"apis": [{"listen_path": "/app/", "config": {"issuer_url": "x"}}]}`, want: []string{`unknown field "issuer_url"`}},
+		{name: "unknown field", content: `{"apis": [{"listen_path": "/app/", "config": {"issuer_url": "x"}}]}`, want: []string{`apis[0] (listen_path "/app/")`, `unknown field "issuer_url"`}},
 		{name: "no APIs", content: `{"apis": []}`, want: []string{`"apis" is empty`}},
 		{name: "no listen path", content: file(map[string]any{"config": valid}), want: []string{"apis[0].listen_path"}},
 		{name: "path_prefix outside listen path", content: file(api(with("path_prefix", "/other"))), want: []string{"apis[0].config.path_prefix", "outside listen_path"}},

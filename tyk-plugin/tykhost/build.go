@@ -2,11 +2,13 @@ package tykhost
 
 import (
 	"bytes"
+	"debug/buildinfo"
 	"errors"
 	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime"
 	"runtime/debug"
 	"slices"
 	"strings"
@@ -38,15 +40,38 @@ func CheckFlags() error {
 		missing = append(missing, "-tags goplugin")
 	}
 	if len(missing) > 0 {
-		return fmt.Errorf("tykhost: this binary was built without %s, as Tyk builds its gateway and plugins: run `%s`", strings.Join(missing, ", "), BuildCommand)
+		return fmt.Errorf("tykhost: this binary was built without %s, as Tyk builds its gateway and plugins: run `make test-tyk` (with Tyk's Go) or `%s`", strings.Join(missing, ", "), BuildCommand)
+	}
+	return nil
+}
+
+// CheckPlugin reports whether the plugin at path was built as the running
+// binary was: by the same Go toolchain, with cgo, -trimpath and the goplugin
+// tag. A plugin built by another Go minor version kills a Tyk gateway when
+// it is loaded; another patch release or other flags make it fail to load.
+func CheckPlugin(path string) error {
+	bi, err := buildinfo.ReadFile(path)
+	if err != nil {
+		return fmt.Errorf("tykhost: %w", err)
+	}
+	if bi.GoVersion != runtime.Version() {
+		return fmt.Errorf("tykhost: %s was built with %s, this binary with %s: a plugin must be built by its host's Go toolchain", path, bi.GoVersion, runtime.Version())
+	}
+	for _, want := range [][2]string{{"CGO_ENABLED", "1"}, {"-trimpath", "true"}} {
+		if got := setting(bi, want[0]); got != want[1] {
+			return fmt.Errorf("tykhost: %s was built with %s=%q, want %q", path, want[0], got, want[1])
+		}
+	}
+	if !slices.Contains(strings.Split(setting(bi, "-tags"), ","), "goplugin") {
+		return fmt.Errorf("tykhost: %s was built without -tags goplugin", path)
 	}
 	return nil
 }
 
 // BuildPlugin builds bffgate's plugin (PluginPackage) in the module at
 // moduleDir into out, as the Makefile does, with the running binary's
-// flags (which CheckFlags requires to be Tyk's; -race too when the binary
-// has it).
+// toolchain and flags (which CheckFlags requires to be Tyk's; -race too
+// when the binary has it).
 func BuildPlugin(moduleDir, out string) error {
 	if err := CheckFlags(); err != nil {
 		return err
@@ -79,10 +104,17 @@ func Compile(moduleDir, out, buildID string) error {
 	return run(moduleDir, env, "bash", args...)
 }
 
+// run runs a build with the toolchain that built the running binary: the
+// go command switches to it (GOTOOLCHAIN), so the plugin and its host
+// always share one toolchain, whatever go is on PATH.
 func run(dir string, env []string, name string, args ...string) error {
 	cmd := exec.Command(name, args...)
 	cmd.Dir = dir
-	cmd.Env = append(append(os.Environ(), "CGO_ENABLED=1"), env...)
+	cmd.Env = append(os.Environ(), "CGO_ENABLED=1")
+	if v := runtime.Version(); strings.HasPrefix(v, "go1.") {
+		cmd.Env = append(cmd.Env, "GOTOOLCHAIN="+v)
+	}
+	cmd.Env = append(cmd.Env, env...)
 	var stderr bytes.Buffer
 	cmd.Stderr = &stderr
 	if err := cmd.Run(); err != nil {

@@ -75,6 +75,10 @@ type API struct {
 	StripListenPath bool     // Tyk's strip_listen_path
 	Target          *url.URL // the upstream
 	Pre             []Hook   // custom_middleware.pre, in order
+	// MaxIdleConnsPerHost is Tyk's max_idle_connections_per_host: the idle
+	// connections to the upstream kept for reuse. 0, Tyk's default, is
+	// net/http's default of 2 (Tyk recommends 500 in production).
+	MaxIdleConnsPerHost int
 }
 
 // Gateway serves a set of APIs with Tyk's hook contract. Build it with New.
@@ -91,12 +95,14 @@ type route struct {
 // New returns a gateway for apis.
 func New(apis ...API) *Gateway {
 	g := &Gateway{}
-	// Like Tyk (max_idle_connections_per_host, default 100), keep idle
-	// upstream connections for a busy gateway; net/http's default of 2
-	// would open a new connection for most requests under load.
-	transport := http.DefaultTransport.(*http.Transport).Clone()
-	transport.MaxIdleConnsPerHost = 100
 	for _, a := range apis {
+		// One transport per API, as Tyk makes one per API definition, with
+		// Tyk v5.14.0's max_idle_connections_per_host (gateway/
+		// reverse_proxy.go): its default 0 keeps net/http's 2 idle
+		// connections per upstream, so under load most requests open a new
+		// connection.
+		transport := http.DefaultTransport.(*http.Transport).Clone()
+		transport.MaxIdleConnsPerHost = a.MaxIdleConnsPerHost
 		r := route{API: a, prefix: strings.TrimSuffix(a.ListenPath, "/")}
 		target, strip, prefix := a.Target, a.StripListenPath, r.prefix
 		r.proxy = &httputil.ReverseProxy{

@@ -76,6 +76,12 @@ func run(m *testing.M) int {
 		fmt.Fprintln(os.Stderr, err)
 		return 1
 	}
+	// The host and the plugin share one toolchain (BuildPlugin makes the go
+	// command use this binary's), as Tyk and its plugins must.
+	if err := tykhost.CheckPlugin(soPath); err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
 
 	upSrv := httptest.NewServer(up)
 	defer upSrv.Close()
