@@ -116,9 +116,16 @@ func run(m *testing.M) int {
 		fmt.Fprintln(os.Stderr, err)
 		return 1
 	}
+	publicHook, err := tykhost.Load(soPath, "BFFGatePublic")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
 	target, _ := url.Parse(upSrv.URL)
 	handler = tykhost.New(
 		tykhost.API{ListenPath: "/app/", StripListenPath: true, Target: target, Pre: []tykhost.Hook{hook}},
+		// A public API on the BFF's host (the SPA's files): the public hook.
+		tykhost.API{ListenPath: "/app/public/", StripListenPath: false, Target: target, Pre: []tykhost.Hook{publicHook}},
 		tykhost.API{ListenPath: "/tm/", StripListenPath: true, Target: target, Pre: []tykhost.Hook{hook}},
 		// The hook on an API the config file does not name.
 		tykhost.API{ListenPath: "/elsewhere/", StripListenPath: true, Target: target, Pre: []tykhost.Hook{hook}},
@@ -148,6 +155,7 @@ func configFile(base string, o *op.Server) []byte {
 				"refresh_skew":             refreshSkew,
 				"default_return_to":        prefix + "/",
 				"identity_headers":         []map[string]string{{"header": "X-User", "claim": "sub"}},
+				"allowed_origins":          []string{spaOrigin},
 			},
 		}
 	}
@@ -157,6 +165,9 @@ func configFile(base string, o *op.Server) []byte {
 	}}, "", "  ")
 	return b
 }
+
+// spaOrigin is a cross-origin SPA allowed to call the APIs.
+const spaOrigin = "https://spa.example"
 
 // upstream records the requests the gateway proxied.
 type upstream struct {
