@@ -40,6 +40,7 @@ import (
 	"google.golang.org/protobuf/types/known/structpb"
 
 	"github.com/bffgate/bffgate/core/bff"
+	"github.com/bffgate/bffgate/internal/version"
 )
 
 var (
@@ -104,8 +105,12 @@ func TestDumpSchema(t *testing.T) {
 	}
 	p := info.Plugins[0]
 	if p.Name != "bffgate" || p.Schema.Name != "bffgate" || p.Priority != Priority ||
-		!reflect.DeepEqual(p.Phases, []string{"access"}) || p.Version == "" {
+		!reflect.DeepEqual(p.Phases, []string{"access"}) {
 		t.Fatalf("plugin info = %+v", p)
+	}
+	// Kong 3.x loads the plugin only if its version passes valid_version.
+	if v, ok := version.Kong(p.Version); !ok || v != p.Version || p.Version != version.Version {
+		t.Fatalf("dumped version %q: Kong keeps %q (loads: %v); want the project's version %q, which Kong keeps as it is", p.Version, v, ok, version.Version)
 	}
 	if len(p.Schema.Fields) != 1 || p.Schema.Fields[0]["config"] == nil {
 		t.Fatalf("schema fields = %v, want one: config", p.Schema.Fields)

@@ -24,10 +24,9 @@ import (
 	"os"
 
 	"github.com/Kong/go-pdk/server"
-)
 
-// version is reported to Kong; set it with -ldflags "-X main.version=...".
-var version = "dev"
+	"github.com/bffgate/bffgate/internal/version"
+)
 
 // Priority places bffgate in Kong's plugin order (higher runs first in the
 // access phase). Among Kong's bundled plugins: bot-detection 2500, cors
@@ -48,7 +47,7 @@ func main() {
 		}
 		return
 	}
-	if err := server.StartServer(New, version, Priority); err != nil {
+	if err := server.StartServer(New, version.Version, Priority); err != nil {
 		log.Fatalf("bffgate: %v", err)
 	}
 }
@@ -74,7 +73,7 @@ func dump(w io.Writer) error {
 	}()
 	stdout := os.Stdout
 	os.Stdout = pw // go-pdk's dump writes to os.Stdout
-	err = server.StartServer(New, version, Priority)
+	err = server.StartServer(New, version.Version, Priority)
 	os.Stdout = stdout
 	pw.Close()
 	out := <-done
