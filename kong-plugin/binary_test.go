@@ -17,7 +17,6 @@ package main
 
 import (
 	"bytes"
-	"context"
 	"encoding/binary"
 	"encoding/json"
 	"fmt"
@@ -30,7 +29,6 @@ import (
 	"path/filepath"
 	"reflect"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -43,32 +41,36 @@ import (
 	"github.com/bffgate/bffgate/internal/version"
 )
 
+// binPath is the plugin binary TestMain builds, and buildErr why it could
+// not.
 var (
-	buildOnce sync.Once
-	binPath   string
-	buildErr  error
+	binPath  string
+	buildErr error
 )
 
-// pluginBinary builds the plugin once per test run, named bffgate as Kong
-// users install it (go-pdk names the plugin and its socket after the
-// executable).
+// buildPlugin builds the plugin once per test run as `make kong-plugin`
+// does, named bffgate as Kong users install it (go-pdk names the plugin
+// and its socket after the executable). TestMain calls it before any test
+// runs, with no time limit of its own and outside go test's -timeout: a
+// cold build (empty GOCACHE) takes minutes on a small machine, and killing
+// it made the first `make test` on a new machine fail.
+func buildPlugin() (dir string, err error) {
+	dir, err = os.MkdirTemp("", "bffgate-kong-")
+	if err != nil {
+		return "", err
+	}
+	binPath = filepath.Join(dir, "bffgate")
+	cmd := exec.Command("go", "build", "-trimpath", "-o", binPath, ".")
+	cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
+	if out, err := cmd.CombinedOutput(); err != nil {
+		return dir, fmt.Errorf("go build: %v\n%s", err, out)
+	}
+	return dir, nil
+}
+
+// pluginBinary returns the binary TestMain built.
 func pluginBinary(t *testing.T) string {
 	t.Helper()
-	buildOnce.Do(func() {
-		dir, err := os.MkdirTemp("", "bffgate-kong-")
-		if err != nil {
-			buildErr = err
-			return
-		}
-		binPath = filepath.Join(dir, "bffgate")
-		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
-		defer cancel()
-		cmd := exec.CommandContext(ctx, "go", "build", "-trimpath", "-o", binPath, ".")
-		cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
-		if out, err := cmd.CombinedOutput(); err != nil {
-			buildErr = fmt.Errorf("go build: %v\n%s", err, out)
-		}
-	})
 	if buildErr != nil {
 		t.Fatal(buildErr)
 	}
