@@ -54,9 +54,10 @@ func main() {
 
 // dump writes go-pdk's -dump output (plugin name, phases, version,
 // priority and the config schema Kong reads) to w, less the fields go-pdk
-// should not have listed: it names a field by its raw JSON tag and keeps
+// should not have listed — it names a field by its raw JSON tag and keeps
 // struct-typed fields, so bff.Config's Go-only hooks (`json:"-"`: the HTTP
-// client and the logger) would show up as empty records named "-".
+// client and the logger) would show up as empty records named "-" — and
+// with the engine's rules added to the config schema (see annotate).
 func dump(w io.Writer) error {
 	r, pw, err := os.Pipe()
 	if err != nil {
@@ -90,6 +91,13 @@ func dump(w io.Writer) error {
 	}
 	if !prune(info) {
 		return errors.New("go-pdk's output has no config schema")
+	}
+	config, err := configRecord(info)
+	if err != nil {
+		return err
+	}
+	if err := annotate(config); err != nil {
+		return fmt.Errorf("adding the engine's rules to the schema: %w", err)
 	}
 	var buf bytes.Buffer
 	enc := json.NewEncoder(&buf)
@@ -132,4 +140,24 @@ func prune(v any) (sawRecord bool) {
 		}
 	}
 	return sawRecord
+}
+
+// configRecord returns the schema of the plugin's config in a decoded
+// -dump: Plugins[0].Schema.fields[0].config.
+func configRecord(info any) (map[string]any, error) {
+	m, _ := info.(map[string]any)
+	plugins, _ := m["Plugins"].([]any)
+	if len(plugins) != 1 {
+		return nil, fmt.Errorf("go-pdk's output lists %d plugins, want 1", len(plugins))
+	}
+	p, _ := plugins[0].(map[string]any)
+	schema, _ := p["Schema"].(map[string]any)
+	fields, _ := schema["fields"].([]any)
+	if len(fields) == 1 {
+		f, _ := fields[0].(map[string]any)
+		if config, ok := f["config"].(map[string]any); ok && config["type"] == "record" {
+			return config, nil
+		}
+	}
+	return nil, errors.New("go-pdk's schema has no config record")
 }
