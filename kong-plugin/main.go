@@ -41,6 +41,7 @@ func main() {
 	// go-pdk registers -dump and -kong-prefix and parses them again in
 	// StartServer; parsing here first lets main handle -dump.
 	flag.Parse()
+	log.SetOutput(exitNoise)
 	if f := flag.Lookup("dump"); f != nil && f.Value.String() == "true" {
 		if err := dump(os.Stdout); err != nil {
 			log.Fatalf("bffgate: -dump: %v", err)
