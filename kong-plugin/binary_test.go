@@ -1,19 +1,21 @@
 package main
 
 // These tests build the plugin binary as `make kong-plugin` does
-// (CGO_ENABLED=0, -trimpath) and run it the way Kong does. Kong itself
-// (OpenResty) cannot run here; in its place:
+// (CGO_ENABLED=0, -trimpath; once, in TestMain) and run it the way Kong
+// does. Kong itself (OpenResty) cannot run here; in its place:
 //
 //   - `bffgate -dump` is Kong's pluginserver_bffgate_query_cmd: its output is
-//     parsed as Kong parses it and checked against bff.Config with reflect;
+//     parsed as Kong parses it and checked against bff.Config with reflect
+//     (schema_test.go: the rules Kong gets; Kong's validation of configs);
 //   - `bffgate -kong-prefix DIR` is Kong's start_cmd: a fake Kong, built from
 //     go-pdk's own protocol package (server/kong_plugin_protocol) and its
-//     header wrapping (bridge), talks to it over DIR/bffgate.socket with
-//     the messages Kong's pluginserver sends (kong/runloop/plugin_servers
-//     pb_rpc.lua): start an instance with Kong-style config JSON, run the
-//     access phase, answer each PDK call. Unlike go-pdk's harness it takes
-//     any method (DELETE, OPTIONS), and it counts the PDK messages on the
-//     wire.
+//     header wrapping (bridge), talks to it over DIR/bffgate.socket as Kong
+//     3.9's pluginserver does (kong/runloop/plugin_servers/rpc/pb_rpc.lua):
+//     a connection per call from a keepalive pool; start an instance with
+//     the config JSON Kong sends, run the access phase, answer each PDK
+//     call, drop the connection after kong.response.exit. Unlike go-pdk's
+//     harness it takes any method (DELETE, OPTIONS); it counts the PDK
+//     messages on the wire and reads the server's log.
 
 import (
 	"bytes"
@@ -297,8 +299,9 @@ func TestBinarySocket(t *testing.T) {
 // there, never answers that PDK call or reads the rest, and the
 // connection is closed when the request ends — go-pdk, for its part,
 // closes it after the exit. When a pooled connection turns out closed,
-// Kong's handle_event logs a warning and runs the event again on a new
-// one.
+// Kong's handle_event logs a warning, starts the instance again and runs
+// the event again on a new connection; the fake runs it again on the same
+// instance, which a running plugin server still has.
 type fakeKong struct {
 	t     *testing.T
 	sock  string
