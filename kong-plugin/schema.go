@@ -77,12 +77,21 @@ func annotate(config map[string]any) error {
 	} else {
 		defer os.Unsetenv(probeVar)
 	}
-	a := annotator{probe: probe}
-	return a.record(config, reflect.ValueOf(&a.probe).Elem(), filled, "")
+	a := annotator{probe: probe, oneOfUsed: map[string]bool{}}
+	if err := a.record(config, reflect.ValueOf(&a.probe).Elem(), filled, ""); err != nil {
+		return err
+	}
+	for path := range oneOf {
+		if !a.oneOfUsed[path] {
+			return fmt.Errorf("oneOf names %s, which is not a field of the schema", path)
+		}
+	}
+	return nil
 }
 
 type annotator struct {
-	probe bff.Config // the valid config; each check changes one field and puts it back
+	probe     bff.Config      // the valid config; each check changes one field and puts it back
+	oneOfUsed map[string]bool // the paths of oneOf seen in the schema
 }
 
 // record annotates the fields of the record def, whose Go value in the
@@ -119,6 +128,7 @@ func (a *annotator) field(def map[string]any, v, filled reflect.Value, path stri
 	}
 	if vals, ok := oneOf[path]; ok {
 		def["one_of"] = vals
+		a.oneOfUsed[path] = true
 	}
 	if v.IsZero() && filled.IsValid() && !filled.IsZero() && v.Kind() != reflect.Struct {
 		def["default"] = plain(filled)
