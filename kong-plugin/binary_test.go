@@ -1,23 +1,24 @@
 package main
 
 // These tests build the plugin binary as `make kong-plugin` does
-// (CGO_ENABLED=0, -trimpath) and run it the way Kong does. Kong itself
-// (OpenResty) cannot run here; in its place:
+// (CGO_ENABLED=0, -trimpath; once, in TestMain) and run it the way Kong
+// does. Kong itself (OpenResty) cannot run here; in its place:
 //
 //   - `bffgate -dump` is Kong's pluginserver_bffgate_query_cmd: its output is
-//     parsed as Kong parses it and checked against bff.Config with reflect;
+//     parsed as Kong parses it and checked against bff.Config with reflect
+//     (schema_test.go: the rules Kong gets; Kong's validation of configs);
 //   - `bffgate -kong-prefix DIR` is Kong's start_cmd: a fake Kong, built from
 //     go-pdk's own protocol package (server/kong_plugin_protocol) and its
-//     header wrapping (bridge), talks to it over DIR/bffgate.socket with
-//     the messages Kong's pluginserver sends (kong/runloop/plugin_servers
-//     pb_rpc.lua): start an instance with Kong-style config JSON, run the
-//     access phase, answer each PDK call. Unlike go-pdk's harness it takes
-//     any method (DELETE, OPTIONS), and it counts the PDK messages on the
-//     wire.
+//     header wrapping (bridge), talks to it over DIR/bffgate.socket as Kong
+//     3.9's pluginserver does (kong/runloop/plugin_servers/rpc/pb_rpc.lua):
+//     a connection per call from a keepalive pool; start an instance with
+//     the config JSON Kong sends, run the access phase, answer each PDK
+//     call, drop the connection after kong.response.exit. Unlike go-pdk's
+//     harness it takes any method (DELETE, OPTIONS); it counts the PDK
+//     messages on the wire and reads the server's log.
 
 import (
 	"bytes"
-	"context"
 	"encoding/binary"
 	"encoding/json"
 	"fmt"
@@ -40,34 +41,39 @@ import (
 	"google.golang.org/protobuf/types/known/structpb"
 
 	"github.com/bffgate/bffgate/core/bff"
+	"github.com/bffgate/bffgate/internal/version"
 )
 
+// binPath is the plugin binary TestMain builds, and buildErr why it could
+// not.
 var (
-	buildOnce sync.Once
-	binPath   string
-	buildErr  error
+	binPath  string
+	buildErr error
 )
 
-// pluginBinary builds the plugin once per test run, named bffgate as Kong
-// users install it (go-pdk names the plugin and its socket after the
-// executable).
+// buildPlugin builds the plugin once per test run as `make kong-plugin`
+// does, named bffgate as Kong users install it (go-pdk names the plugin
+// and its socket after the executable). TestMain calls it before any test
+// runs, with no time limit of its own and outside go test's -timeout: a
+// cold build (empty GOCACHE) takes minutes on a small machine, and killing
+// it made the first `make test` on a new machine fail.
+func buildPlugin() (dir string, err error) {
+	dir, err = os.MkdirTemp("", "bffgate-kong-")
+	if err != nil {
+		return "", err
+	}
+	binPath = filepath.Join(dir, "bffgate")
+	cmd := exec.Command("go", "build", "-trimpath", "-o", binPath, ".")
+	cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
+	if out, err := cmd.CombinedOutput(); err != nil {
+		return dir, fmt.Errorf("go build: %v\n%s", err, out)
+	}
+	return dir, nil
+}
+
+// pluginBinary returns the binary TestMain built.
 func pluginBinary(t *testing.T) string {
 	t.Helper()
-	buildOnce.Do(func() {
-		dir, err := os.MkdirTemp("", "bffgate-kong-")
-		if err != nil {
-			buildErr = err
-			return
-		}
-		binPath = filepath.Join(dir, "bffgate")
-		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
-		defer cancel()
-		cmd := exec.CommandContext(ctx, "go", "build", "-trimpath", "-o", binPath, ".")
-		cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
-		if out, err := cmd.CombinedOutput(); err != nil {
-			buildErr = fmt.Errorf("go build: %v\n%s", err, out)
-		}
-	})
 	if buildErr != nil {
 		t.Fatal(buildErr)
 	}
@@ -104,8 +110,12 @@ func TestDumpSchema(t *testing.T) {
 	}
 	p := info.Plugins[0]
 	if p.Name != "bffgate" || p.Schema.Name != "bffgate" || p.Priority != Priority ||
-		!reflect.DeepEqual(p.Phases, []string{"access"}) || p.Version == "" {
+		!reflect.DeepEqual(p.Phases, []string{"access"}) {
 		t.Fatalf("plugin info = %+v", p)
+	}
+	// Kong 3.x loads the plugin only if its version passes valid_version.
+	if v, ok := version.Kong(p.Version); !ok || v != p.Version || p.Version != version.Version {
+		t.Fatalf("dumped version %q: Kong keeps %q (loads: %v); want the project's version %q, which Kong keeps as it is", p.Version, v, ok, version.Version)
 	}
 	if len(p.Schema.Fields) != 1 || p.Schema.Fields[0]["config"] == nil {
 		t.Fatalf("schema fields = %v, want one: config", p.Schema.Fields)
@@ -196,14 +206,39 @@ func checkType(t *testing.T, path string, typ reflect.Type, def any, seen *[]str
 	}
 }
 
-// runPlugin starts the binary as Kong's start_cmd does and returns the
-// socket it listens on; the process is killed when the test ends.
-func runPlugin(t *testing.T) string {
+// pluginServer is the binary running as Kong's start_cmd runs it.
+type pluginServer struct {
+	sock string
+	out  *syncBuffer // its stdout and stderr, which Kong copies into its error log
+}
+
+// syncBuffer is a bytes.Buffer that the process's output copier and the
+// test may use at once.
+type syncBuffer struct {
+	mu  sync.Mutex // guards buf
+	buf bytes.Buffer
+}
+
+func (b *syncBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *syncBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
+}
+
+// runPlugin starts the binary as Kong's start_cmd does; the process is
+// killed when the test ends.
+func runPlugin(t *testing.T) *pluginServer {
 	t.Helper()
 	prefix := t.TempDir()
-	var stderr bytes.Buffer
+	out := &syncBuffer{}
 	cmd := exec.Command(pluginBinary(t), "-kong-prefix", prefix)
-	cmd.Stdout, cmd.Stderr = &stderr, &stderr
+	cmd.Stdout, cmd.Stderr = out, out
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
@@ -213,40 +248,73 @@ func runPlugin(t *testing.T) string {
 		_ = cmd.Process.Kill()
 		<-exited
 		if t.Failed() {
-			t.Logf("plugin server output:\n%s", stderr.String())
+			t.Logf("plugin server output:\n%s", out)
 		}
 	})
-	sock := filepath.Join(prefix, "bffgate.socket")
-	tick := time.NewTicker(10 * time.Millisecond)
-	defer tick.Stop()
-	deadline := time.After(10 * time.Second)
-	for {
-		if c, err := net.Dial("unix", sock); err == nil {
-			c.Close()
-			return sock
+	// go-pdk logs this line once it listens. (Dialling to find out would
+	// leave an "EOF" in its log, which Kong never causes.)
+	p := &pluginServer{sock: filepath.Join(prefix, "bffgate.socket"), out: out}
+	listening := make(chan bool, 1)
+	go func() { listening <- p.logs("Listening on socket: "+p.sock, 10*time.Second) }()
+	select {
+	case err := <-exited:
+		t.Fatalf("the plugin server exited: %v\n%s", err, out)
+	case ok := <-listening:
+		if !ok {
+			t.Fatalf("the plugin server is not listening on %s after 10 s\n%s", p.sock, out)
 		}
+	}
+	return p
+}
+
+// logs waits up to d for the plugin server to log a line containing s,
+// and reports whether it did.
+func (p *pluginServer) logs(s string, d time.Duration) bool {
+	tick := time.NewTicker(5 * time.Millisecond)
+	defer tick.Stop()
+	deadline := time.After(d)
+	for !strings.Contains(p.out.String(), s) {
 		select {
-		case err := <-exited:
-			t.Fatalf("the plugin server exited: %v\n%s", err, stderr.String())
 		case <-deadline:
-			t.Fatalf("no socket at %s after 10 s\n%s", sock, stderr.String())
+			return false
 		case <-tick.C:
 		}
 	}
+	return true
 }
 
 func TestBinarySocket(t *testing.T) {
-	sock := runPlugin(t)
+	sock := runPlugin(t).sock
 	if fi, err := os.Stat(sock); err != nil || fi.Mode()&os.ModeSocket == 0 {
 		t.Fatalf("%s is not a socket: %v", sock, err)
 	}
 }
 
-// fakeKong speaks Kong's side of the plugin socket protocol.
+// fakeKong speaks Kong's side of the plugin socket protocol as Kong 3.9's
+// pb_rpc.lua does (Rpc:call): every call — start an instance, handle an
+// event — takes a connection with ngx.socket.connect, which hands out one
+// from the keepalive pool when there is one; a call that ends with the
+// plugin's final RpcReturn puts it back (c:setkeepalive()). A call that
+// ends in kong.response.exit does not: Kong yields the plugin's coroutine
+// there, never answers that PDK call or reads the rest, and the
+// connection is closed when the request ends — go-pdk, for its part,
+// closes it after the exit. When a pooled connection turns out closed,
+// Kong's handle_event logs a warning, starts the instance again and runs
+// the event again on a new connection; the fake runs it again on the same
+// instance, which a running plugin server still has.
 type fakeKong struct {
-	t    *testing.T
-	sock string
-	seq  int64
+	t     *testing.T
+	sock  string
+	seq   int64
+	idle  []net.Conn // the keepalive pool
+	dials int        // connections opened
+}
+
+func (k *fakeKong) close() {
+	for _, c := range k.idle {
+		c.Close()
+	}
+	k.idle = nil
 }
 
 func writeFrame(c net.Conn, b []byte) error {
@@ -267,17 +335,28 @@ func readFrame(c net.Conn) ([]byte, error) {
 	return b, err
 }
 
-func (k *fakeKong) dial() net.Conn {
+// connect is ngx.socket.connect: a pooled connection if there is one
+// (reused reports which), else a new one.
+func (k *fakeKong) connect() (c net.Conn, reused bool) {
 	k.t.Helper()
-	c, err := net.Dial("unix", k.sock)
-	if err != nil {
-		k.t.Fatal(err)
+	if n := len(k.idle); n > 0 {
+		c, k.idle = k.idle[n-1], k.idle[:n-1]
+		reused = true
+	} else {
+		var err error
+		if c, err = net.Dial("unix", k.sock); err != nil {
+			k.t.Fatal(err)
+		}
+		k.dials++
 	}
 	_ = c.SetDeadline(time.Now().Add(30 * time.Second))
-	return c
+	return c, reused
 }
 
-func (k *fakeKong) send(c net.Conn, call *kpp.RpcCall) {
+// setkeepalive puts a connection whose call is complete back in the pool.
+func (k *fakeKong) setkeepalive(c net.Conn) { k.idle = append(k.idle, c) }
+
+func (k *fakeKong) send(c net.Conn, call *kpp.RpcCall) error {
 	k.t.Helper()
 	k.seq++
 	call.Sequence = k.seq
@@ -285,9 +364,7 @@ func (k *fakeKong) send(c net.Conn, call *kpp.RpcCall) {
 	if err != nil {
 		k.t.Fatal(err)
 	}
-	if err := writeFrame(c, b); err != nil {
-		k.t.Fatal(err)
-	}
+	return writeFrame(c, b)
 }
 
 func (k *fakeKong) receive(c net.Conn) *kpp.RpcReturn {
@@ -314,13 +391,15 @@ func (k *fakeKong) startInstance(config map[string]any) int32 {
 	if err != nil {
 		k.t.Fatal(err)
 	}
-	c := k.dial()
-	defer c.Close()
-	k.send(c, &kpp.RpcCall{Call: &kpp.RpcCall_CmdStartInstance{CmdStartInstance: &kpp.CmdStartInstance{Name: "bffgate", Config: raw}}})
+	c, _ := k.connect()
+	if err := k.send(c, &kpp.RpcCall{Call: &kpp.RpcCall_CmdStartInstance{CmdStartInstance: &kpp.CmdStartInstance{Name: "bffgate", Config: raw}}}); err != nil {
+		k.t.Fatal(err)
+	}
 	st := k.receive(c).GetInstanceStatus()
 	if st == nil || st.Name != "bffgate" {
 		k.t.Fatalf("start instance: %v", st)
 	}
+	k.setkeepalive(c)
 	return st.InstanceId
 }
 
@@ -332,22 +411,21 @@ func (k *fakeKong) access(instance int32, method, target string, h http.Header, 
 	if err != nil {
 		k.t.Fatal(err)
 	}
-	c := k.dial()
-	defer c.Close()
-	k.send(c, &kpp.RpcCall{Call: &kpp.RpcCall_CmdHandleEvent{CmdHandleEvent: &kpp.CmdHandleEvent{InstanceId: instance, EventName: "access"}}})
+	c, reused := k.connect()
+	err = k.send(c, &kpp.RpcCall{Call: &kpp.RpcCall_CmdHandleEvent{CmdHandleEvent: &kpp.CmdHandleEvent{InstanceId: instance, EventName: "access"}}})
 	a := &answer{upstream: h.Clone()}
-	for {
-		name, err := readFrame(c)
-		if err != nil {
-			k.t.Fatalf("after PDK calls %v: %v", a.calls, err)
+	for err == nil {
+		var name, args []byte
+		if name, err = readFrame(c); err != nil {
+			break
 		}
 		if len(name) == 0 { // the handler returned: the request goes on upstream
 			k.receive(c)
+			k.setkeepalive(c)
 			return a
 		}
-		args, err := readFrame(c)
-		if err != nil {
-			k.t.Fatal(err)
+		if args, err = readFrame(c); err != nil {
+			break
 		}
 		call := string(name)
 		a.calls = append(a.calls, strings.TrimPrefix(call, "kong."))
@@ -386,8 +464,9 @@ func (k *fakeKong) access(instance int32, method, target string, h http.Header, 
 			for name, v := range bridge.UnwrapHeaders(ea.Headers) {
 				a.header[http.CanonicalHeaderKey(name)] = v
 			}
-			// Kong's exit ends the request (ngx.exit): no answer, the
-			// connection goes.
+			// Kong yields the plugin's coroutine: no answer, nothing more
+			// read, and the connection goes when the request ends.
+			c.Close()
 			return a
 		case "kong.log.err":
 			var l structpb.ListValue
@@ -402,10 +481,17 @@ func (k *fakeKong) access(instance int32, method, target string, h http.Header, 
 				k.t.Fatal(err)
 			}
 		}
-		if err := writeFrame(c, reply); err != nil {
-			k.t.Fatal(err)
-		}
+		err = writeFrame(c, reply)
 	}
+	c.Close()
+	if reused && len(a.calls) == 0 {
+		// A pooled connection the plugin server had closed: Kong warns and
+		// runs the event again on a new connection.
+		k.t.Logf("Kong warning: %v (a pooled connection); running the event again", err)
+		return k.access(instance, method, target, h, body)
+	}
+	k.t.Fatalf("after PDK calls %v: %v", a.calls, err)
+	return nil
 }
 
 // kongHeaders answers kong.request.get_headers as Kong does: lower-case
@@ -438,32 +524,48 @@ func viaKong(k *fakeKong, instance int32) trip {
 	}
 }
 
-// kongConfig is the config JSON Kong sends for a plugin instance: each
-// field of the dumped schema, null unless set, and Kong's own keys.
-func kongConfig(set map[string]any) map[string]any {
-	c := map[string]any{"__seq__": 1, "__key__": "plugins:bffgate:route-1::::ws-1"}
+// kongConfig is the config JSON Kong sends for a plugin instance written
+// with the fields of set: checked against the dumped schema and with its
+// defaults filled in as Kong does (it fails the test if Kong would refuse
+// it), every other field null, and Kong's own keys.
+func kongConfig(t *testing.T, set map[string]any) map[string]any {
+	t.Helper()
+	raw, err := json.Marshal(set)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var c map[string]any
+	if err := json.Unmarshal(raw, &c); err != nil {
+		t.Fatal(err)
+	}
+	if err := kongValidate(dumpedConfig(t), c, ""); err != nil {
+		t.Fatalf("Kong would refuse the config: %v", err)
+	}
 	ct := reflect.TypeFor[bff.Config]()
 	for i := range ct.NumField() {
 		if name := ct.Field(i).Tag.Get("json"); name != "-" && name != "" {
-			c[name] = nil
+			if _, set := c[name]; !set {
+				c[name] = nil
+			}
 		}
 	}
-	for k, v := range set {
-		c[k] = v
-	}
+	c["__seq__"], c["__key__"] = 1, "plugins:bffgate:route-1::::ws-1"
 	return c
 }
 
 func TestBinaryFlow(t *testing.T) {
 	srv := provider(t)
-	k := &fakeKong{t: t, sock: runPlugin(t)}
-	id := k.startInstance(kongConfig(map[string]any{
+	ps := runPlugin(t)
+	k := &fakeKong{t: t, sock: ps.sock}
+	defer k.close()
+	good := map[string]any{
 		"issuer": srv.Issuer, "client_id": srv.ClientID, "client_secret": srv.ClientSecret,
 		"redirect_url":    appOrigin + "/oauth/callback",
 		"cookie_keys":     []string{cookieKey},
 		"allowed_origins": []string{"https://spa.example.test"},
 		"paths":           map[string]any{"login": nil, "session": "/auth/session"},
-	}))
+	}
+	id := k.startInstance(kongConfig(t, good))
 	b := newBrowser(t, viaKong(k, id))
 	if got := b.login("/app"); got != "/app" {
 		t.Fatalf("after login the browser goes to %q, want /app", got)
@@ -505,11 +607,48 @@ func TestBinaryFlow(t *testing.T) {
 	newBrowser(t, viaKong(k, id)).do("DELETE", "/api/orders/7", "X-CSRF", "1").
 		wantError(t, http.StatusUnauthorized, "unauthenticated")
 
-	// A config error: 500 JSON naming the field, logged once.
-	bad := k.startInstance(kongConfig(map[string]any{"issuer": srv.Issuer}))
+	// Kong's side: one connection per call, from the keepalive pool.
+	// Forwarded requests in a row go over one connection; an exit's
+	// connection is not reused.
+	if a := b.do("GET", "/api/orders", "X-CSRF", "1"); a.exited {
+		t.Fatalf("GET /api/orders answered %d %s, want forwarded", a.status, a.body)
+	}
+	dials := k.dials
+	for range 2 {
+		if a := b.do("GET", "/api/orders", "X-CSRF", "1"); a.exited {
+			t.Fatalf("GET /api/orders answered %d %s, want forwarded", a.status, a.body)
+		}
+	}
+	if k.dials != dials || len(k.idle) != 1 {
+		t.Fatalf("two forwarded requests opened %d connections and left %d pooled; want 0 and 1 (reused)", k.dials-dials, len(k.idle))
+	}
+	b.do("GET", "/api/orders").wantError(t, http.StatusForbidden, "csrf_header_missing")
+	if len(k.idle) != 0 {
+		t.Fatalf("after an exit %d connections are pooled, want 0: Kong drops an exited call's connection", len(k.idle))
+	}
+	if a := b.do("GET", "/api/orders", "X-CSRF", "1"); a.exited || k.dials != dials+1 {
+		t.Fatalf("after an exit: exited %v, %d new connections; want forwarded over 1 new", a.exited, k.dials-dials)
+	}
+
+	// A config Kong's schema accepts and the engine refuses: 500 JSON
+	// naming the field, logged once.
+	good["issuer"] = "ftp://idp.example.com"
+	bad := k.startInstance(kongConfig(t, good))
 	a = newBrowser(t, viaKong(k, bad)).do("GET", "/api/x")
 	a.wantError(t, http.StatusInternalServerError, "bffgate_config_invalid")
 	if !reflect.DeepEqual(a.calls, []string{"log.err", "response.exit"}) {
 		t.Fatalf("config error PDK messages = %v", a.calls)
+	}
+
+	// go-pdk's log line after each exit (a write on the connection it
+	// closed) does not reach Kong's error log: the output has where the
+	// server listens and the engine's own events, nothing else.
+	if ps.logs("use of closed network connection", time.Second) {
+		t.Fatalf("the plugin server logged go-pdk's failed write after an exit:\n%s", ps.out)
+	}
+	for _, line := range strings.Split(strings.TrimSpace(ps.out.String()), "\n") {
+		if !strings.Contains(line, "Listening on socket") && !strings.Contains(line, " bffgate: ") {
+			t.Errorf("plugin server log line %q, want only where it listens and the engine's events", line)
+		}
 	}
 }

@@ -24,10 +24,9 @@ import (
 	"os"
 
 	"github.com/Kong/go-pdk/server"
-)
 
-// version is reported to Kong; set it with -ldflags "-X main.version=...".
-var version = "dev"
+	"github.com/bffgate/bffgate/internal/version"
+)
 
 // Priority places bffgate in Kong's plugin order (higher runs first in the
 // access phase). Among Kong's bundled plugins: bot-detection 2500, cors
@@ -42,22 +41,24 @@ func main() {
 	// go-pdk registers -dump and -kong-prefix and parses them again in
 	// StartServer; parsing here first lets main handle -dump.
 	flag.Parse()
+	log.SetOutput(exitNoise)
 	if f := flag.Lookup("dump"); f != nil && f.Value.String() == "true" {
 		if err := dump(os.Stdout); err != nil {
 			log.Fatalf("bffgate: -dump: %v", err)
 		}
 		return
 	}
-	if err := server.StartServer(New, version, Priority); err != nil {
+	if err := server.StartServer(New, version.Version, Priority); err != nil {
 		log.Fatalf("bffgate: %v", err)
 	}
 }
 
 // dump writes go-pdk's -dump output (plugin name, phases, version,
 // priority and the config schema Kong reads) to w, less the fields go-pdk
-// should not have listed: it names a field by its raw JSON tag and keeps
+// should not have listed — it names a field by its raw JSON tag and keeps
 // struct-typed fields, so bff.Config's Go-only hooks (`json:"-"`: the HTTP
-// client and the logger) would show up as empty records named "-".
+// client and the logger) would show up as empty records named "-" — and
+// with the engine's rules added to the config schema (see annotate).
 func dump(w io.Writer) error {
 	r, pw, err := os.Pipe()
 	if err != nil {
@@ -74,7 +75,7 @@ func dump(w io.Writer) error {
 	}()
 	stdout := os.Stdout
 	os.Stdout = pw // go-pdk's dump writes to os.Stdout
-	err = server.StartServer(New, version, Priority)
+	err = server.StartServer(New, version.Version, Priority)
 	os.Stdout = stdout
 	pw.Close()
 	out := <-done
@@ -91,6 +92,13 @@ func dump(w io.Writer) error {
 	}
 	if !prune(info) {
 		return errors.New("go-pdk's output has no config schema")
+	}
+	config, err := configRecord(info)
+	if err != nil {
+		return err
+	}
+	if err := annotate(config); err != nil {
+		return fmt.Errorf("adding the engine's rules to the schema: %w", err)
 	}
 	var buf bytes.Buffer
 	enc := json.NewEncoder(&buf)
@@ -133,4 +141,24 @@ func prune(v any) (sawRecord bool) {
 		}
 	}
 	return sawRecord
+}
+
+// configRecord returns the schema of the plugin's config in a decoded
+// -dump: Plugins[0].Schema.fields[0].config.
+func configRecord(info any) (map[string]any, error) {
+	m, _ := info.(map[string]any)
+	plugins, _ := m["Plugins"].([]any)
+	if len(plugins) != 1 {
+		return nil, fmt.Errorf("go-pdk's output lists %d plugins, want 1", len(plugins))
+	}
+	p, _ := plugins[0].(map[string]any)
+	schema, _ := p["Schema"].(map[string]any)
+	fields, _ := schema["fields"].([]any)
+	if len(fields) == 1 {
+		f, _ := fields[0].(map[string]any)
+		if config, ok := f["config"].(map[string]any); ok && config["type"] == "record" {
+			return config, nil
+		}
+	}
+	return nil, errors.New("go-pdk's schema has no config record")
 }

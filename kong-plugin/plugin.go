@@ -69,12 +69,14 @@ func (k pdkKong) SetUpstreamHeaders(h map[string][]string) error {
 }
 
 // Exit answers the client. go-pdk closes the connection to Kong after it,
-// so it is the last PDK call of a request.
+// so it is the last PDK call of a request, and then logs a failed write
+// on that connection, which exitNoise drops.
 func (k pdkKong) Exit(status int, body []byte, header map[string][]string) {
 	if header == nil {
 		header = map[string][]string{}
 	}
 	k.Response.Exit(status, body, header)
+	exitNoise.owe()
 }
 
 // maxHeaders is how many request headers the plugin asks Kong for: the

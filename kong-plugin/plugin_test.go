@@ -15,7 +15,6 @@ import (
 	"net/http"
 	"net/url"
 	"os"
-	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
@@ -43,12 +42,14 @@ var (
 )
 
 func TestMain(m *testing.M) {
+	var dir string
+	dir, buildErr = buildPlugin()
 	code := m.Run()
 	if opSrv != nil {
 		opSrv.Close()
 	}
-	if binPath != "" {
-		os.RemoveAll(filepath.Dir(binPath))
+	if dir != "" {
+		os.RemoveAll(dir)
 	}
 	os.Exit(code)
 }

@@ -23,9 +23,8 @@ import (
 	"time"
 
 	"github.com/bffgate/bffgate/internal/serve"
+	"github.com/bffgate/bffgate/internal/version"
 )
-
-var version = "dev"
 
 const usage = `usage:
   bffgate serve -config FILE [-listen ADDR]   run the BFF reverse proxy
@@ -45,7 +44,7 @@ func main() {
 	case "check":
 		err = run(os.Args[2:], false)
 	case "version":
-		fmt.Println("bffgate", version)
+		fmt.Println(versionLine())
 	default:
 		fmt.Fprint(os.Stderr, usage)
 		os.Exit(2)
@@ -55,6 +54,10 @@ func main() {
 		os.Exit(1)
 	}
 }
+
+// versionLine is what `bffgate version` prints: the project's one version
+// (internal/version), the same the Kong plugin reports to Kong.
+func versionLine() string { return "bffgate " + version.Version }
 
 func run(args []string, serveIt bool) error {
 	fl := flag.NewFlagSet("bffgate", flag.ContinueOnError)

@@ -5,6 +5,8 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/bffgate/bffgate/internal/version"
 )
 
 // The example in docs/config.md (kept as examples/bffgate.json) must be a
@@ -40,5 +42,14 @@ func TestCheckNamesTheField(t *testing.T) {
 	}
 	if err := run(nil, false); err == nil {
 		t.Fatal("check without -config succeeded")
+	}
+}
+
+func TestVersion(t *testing.T) {
+	if got, want := versionLine(), "bffgate "+version.Version; got != want {
+		t.Fatalf("bffgate version prints %q, want %q", got, want)
+	}
+	if err := version.Check(strings.TrimPrefix(versionLine(), "bffgate ")); err != nil {
+		t.Fatal(err)
 	}
 }
