@@ -34,8 +34,9 @@ import (
 
 // oneOf are the values of the fields that take one of a few words.
 var oneOf = map[string][]any{
-	"mode":             {bff.ModeBFF, bff.ModeTokenMediating},
-	"cookie_same_site": {"lax", "strict"},
+	"mode":                 {bff.ModeBFF, bff.ModeTokenMediating},
+	"cookie_same_site":     {"lax", "strict"},
+	"pushed_authorization": {bff.PARAuto, bff.PARRequired, bff.PAROff},
 }
 
 // probeVar is the environment variable annotate points secret fields at.
@@ -65,13 +66,8 @@ func annotate(config map[string]any) error {
 		return fmt.Errorf("the probe config is invalid (bff.New has a new rule the probe does not meet): %w", err)
 	}
 	defer b.Close()
-	// bff.New is the one place defaults are filled in; the engine keeps
-	// the filled-in config, which core/bff does not export. Read it, and
-	// only read it.
-	filled := reflect.ValueOf(b).Elem().FieldByName("cfg")
-	if !filled.IsValid() || filled.Type() != reflect.TypeFor[bff.Config]() {
-		return errors.New("bff.BFF keeps no cfg bff.Config to read the defaults from")
-	}
+	// Config.WithDefaults fills defaults in as bff.New does.
+	filled := reflect.ValueOf(probe.WithDefaults())
 	if prev, had := os.LookupEnv(probeVar); had {
 		defer os.Setenv(probeVar, prev)
 	} else {

@@ -20,14 +20,17 @@ var (
 	wantRequired = []string{"issuer", "client_id", "client_secret", "redirect_url", "cookie_keys",
 		"identity_headers[].header", "identity_headers[].claim"}
 	wantOneOf = map[string][]any{
-		"mode":             {"bff", "token-mediating"},
-		"cookie_same_site": {"lax", "strict"},
+		"mode":                 {"bff", "token-mediating"},
+		"cookie_same_site":     {"lax", "strict"},
+		"pushed_authorization": {"auto", "required", "off"},
 	}
 	wantReferenceable = []string{"client_secret", "cookie_keys[]", "redis.url", "redis.password", "redis.sentinel_password"}
 	// As docs/config.md gives them.
 	wantDefault = map[string]any{
 		"scopes":                   []any{"openid", "profile", "email", "offline_access"},
 		"mode":                     "bff",
+		"pushed_authorization":     "auto",
+		"allowed_methods":          []any{"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"},
 		"paths.login":              "/login",
 		"paths.callback":           "/oauth/callback",
 		"paths.session":            "/session",

@@ -221,6 +221,11 @@ func cfgErr(field, format string, args ...any) error {
 	return &ConfigError{Field: field, Msg: fmt.Sprintf(format, args...)}
 }
 
+// WithDefaults returns c with every zero optional field set to its
+// default, as New fills them in: for tools that show the defaults (the
+// Kong plugin's schema). It does not validate.
+func (c Config) WithDefaults() Config { return c.withDefaults() }
+
 // withDefaults returns c with every zero optional field set to its
 // default. It is the one place defaults live.
 func (c Config) withDefaults() Config {
