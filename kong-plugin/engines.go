@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"github.com/bffgate/bffgate/core/bff"
 )
@@ -73,8 +74,10 @@ func (r *registry) forConfig(c *Config) *engine {
 	return e
 }
 
-// evictLocked forgets the engine attached least recently. Instances that
-// still hold it keep using it.
+// evictLocked forgets the engine attached least recently, and the
+// instances attached to it: their next request attaches again, to a new
+// engine. The evicted engine is closed (its Redis connections) once the
+// requests that may still use it are over.
 func (r *registry) evictLocked() {
 	var oldest string
 	for k, e := range r.byKey {
@@ -82,8 +85,24 @@ func (r *registry) evictLocked() {
 			oldest = k
 		}
 	}
+	gone := r.byKey[oldest]
 	delete(r.byKey, oldest)
+	r.instances.Range(func(c, e any) bool {
+		if e == gone {
+			r.instances.Delete(c)
+		}
+		return true
+	})
+	time.AfterFunc(evictGrace, func() {
+		if b := gone.ready.Load(); b != nil {
+			b.Close()
+		}
+	})
 }
+
+// evictGrace is how long an evicted engine stays open for requests that
+// took it before it was evicted: longer than any request's deadline.
+var evictGrace = 2 * time.Minute
 
 // configKey identifies a configuration by its JSON, which holds every
 // field Kong can set. A config with Go-only hooks set (tests) is keyed by

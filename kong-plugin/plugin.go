@@ -9,6 +9,7 @@ import (
 	"io"
 	"net/http"
 	"strings"
+	"time"
 
 	"github.com/Kong/go-pdk"
 
@@ -122,7 +123,11 @@ func (c *Config) serve(k kong) {
 		exit(http.StatusInternalServerError, internalError, jsonHeader())
 		return
 	}
-	res := b.Handle(context.Background(), req)
+	// Kong's side waits for the answer without a deadline of its own; the
+	// engine waits at most http_timeout for the provider or a refresh.
+	ctx, cancel := context.WithTimeout(context.Background(), requestTimeout(c))
+	defer cancel()
+	res := b.Handle(ctx, req)
 	if !res.Forward() {
 		exit(res.Status, res.Body, res.Header)
 		return
@@ -213,6 +218,16 @@ func upstreamHeaders(res *bff.Result) map[string][]string {
 		h[http.CanonicalHeaderKey(name)] = v
 	}
 	return h
+}
+
+// requestTimeout bounds the engine's work on one request: the provider's
+// discovery and a refresh wait (http_timeout each) and the store.
+func requestTimeout(c *Config) time.Duration {
+	t := c.HTTPTimeout
+	if t <= 0 {
+		t = 10 // bff.Config's default
+	}
+	return 2*time.Duration(t)*time.Second + time.Second
 }
 
 var internalError = []byte(`{"error":"internal_error","error_description":"the bffgate plugin failed; the Kong error log says why"}`)

@@ -24,6 +24,7 @@ import (
 	"github.com/Kong/go-pdk/test"
 
 	"github.com/bffgate/bffgate/core/bff"
+	"github.com/bffgate/bffgate/core/session/redisstore"
 	"github.com/bffgate/bffgate/core/session/sessiontest"
 	"github.com/bffgate/bffgate/tests/op"
 )
@@ -675,5 +676,42 @@ func TestRegistryBounds(t *testing.T) {
 	newest := r.forConfig(cfg(maxEngines))
 	if again := r.forConfig(cfg(maxEngines)); again != newest {
 		t.Fatal("the newest config was evicted at once")
+	}
+}
+
+// TestEvictedEngineClosed: an evicted engine's instances attach to a new
+// engine on their next request, and the evicted one's Redis connections
+// are closed once its grace is over.
+func TestEvictedEngineClosed(t *testing.T) {
+	defer func(g time.Duration) { evictGrace = g }(evictGrace)
+	evictGrace = 10 * time.Millisecond
+	r := registry{byKey: map[string]*engine{}}
+	cfg := func(i int) *Config {
+		return &Config{Issuer: "https://idp.example.test", ClientID: fmt.Sprint("client-", i), ClientSecret: "s",
+			RedirectURL: "https://app.example.test/oauth/callback", CookieKeys: []string{cookieKey},
+			Redis: redisstore.Config{URL: "redis://127.0.0.1:6379/0"}}
+	}
+	old := cfg(0)
+	e := r.forConfig(old)
+	b, err := e.get()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := 1; i <= maxEngines; i++ {
+		r.forConfig(cfg(i))
+	}
+	if again := r.forConfig(old); again == e {
+		t.Fatal("the evicted engine's instance still uses it")
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		err := b.Ready(context.Background())
+		if err != nil && strings.Contains(err.Error(), "closed") {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the evicted engine was not closed: Ready = %v", err)
+		}
+		time.Sleep(20 * time.Millisecond)
 	}
 }
