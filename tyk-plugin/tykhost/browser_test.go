@@ -134,21 +134,21 @@ var bffEndpoints = []string{"/login", "/oauth/callback", "/session", "/token", "
 // from the same origin"). The gateway takes, for each request, the API
 // with the longest listen path that matches, as Tyk does:
 //
-//   - "/": the SPA's static files, keyless and without the hook (with it,
-//     every file would need a session: the hook answers 401 to any
-//     request that is not one of its endpoints and has no session);
+//   - "/": the SPA's static files, keyless, with the BFFGatePublic hook
+//     (no session needed; the session cookie and forged identity headers
+//     never reach the file server);
 //   - "/direct/": an API that checks bearer tokens itself, for
-//     token-mediating mode: keyless, without the hook;
+//     token-mediating mode: keyless, with BFFGatePublic;
 //   - "/api/" and one API per BFF endpoint: keyless, with the BFFGate hook.
 //
 // The hooked APIs share one entry of the config file, with listen_path "/"
 // (so path_prefix is empty): the plugin picks its engine by the request
 // path, and "/" is the longest entry matching them all, so they share one
 // engine and one session.
-func spaAPIs(spa, api *url.URL, hook tykhost.Hook) []tykhost.API {
+func spaAPIs(spa, api *url.URL, hook, public tykhost.Hook) []tykhost.API {
 	apis := []tykhost.API{
-		{ListenPath: "/", Target: spa},
-		{ListenPath: "/direct/", Target: api},
+		{ListenPath: "/", Target: spa, Pre: []tykhost.Hook{public}},
+		{ListenPath: "/direct/", Target: api, Pre: []tykhost.Hook{public}},
 		{ListenPath: "/api/", Target: api, Pre: []tykhost.Hook{hook}},
 	}
 	for _, p := range bffEndpoints {
@@ -317,6 +317,10 @@ func TestBrowserHostChild(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	public, err := tykhost.Load(soPath, "BFFGatePublic")
+	if err != nil {
+		t.Fatal(err)
+	}
 	spa, err := url.Parse(os.Getenv(spaUpstreamEnv))
 	if err != nil {
 		t.Fatal(err)
@@ -325,7 +329,7 @@ func TestBrowserHostChild(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	gw := httptest.NewServer(tykhost.New(spaAPIs(spa, api, hook)...))
+	gw := httptest.NewServer(tykhost.New(spaAPIs(spa, api, hook, public)...))
 	defer gw.Close()
 	// tykhost.New has cloned http.DefaultTransport for the upstreams; what
 	// is left on it is the plugin's HTTP client (no Transport of its own).
