@@ -76,7 +76,7 @@ try {
   const esm = `
     import * as core from '@bffgate/client';
     import * as react from '@bffgate/client/react';
-    if (typeof core.createClient !== 'function' || typeof react.useSession !== 'function') throw new Error('exports');
+    if (typeof core.createClient !== 'function' || typeof react.RequireAuth !== 'function') throw new Error('exports');
     if (import.meta.resolve('@bffgate/client').includes('/cjs/')) throw new Error('import picked the CJS build');
     console.log('check:pack: import of both entries works');`;
   try {
@@ -87,13 +87,13 @@ try {
   }
 
   const use = (from) => `
-    import { createClient, BffError, type BffClient, type Session } from '@bffgate/client';
-    import { SessionProvider, useSession, type SessionState } from '@bffgate/client/react';
+    import { createClient, createSessionStore, BffError, BffStepUpError, type BffClient, type Session } from '@bffgate/client';
+    import { SessionProvider, RequireAuth, useSession, type SessionState } from '@bffgate/client/react';
     const client: BffClient = createClient();
     const s: Promise<Session> = client.getSession();
     const e: BffError = new BffError({ status: 401, code: 'unauthenticated' });
     const st: SessionState | null = null;
-    export const used = [client, s, e, st, SessionProvider, useSession, ${JSON.stringify(from)}];
+    export const used = [client, s, e, st, createSessionStore, BffStepUpError, SessionProvider, RequireAuth, useSession, ${JSON.stringify(from)}];
   `;
   const projects = {
     node10: { file: 'main.ts', options: { module: 'CommonJS', moduleResolution: 'Node10', ignoreDeprecations: '6.0' } },
