@@ -361,3 +361,30 @@ describe('<RequireAuth> after a failed login', () => {
     expect(navigate).not.toHaveBeenCalled();
   });
 });
+
+describe('SessionProvider with a new client', () => {
+  it('makes a new store for it, asks its BFF, and stops listening to the old one', async () => {
+    const one = setup(() => json(200, SESSION_OK));
+    const two = setup(() => json(200, { authenticated: false }));
+    const view = render(
+      <SessionProvider client={one.client}>
+        <Status />
+      </SessionProvider>,
+    );
+    await waitFor(() => expect(screen.getByTestId('status').textContent).toBe('authenticated'));
+    view.rerender(
+      <SessionProvider client={two.client}>
+        <Status />
+      </SessionProvider>,
+    );
+    await waitFor(() => expect(screen.getByTestId('status').textContent).toBe('unauthenticated'));
+    expect(two.f.requests).toHaveLength(1);
+    const before = one.f.requests.length;
+    await act(async () => {
+      window.dispatchEvent(new Event('focus'));
+      await new Promise((r) => setTimeout(r, 0));
+    });
+    expect(one.f.requests).toHaveLength(before); // the old store is stopped
+    expect(two.f.requests).toHaveLength(2); // the new one asks on focus
+  });
+});
