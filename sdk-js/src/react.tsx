@@ -119,8 +119,8 @@ export function RequireAuth({ children, fallback, loading = null, loginOptions }
   const startLogin = fallback === undefined && state.session?.authenticated === false && !state.error;
   useEffect(() => {
     if (startLogin) client.login(loginOptions);
-    // loginOptions is read when the login starts; a new object each render must not restart it.
-    // eslint-disable-next-line react-hooks/exhaustive-deps
+    // loginOptions is read when the login starts (not a dependency): a new object on each
+    // render must not start it again.
   }, [client, startLogin]);
   if (state.isAuthenticated) return <>{children}</>;
   if (state.isLoading || startLogin) return <>{loading}</>;

@@ -14,7 +14,9 @@
 //   4. logout in one tab signs the other tab out at once, without it asking
 //      /session (the message between tabs, not a refetch);
 //   5. refetch on focus: the session is ended behind the SDK's back again,
-//      and a focus event makes the other tab ask /session and sign out.
+//      and a focus event makes the other tab ask /session and sign out;
+//   6. a failed login (`?error=` on the URL the app lands on, as the BFF
+//      will send it) is shown and removed from the address bar.
 //
 // Env: BFFGATE_URL (required), BFFGATE_ARTIFACTS (default tests/artifacts),
 // BFFGATE_CHROMIUM (default /usr/bin/chromium). Output: "STEP …" lines, "OK"
@@ -183,6 +185,12 @@ async function flow(context, tabs) {
   check(res.status() === 200 && (await res.json()).authenticated === false, `tab B's /session on focus answered ${res.status()}`);
   await visible(b, '#logged-out');
   await notReloaded(b);
+
+  step('6. a failed login: ?error= on the landing URL is shown and removed from the address bar');
+  await b.page.goto(baseURL + '/?tab=2&error=access_denied&error_description=The+user+said+no');
+  const shown = (await b.page.locator('#login-error').textContent({ timeout: STEP_TIMEOUT }))?.trim();
+  check(shown === 'Login failed: access_denied (The user said no)', `#login-error is ${JSON.stringify(shown)}`);
+  check(new URL(b.page.url()).search === '?tab=2', `the address bar still has the error: ${b.page.url()}`);
 
   for (const t of tabs) check(t.errors.length === 0, `${t.name} threw: ${t.errors.join('; ')}`);
 }
