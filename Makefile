@@ -74,6 +74,7 @@ kong-plugin:
 test-js:
 	npm --prefix sdk-js run --silent typecheck
 	npm --prefix sdk-js test --silent
+	npm --prefix sdk-js run --silent check:pack
 
 ## lint: gofmt, go vet and staticcheck
 lint:

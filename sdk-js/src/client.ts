@@ -1,4 +1,4 @@
-import { BffError, BffNetworkError, isAbortError } from './errors.js';
+import { BffError, BffNetworkError, BffStepUpError, isAbortError } from './errors.js';
 import type {
   AccessToken,
   AccessTokenOptions,
@@ -108,6 +108,33 @@ function errorFromBody(status: number, body: unknown, message?: string): BffErro
   return new BffError({ status, code, description, body, message });
 }
 
+const STEP_UP = 'insufficient_user_authentication';
+
+/** `name="value"` or `name=token` from a `WWW-Authenticate` header. */
+function authParam(header: string, name: string): string | undefined {
+  const m = new RegExp(`(?:^|[\\s,])${name}\\s*=\\s*(?:"((?:[^"\\\\]|\\\\.)*)"|([^\\s,]+))`, 'i').exec(header);
+  return m ? (m[1]?.replace(/\\(.)/g, '$1') ?? m[2]) : undefined;
+}
+
+/** A step-up answer (RFC 9470): the JSON `error` or the `WWW-Authenticate` `error` is insufficient_user_authentication. */
+function stepUpError(res: Response, body: unknown): BffStepUpError | null {
+  const www = res.headers.get('www-authenticate') ?? '';
+  const fromBody = isRecord(body) && body.error === STEP_UP;
+  if (!fromBody && authParam(www, 'error') !== STEP_UP) return null;
+  const field = (k: string): string | undefined => {
+    const v = isRecord(body) ? body[k] : undefined;
+    return typeof v === 'string' || typeof v === 'number' ? String(v) : authParam(www, k);
+  };
+  const maxAge = Number(field('max_age'));
+  return new BffStepUpError({
+    status: res.status,
+    body,
+    description: field('error_description'),
+    acrValues: field('acr_values'),
+    maxAge: Number.isFinite(maxAge) && field('max_age') !== undefined ? maxAge : undefined,
+  });
+}
+
 interface CachedToken {
   token: Omit<AccessToken, 'expiresIn'>;
   /** Epoch ms after which the cached entry is no longer handed out. */
@@ -142,6 +169,9 @@ export function createClient(options: BffClientOptions = {}): BffClient {
 
   const listeners: { [E in keyof BffEvents]: Set<(payload: BffEvents[E]) => void> } = {
     'session-expired': new Set(),
+    unauthorized: new Set(),
+    'step-up-required': new Set(),
+    logout: new Set(),
   };
 
   const tokenCache = new Map<string, CachedToken>();
@@ -152,7 +182,7 @@ export function createClient(options: BffClientOptions = {}): BffClient {
   function emit<E extends keyof BffEvents>(event: E, payload: BffEvents[E]): void {
     if (event === 'session-expired' && options.onSessionExpired) {
       try {
-        options.onSessionExpired(payload);
+        options.onSessionExpired(payload as BffError);
       } catch (err) {
         reportListenerError(err);
       }
@@ -193,7 +223,8 @@ export function createClient(options: BffClientOptions = {}): BffClient {
   }
 
   async function getSession(opts: { signal?: AbortSignal } = {}): Promise<Session> {
-    const url = joinUrl(baseUrl, paths.session);
+    // probe=1: a signed-out visitor gets 200 {authenticated:false}, not a 401 the console shows in red.
+    const url = withQuery(joinUrl(baseUrl, paths.session), new URLSearchParams({ probe: '1' }));
     const init: RequestInit = {
       method: 'GET',
       headers: bffHeaders({ Accept: 'application/json' }),
@@ -219,6 +250,7 @@ export function createClient(options: BffClientOptions = {}): BffClient {
       });
     }
     if (!body.authenticated) {
+      clearTokenCache();
       const reason = typeof body.error === 'string' ? body.error : undefined;
       return reason ? { authenticated: false, reason } : { authenticated: false };
     }
@@ -245,8 +277,9 @@ export function createClient(options: BffClientOptions = {}): BffClient {
     }
     if (returnTo) query.set('returnTo', returnTo);
     if (opts.prompt) query.set('prompt', opts.prompt);
+    if (opts.acr_values) query.set('acr_values', opts.acr_values);
     for (const [k, v] of Object.entries(opts.params ?? {})) {
-      if (k === 'returnTo' || k === 'prompt') continue; // the dedicated options win
+      if (query.has(k)) continue; // the dedicated options win
       query.set(k, v);
     }
     return withQuery(joinUrl(baseUrl, paths.login), query);
@@ -270,11 +303,13 @@ export function createClient(options: BffClientOptions = {}): BffClient {
     const body = await readJson(res);
     if (res.status === 401) {
       // There was no session left to end: the user is logged out already.
+      emit('logout', undefined);
       navigate(fallback);
       return;
     }
     if (!res.ok) throw errorFromBody(res.status, body);
     const logoutUrl = isRecord(body) && typeof body.logoutUrl === 'string' && body.logoutUrl ? body.logoutUrl : null;
+    emit('logout', undefined);
     navigate(logoutUrl ?? fallback);
   }
 
@@ -369,11 +404,14 @@ export function createClient(options: BffClientOptions = {}): BffClient {
       if (isAbortError(err)) throw err;
       throw new BffNetworkError(url, err);
     }
-    if (res.status === 401) {
+    if (res.status === 401 || res.status === 403) {
       const body = await readJson(res.clone());
-      if (isRecord(body) && typeof body.error === 'string' && SESSION_ERROR_CODES.has(body.error)) {
+      const stepUp = stepUpError(res, body);
+      if (stepUp) emit('step-up-required', stepUp);
+      else if (res.status === 401 && isRecord(body) && typeof body.error === 'string' && SESSION_ERROR_CODES.has(body.error)) {
         sessionExpired(errorFromBody(401, body));
       }
+      if (res.status === 401) emit('unauthorized', stepUp ?? errorFromBody(401, body));
     }
     return res;
   }

@@ -1,5 +1,7 @@
 export { createClient, joinUrl, DEFAULT_PATHS, DEFAULT_CSRF_HEADER, DEFAULT_TOKEN_REFRESH_MARGIN, SESSION_ERROR_CODES } from './client.js';
-export { BffError, BffNetworkError } from './errors.js';
+export { BffError, BffLoginError, BffNetworkError, BffStepUpError } from './errors.js';
+export { createSessionStore, takeLoginError } from './store.js';
+export type { SessionState, SessionStatus, SessionStore, SessionStoreOptions } from './store.js';
 export type {
   AccessToken,
   AccessTokenOptions,

@@ -1,128 +1,73 @@
+'use client';
+
 import {
   createContext,
-  useCallback,
   useContext,
   useEffect,
   useMemo,
-  useRef,
   useState,
+  useSyncExternalStore,
   type ReactNode,
 } from 'react';
-import type {
-  AccessToken,
-  AccessTokenOptions,
-  BffClient,
-  LoginOptions,
-  LogoutOptions,
-  Session,
-  User,
-} from './types.js';
+import { createSessionStore, type SessionState, type SessionStore, type SessionStoreOptions } from './store.js';
+import type { AccessToken, AccessTokenOptions, BffClient, LoginOptions, LogoutOptions } from './types.js';
 
-export type SessionStatus = 'loading' | 'authenticated' | 'unauthenticated';
-
-export interface SessionState {
-  /** `loading` until the first `/session` answer, then `authenticated` or `unauthenticated`. */
-  status: SessionStatus;
-  /** The user when authenticated, else `null`. */
-  user: User | null;
-  /** The last session the BFF reported (includes `mode`, `expiresAt`, or the `reason` when logged out). */
-  session: Session | null;
-  /** The last error of `/session` (a `BffError` or `BffNetworkError`), cleared by the next success. */
-  error: Error | null;
-}
-
-export interface UseSessionResult extends SessionState {
-  /** Top-level navigation to the BFF's login endpoint. */
-  login: (options?: LoginOptions) => void;
-  /** Ends the session at the BFF and navigates away. */
-  logout: (options?: LogoutOptions) => Promise<void>;
-  /** Asks the BFF for the session again. */
-  refresh: () => Promise<void>;
-}
-
-interface SessionContextValue {
-  client: BffClient;
-  state: SessionState;
-  refresh: () => Promise<void>;
-}
-
-const SessionContext = createContext<SessionContextValue | null>(null);
-
-const INITIAL_STATE: SessionState = { status: 'loading', user: null, session: null, error: null };
+export type { SessionState, SessionStatus, SessionStore, SessionStoreOptions } from './store.js';
 
 function toError(err: unknown): Error {
   return err instanceof Error ? err : new Error(String(err));
 }
 
-export interface SessionProviderProps {
+export interface UseSessionResult extends SessionState {
+  /** Top-level navigation to the BFF's login endpoint (`{ acr_values }` for a step-up). */
+  login: (options?: LoginOptions) => void;
+  /** Ends the session at the BFF (every tab learns of it) and navigates away. */
+  logout: (options?: LogoutOptions) => Promise<void>;
+  /** Asks the BFF for the session again. */
+  refresh: () => Promise<void>;
+  /** Forgets `error` (e.g. after showing a login or step-up error). */
+  clearError: () => void;
+}
+
+interface SessionContextValue {
+  client: BffClient;
+  store: SessionStore;
+}
+
+const SessionContext = createContext<SessionContextValue | null>(null);
+
+export interface SessionProviderProps extends SessionStoreOptions {
   client: BffClient;
   children?: ReactNode;
 }
 
 /**
- * Loads the session from the BFF when it mounts and keeps it for `useSession()`.
- * A `session-expired` event of the client (a 401 from the BFF) switches it to
- * `unauthenticated` at once.
+ * Keeps the session of the BFF for `useSession()`, in a store read with
+ * `useSyncExternalStore` (see `createSessionStore`): it loads `/session` when it mounts,
+ * switches to `unauthenticated` at once on a 401 session answer of `client.fetch`, asks
+ * again on window focus, on other 401s and when `expiresAt` passes, follows logout and
+ * login in other tabs, and reports `?error=` of a failed login.
+ *
+ * Pass `initialSession` (read on the server with the request's cookie) to render the
+ * signed-in or signed-out page on the server with no hydration mismatch.
  *
  * If `/session` fails (5xx, network) while still `loading`, the status becomes
- * `unauthenticated` and `error` is set; a failing `refresh()` later keeps the
- * status and only sets `error`.
+ * `unauthenticated` and `error` is set; a failing `refresh()` later keeps the status
+ * and only sets `error`.
  */
-export function SessionProvider({ client, children }: SessionProviderProps) {
-  const [state, setState] = useState<SessionState>(INITIAL_STATE);
-  /** Only the answer to the latest request may change the state. */
-  const seq = useRef(0);
-  const controller = useRef<AbortController | null>(null);
-
-  const refresh = useCallback(async (): Promise<void> => {
-    const id = ++seq.current;
-    controller.current?.abort();
-    const ac = typeof AbortController !== 'undefined' ? new AbortController() : null;
-    controller.current = ac;
-    try {
-      const session = await client.getSession(ac ? { signal: ac.signal } : {});
-      if (id !== seq.current) return;
-      setState({
-        status: session.authenticated ? 'authenticated' : 'unauthenticated',
-        user: session.authenticated ? session.user : null,
-        session,
-        error: null,
-      });
-    } catch (err) {
-      if (id !== seq.current) return;
-      setState((prev) => ({
-        ...prev,
-        status: prev.status === 'loading' ? 'unauthenticated' : prev.status,
-        error: toError(err),
-      }));
-    } finally {
-      if (controller.current === ac) controller.current = null;
-    }
-  }, [client]);
-
-  useEffect(() => {
-    setState((prev) => (prev.status === 'loading' ? prev : INITIAL_STATE));
-    void refresh();
-    const off = client.on('session-expired', (err) => {
-      seq.current++; // an in-flight /session answer must not undo this
-      controller.current?.abort();
-      setState({
-        status: 'unauthenticated',
-        user: null,
-        session: { authenticated: false, reason: err.code },
-        error: null,
-      });
-    });
-    return () => {
-      off();
-      seq.current++;
-      controller.current?.abort();
-      controller.current = null;
-    };
-  }, [client, refresh]);
-
-  const value = useMemo<SessionContextValue>(() => ({ client, state, refresh }), [client, state, refresh]);
-  return <SessionContext.Provider value={value}>{children}</SessionContext.Provider>;
+export function SessionProvider({ client, children, initialSession, refetchOnFocus, crossTab, channelName, loginErrorFromUrl }: SessionProviderProps) {
+  // One store per client; the options are read when it is made.
+  const [holder, setHolder] = useState(() => ({
+    client,
+    store: createSessionStore(client, { initialSession, refetchOnFocus, crossTab, channelName, loginErrorFromUrl }),
+  }));
+  let current = holder;
+  if (holder.client !== client) {
+    current = { client, store: createSessionStore(client, { initialSession, refetchOnFocus, crossTab, channelName, loginErrorFromUrl }) };
+    setHolder(current);
+  }
+  useEffect(() => current.store.start(), [current]);
+  return <SessionContext.Provider value={current}>{children}</SessionContext.Provider>;
 }
 
 function useSessionContext(hook: string): SessionContextValue {
@@ -131,18 +76,55 @@ function useSessionContext(hook: string): SessionContextValue {
   return ctx;
 }
 
-/** The session state plus `login`, `logout` and `refresh`. */
+function useSessionState(store: SessionStore): SessionState {
+  return useSyncExternalStore(store.subscribe, store.getSnapshot, store.getServerSnapshot);
+}
+
+/** The session state (`status`, `isLoading`, `isAuthenticated`, `user`, `session`, `error`) plus actions. */
 export function useSession(): UseSessionResult {
-  const { client, state, refresh } = useSessionContext('useSession');
+  const { client, store } = useSessionContext('useSession');
+  const state = useSessionState(store);
   return useMemo(
     () => ({
       ...state,
       login: (options?: LoginOptions) => client.login(options),
       logout: (options?: LogoutOptions) => client.logout(options),
-      refresh,
+      refresh: store.refresh,
+      clearError: store.clearError,
     }),
-    [client, state, refresh],
+    [client, store, state],
   );
+}
+
+export interface RequireAuthProps {
+  children?: ReactNode;
+  /**
+   * Shown when signed out. Without it, `<RequireAuth>` starts the login (`loginOptions`)
+   * once the BFF has said there is no session, unless `error` is set (`/session` failed,
+   * or a login just failed: then it shows nothing; read `useSession().error`).
+   */
+  fallback?: ReactNode;
+  /** Shown while the session loads and while the login starts. Default nothing. */
+  loading?: ReactNode;
+  /** Options of the login it starts, e.g. `{ returnTo, prompt }`. */
+  loginOptions?: LoginOptions;
+}
+
+/** Renders `children` only for a signed-in user; otherwise `fallback`, or it starts the login. */
+export function RequireAuth({ children, fallback, loading = null, loginOptions }: RequireAuthProps) {
+  const { client, store } = useSessionContext('RequireAuth');
+  const state = useSessionState(store);
+  // Only when the BFF said "no session": not after a failed /session (the BFF may be down) and
+  // not after a failed login (that would loop), where `error` is set.
+  const startLogin = fallback === undefined && state.session?.authenticated === false && !state.error;
+  useEffect(() => {
+    if (startLogin) client.login(loginOptions);
+    // loginOptions is read when the login starts (not a dependency): a new object on each
+    // render must not start it again.
+  }, [client, startLogin]);
+  if (state.isAuthenticated) return <>{children}</>;
+  if (state.isLoading || startLogin) return <>{loading}</>;
+  return <>{fallback ?? null}</>;
 }
 
 /** The `BffClient` given to the provider. */
@@ -175,7 +157,8 @@ export interface UseAccessTokenResult {
  * requested again shortly before it expires.
  */
 export function useAccessToken(options: UseAccessTokenOptions = {}): UseAccessTokenResult {
-  const { client, state } = useSessionContext('useAccessToken');
+  const { client, store } = useSessionContext('useAccessToken');
+  const state = useSessionState(store);
   const { scope, resource, enabled = true } = options;
   const status = state.status;
   const [result, setResult] = useState<{ token: AccessToken | null; error: Error | null; loading: boolean }>(

@@ -1,4 +1,4 @@
-import type { BffError } from './errors.js';
+import type { BffError, BffStepUpError } from './errors.js';
 
 /** The user as the BFF reports it: `sub` plus whichever claims the BFF is configured to expose. */
 export interface User {
@@ -79,6 +79,8 @@ export interface LoginOptions {
   returnTo?: string;
   /** OpenID Connect `prompt`, e.g. `login`, `consent`, `select_account`, `none`. */
   prompt?: string;
+  /** OpenID Connect `acr_values` for a step-up login, e.g. from `BffStepUpError.acrValues`. */
+  acr_values?: string;
   /** Extra query parameters for the login endpoint (the BFF decides which it forwards). */
   params?: Record<string, string>;
 }
@@ -111,6 +113,12 @@ export interface AccessToken {
 export interface BffEvents {
   /** The BFF answered 401: the session is missing, invalid or expired. */
   'session-expired': BffError;
+  /** Any 401 answer to `fetch()` (the session may have ended elsewhere): the session store asks `/session` again. */
+  unauthorized: BffError;
+  /** An API answered `insufficient_user_authentication` (401/403): log in again with `err.acrValues`. */
+  'step-up-required': BffStepUpError;
+  /** `logout()` ended the session at the BFF (just before it navigates away). */
+  logout: undefined;
 }
 
 export interface BffClient {
@@ -122,7 +130,10 @@ export interface BffClient {
     credentials: RequestCredentials;
     tokenRefreshMargin: number;
   }>;
-  /** Current session. A 401 resolves to `{authenticated: false}`; other errors throw. */
+  /**
+   * Current session, from `GET /session?probe=1`: the BFF answers a signed-out visitor 200
+   * `{authenticated: false}` (no red console line); a 401 means the same. Other errors throw.
+   */
   getSession(options?: { signal?: AbortSignal }): Promise<Session>;
   /** The URL `login()` navigates to, e.g. for an `<a href>`. */
   loginUrl(options?: LoginOptions): string;

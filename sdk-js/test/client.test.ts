@@ -1,5 +1,5 @@
 import { afterEach, describe, expect, it, vi } from 'vitest';
-import { BffError, BffNetworkError, createClient, joinUrl } from '../src/index.js';
+import { BffError, BffNetworkError, BffStepUpError, createClient, joinUrl } from '../src/index.js';
 import { ALICE, SESSION_OK, deferred, fakeFetch, json, pathOf } from './helpers.js';
 
 afterEach(() => {
@@ -43,7 +43,7 @@ describe('configuration', () => {
       fetch: f,
     });
     await client.getSession();
-    expect(f.requests[0]!.url).toBe('https://bff.example/auth/me');
+    expect(f.requests[0]!.url).toBe('https://bff.example/auth/me?probe=1');
     expect(f.requests[0]!.credentials).toBe('include');
   });
 });
@@ -62,7 +62,7 @@ describe('getSession', () => {
     expect(f.requests).toHaveLength(1);
     const req = f.requests[0]!;
     expect(req.method).toBe('GET');
-    expect(req.url).toBe('/session');
+    expect(req.url).toBe('/session?probe=1');
     expect(req.credentials).toBe('same-origin');
     expect(req.headers.get('X-CSRF')).toBe('1');
     expect(req.headers.get('Accept')).toBe('application/json');
@@ -136,7 +136,7 @@ describe('getSession', () => {
     expect(err).toBeInstanceOf(BffNetworkError);
     expect(err).not.toBeInstanceOf(BffError);
     expect((err as BffNetworkError).cause).toBe(cause);
-    expect((err as BffNetworkError).url).toBe('/session');
+    expect((err as BffNetworkError).url).toBe('/session?probe=1');
     expect((err as Error).message).toContain('Failed to fetch');
   });
 
@@ -575,7 +575,7 @@ describe('fetch wrapper', () => {
     const client = createClient();
     await expect(client.getSession()).resolves.toMatchObject({ authenticated: true });
     await client.fetch('/api/x');
-    expect(f.requests.map((r) => r.url)).toEqual(['/session', '/api/x']);
+    expect(f.requests.map((r) => r.url)).toEqual(['/session?probe=1', '/api/x']);
   });
 
   it('returns bound functions that survive destructuring', async () => {
@@ -584,5 +584,116 @@ describe('fetch wrapper', () => {
     await getSession();
     await bffFetch('/api/x');
     expect(f.requests).toHaveLength(2);
+  });
+});
+
+describe('quiet signed-out probe, step-up and events', () => {
+  it('asks /session?probe=1 and treats 200 {authenticated:false} like a 401, dropping cached tokens', async () => {
+    let tokenCalls = 0;
+    let signedIn = true;
+    const f = fakeFetch((req) => {
+      if (req.url.startsWith('/token')) {
+        tokenCalls++;
+        return json(200, { access_token: 'at', token_type: 'Bearer', expires_in: 300 });
+      }
+      return signedIn ? json(200, SESSION_OK) : json(200, { authenticated: false, error: 'unauthenticated' });
+    });
+    const client = createClient({ fetch: f });
+    await client.getAccessToken();
+    signedIn = false;
+    await expect(client.getSession()).resolves.toEqual({ authenticated: false, reason: 'unauthenticated' });
+    expect(f.requests.at(-1)!.url).toBe('/session?probe=1');
+    await client.getAccessToken();
+    expect(tokenCalls).toBe(2);
+  });
+
+  it('login({ acr_values }) asks the BFF for a step-up login', () => {
+    const navigate = vi.fn();
+    const client = createClient({ navigate });
+    client.login({ returnTo: '/pay', acr_values: 'urn:example:mfa', params: { acr_values: 'ignored', ui_locales: 'de' } });
+    expect(navigate).toHaveBeenCalledWith('/login?returnTo=%2Fpay&acr_values=urn%3Aexample%3Amfa&ui_locales=de');
+  });
+
+  it('turns a 403 insufficient_user_authentication into a step-up-required BffStepUpError', async () => {
+    const f = fakeFetch(() =>
+      json(403, { error: 'insufficient_user_authentication', error_description: 'MFA needed', acr_values: 'urn:mfa', max_age: 300 }),
+    );
+    const client = createClient({ fetch: f });
+    const stepUp = vi.fn();
+    const expired = vi.fn();
+    const unauthorized = vi.fn();
+    client.on('step-up-required', stepUp);
+    client.on('session-expired', expired);
+    client.on('unauthorized', unauthorized);
+    const res = await client.fetch('/api/pay', { method: 'POST' });
+    expect(res.status).toBe(403);
+    expect(await res.json()).toMatchObject({ error: 'insufficient_user_authentication' }); // body still readable
+    expect(stepUp).toHaveBeenCalledTimes(1);
+    const err = stepUp.mock.calls[0]![0] as BffStepUpError;
+    expect(err).toBeInstanceOf(BffStepUpError);
+    expect(err).toBeInstanceOf(BffError);
+    expect(err).toMatchObject({ status: 403, code: 'insufficient_user_authentication', description: 'MFA needed', acrValues: 'urn:mfa', maxAge: 300 });
+    expect(expired).not.toHaveBeenCalled();
+    expect(unauthorized).not.toHaveBeenCalled();
+  });
+
+  it('reads a step-up from WWW-Authenticate (RFC 9470) on a 401 without JSON', async () => {
+    const f = fakeFetch(
+      () =>
+        new Response('no', {
+          status: 401,
+          headers: { 'WWW-Authenticate': 'Bearer error="insufficient_user_authentication", error_description="A \\"strong\\" login", acr_values="urn:a urn:b", max_age=60' },
+        }),
+    );
+    const client = createClient({ fetch: f });
+    const stepUp = vi.fn();
+    const expired = vi.fn();
+    client.on('step-up-required', stepUp);
+    client.on('session-expired', expired);
+    await client.fetch('/api/pay');
+    expect(stepUp.mock.calls[0]![0]).toMatchObject({ status: 401, acrValues: 'urn:a urn:b', maxAge: 60, description: 'A "strong" login' });
+    expect(expired).not.toHaveBeenCalled();
+  });
+
+  it('does not take other 403s or WWW-Authenticate errors for a step-up', async () => {
+    const answers = [
+      json(403, { error: 'csrf_header_missing' }),
+      new Response(null, { status: 401, headers: { 'WWW-Authenticate': 'Bearer error="invalid_token", error_description="insufficient_user_authentication"' } }),
+    ];
+    const client = createClient({ fetch: fakeFetch(() => answers.shift()!) });
+    const stepUp = vi.fn();
+    client.on('step-up-required', stepUp);
+    await client.fetch('/api/a');
+    await client.fetch('/api/b');
+    expect(stepUp).not.toHaveBeenCalled();
+  });
+
+  it('emits unauthorized for every 401 of fetch, and nothing for a 200', async () => {
+    const answers = [json(200, {}), json(401, { error: 'invalid_token' }), json(401, { error: 'session_expired' })];
+    const client = createClient({ fetch: fakeFetch(() => answers.shift()!) });
+    const unauthorized = vi.fn();
+    const expired = vi.fn();
+    client.on('unauthorized', unauthorized);
+    client.on('session-expired', expired);
+    await client.fetch('/api/a');
+    expect(unauthorized).not.toHaveBeenCalled();
+    await client.fetch('/api/b');
+    expect(unauthorized).toHaveBeenCalledTimes(1);
+    expect(unauthorized.mock.calls[0]![0]).toMatchObject({ status: 401, code: 'invalid_token' });
+    expect(expired).not.toHaveBeenCalled();
+    await client.fetch('/api/c');
+    expect(unauthorized).toHaveBeenCalledTimes(2);
+    expect(expired).toHaveBeenCalledTimes(1);
+  });
+
+  it('emits logout after the BFF ended the session and before navigating, not when it failed', async () => {
+    const order: string[] = [];
+    const answers = [json(200, { logoutUrl: null }), json(401, { error: 'unauthenticated' }), json(503, { error: 'session_store_unavailable' })];
+    const client = createClient({ fetch: fakeFetch(() => answers.shift()!), navigate: (u) => order.push(`navigate ${u}`) });
+    client.on('logout', () => order.push('logout'));
+    await client.logout();
+    await client.logout();
+    await expect(client.logout()).rejects.toBeInstanceOf(BffError);
+    expect(order).toEqual(['logout', 'navigate /', 'logout', 'navigate /']);
   });
 });

@@ -3,7 +3,7 @@ import { act, cleanup, fireEvent, render, renderHook, screen, waitFor } from '@t
 import { StrictMode, type ReactNode } from 'react';
 import { afterEach, describe, expect, it, vi } from 'vitest';
 import { BffError, createClient } from '../src/index.js';
-import { SessionProvider, useAccessToken, useBffClient, useBffFetch, useSession } from '../src/react.js';
+import { RequireAuth, SessionProvider, useAccessToken, useBffClient, useBffFetch, useSession } from '../src/react.js';
 import { ALICE, SESSION_OK, deferred, fakeFetch, json, type Handler } from './helpers.js';
 
 afterEach(() => {
@@ -49,7 +49,7 @@ describe('SessionProvider / useSession', () => {
     });
     await waitFor(() => expect(screen.getByTestId('status').textContent).toBe('authenticated'));
     expect(screen.getByTestId('user').textContent).toBe('Alice Example');
-    expect(f.requests.map((r) => r.url)).toEqual(['/session']);
+    expect(f.requests.map((r) => r.url)).toEqual(['/session?probe=1']);
   });
 
   it('goes from loading to unauthenticated on 401', async () => {
@@ -68,7 +68,7 @@ describe('SessionProvider / useSession', () => {
 
   it('switches to unauthenticated when the client reports session-expired', async () => {
     const { client } = setup((req) =>
-      req.url === '/session' ? json(200, SESSION_OK) : json(401, { error: 'session_expired' }),
+      req.url === '/session?probe=1' ? json(200, SESSION_OK) : json(401, { error: 'session_expired' }),
     );
     render(
       <SessionProvider client={client}>
@@ -117,7 +117,7 @@ describe('SessionProvider / useSession', () => {
   it('ignores a stale /session answer that arrives after session-expired', async () => {
     const gate = deferred<Response>();
     const { client, wrapper } = setup((req) =>
-      req.url === '/session' ? gate.promise : json(401, { error: 'session_expired' }),
+      req.url === '/session?probe=1' ? gate.promise : json(401, { error: 'session_expired' }),
     );
     const { result } = renderHook(() => useSession(), { wrapper });
     expect(result.current.status).toBe('loading');
@@ -163,7 +163,7 @@ describe('SessionProvider / useSession', () => {
       </StrictMode>,
     );
     await waitFor(() => expect(screen.getByTestId('status').textContent).toBe('authenticated'));
-    expect(f.requests.every((r) => r.url === '/session')).toBe(true);
+    expect(f.requests.every((r) => r.url === '/session?probe=1')).toBe(true);
     expect(f.requests.length).toBeGreaterThanOrEqual(1);
     expect(f.requests.length).toBeLessThanOrEqual(2);
   });
@@ -177,7 +177,7 @@ describe('SessionProvider / useSession', () => {
 describe('useAccessToken', () => {
   it('fetches a token once authenticated', async () => {
     const { wrapper, f } = setup((req) =>
-      req.url === '/session'
+      req.url === '/session?probe=1'
         ? json(200, { ...SESSION_OK, mode: 'token-mediating' })
         : json(200, { access_token: 'tok', token_type: 'Bearer', expires_in: 120, scope: 'api' }),
     );
@@ -198,12 +198,12 @@ describe('useAccessToken', () => {
     const { result } = renderHook(() => useAccessToken(), { wrapper });
     await waitFor(() => expect(result.current.loading).toBe(false));
     expect(result.current.token).toBeNull();
-    expect(f.requests.map((r) => r.url)).toEqual(['/session']);
+    expect(f.requests.map((r) => r.url)).toEqual(['/session?probe=1']);
   });
 
   it('reports not_found in plain bff mode', async () => {
     const { wrapper } = setup((req) =>
-      req.url === '/session' ? json(200, SESSION_OK) : json(404, { error: 'not_found' }),
+      req.url === '/session?probe=1' ? json(200, SESSION_OK) : json(404, { error: 'not_found' }),
     );
     const { result } = renderHook(() => useAccessToken(), { wrapper });
     await waitFor(() => expect(result.current.error).not.toBeNull());
@@ -215,7 +215,7 @@ describe('useAccessToken', () => {
 
   it('a 401 from /token logs the provider out', async () => {
     const { wrapper } = setup((req) =>
-      req.url === '/session' ? json(200, SESSION_OK) : json(401, { error: 'session_expired' }),
+      req.url === '/session?probe=1' ? json(200, SESSION_OK) : json(401, { error: 'session_expired' }),
     );
     const { result } = renderHook(() => ({ token: useAccessToken(), session: useSession() }), { wrapper });
     await waitFor(() => expect(result.current.session.status).toBe('unauthenticated'));
@@ -236,5 +236,155 @@ describe('useBffFetch / useBffClient', () => {
     const apiReq = f.requests.find((r) => r.url === '/api/whoami')!;
     expect(apiReq.headers.get('X-CSRF')).toBe('1');
     expect(apiReq.credentials).toBe('same-origin');
+  });
+});
+
+describe('useSession: the fields people expect', () => {
+  it('has isLoading, isAuthenticated and error beside status, user and session', async () => {
+    const gate = deferred<Response>();
+    const { wrapper } = setup(() => gate.promise);
+    const { result } = renderHook(() => useSession(), { wrapper });
+    expect(result.current).toMatchObject({ status: 'loading', isLoading: true, isAuthenticated: false, user: null, error: null });
+    await act(async () => {
+      gate.resolve(json(200, SESSION_OK));
+      await gate.promise;
+    });
+    await waitFor(() => expect(result.current.isAuthenticated).toBe(true));
+    expect(result.current).toMatchObject({ status: 'authenticated', isLoading: false, user: ALICE, error: null });
+  });
+
+  it('starts from initialSession without a loading render', async () => {
+    const { client, f } = setup(() => json(200, SESSION_OK));
+    const statuses: string[] = [];
+    function Probe() {
+      const s = useSession();
+      statuses.push(s.status);
+      return null;
+    }
+    render(
+      <SessionProvider client={client} initialSession={SESSION_OK as never}>
+        <Probe />
+      </SessionProvider>,
+    );
+    await waitFor(() => expect(f.requests).toHaveLength(1));
+    expect(statuses.length).toBeGreaterThan(0);
+    expect(statuses.every((s) => s === 'authenticated')).toBe(true);
+  });
+
+  it('shows a step-up error and clearError() forgets it', async () => {
+    const { client, wrapper } = setup((req) =>
+      req.url === '/session?probe=1' ? json(200, SESSION_OK) : json(403, { error: 'insufficient_user_authentication', acr_values: 'urn:mfa' }),
+    );
+    const { result } = renderHook(() => useSession(), { wrapper });
+    await waitFor(() => expect(result.current.isAuthenticated).toBe(true));
+    await act(async () => {
+      await client.fetch('/api/pay');
+    });
+    expect(result.current.error).toMatchObject({ name: 'BffStepUpError', acrValues: 'urn:mfa' });
+    act(() => result.current.clearError());
+    expect(result.current.error).toBeNull();
+  });
+});
+
+describe('<RequireAuth>', () => {
+  function page(client: ReturnType<typeof createClient>, props: Partial<Parameters<typeof RequireAuth>[0]> = {}) {
+    return render(
+      <SessionProvider client={client}>
+        <RequireAuth loading={<p>checking</p>} {...props}>
+          <p>secret</p>
+        </RequireAuth>
+      </SessionProvider>,
+    );
+  }
+
+  it('renders loading, then the children for a signed-in user, and never starts a login', async () => {
+    const { client, navigate } = setup(() => json(200, SESSION_OK));
+    page(client);
+    expect(screen.getByText('checking')).toBeTruthy();
+    await waitFor(() => expect(screen.queryByText('secret')).not.toBeNull());
+    expect(screen.queryByText('checking')).toBeNull();
+    expect(navigate).not.toHaveBeenCalled();
+  });
+
+  it('renders the fallback when signed out, without starting a login', async () => {
+    const { client, navigate } = setup(() => json(200, { authenticated: false }));
+    page(client, { fallback: <p>please log in</p> });
+    await waitFor(() => expect(screen.queryByText('please log in')).not.toBeNull());
+    expect(screen.queryByText('secret')).toBeNull();
+    expect(navigate).not.toHaveBeenCalled();
+  });
+
+  it('starts the login once when signed out and there is no fallback', async () => {
+    const { client, navigate } = setup(() => json(200, { authenticated: false }));
+    page(client, { loginOptions: { returnTo: '/orders', prompt: 'login' } });
+    await waitFor(() => expect(navigate).toHaveBeenCalledTimes(1));
+    expect(navigate).toHaveBeenCalledWith('/login?returnTo=%2Forders&prompt=login');
+    expect(screen.queryByText('secret')).toBeNull();
+    expect(screen.getByText('checking')).toBeTruthy();
+  });
+
+  it('does not start a login when /session failed (the BFF may be down), and hides the children', async () => {
+    const { client, navigate } = setup(() => json(503, { error: 'session_store_unavailable' }));
+    const { container } = page(client);
+    await waitFor(() => expect(screen.queryByText('checking')).toBeNull());
+    expect(navigate).not.toHaveBeenCalled();
+    expect(container.textContent).toBe('');
+  });
+
+  it('hides the children as soon as a 401 ends the session', async () => {
+    const { client } = setup((req) => (req.url === '/session?probe=1' ? json(200, SESSION_OK) : json(401, { error: 'session_expired' })));
+    page(client, { fallback: <p>signed out</p> });
+    await waitFor(() => expect(screen.queryByText('secret')).not.toBeNull());
+    await act(async () => {
+      await client.fetch('/api/x');
+    });
+    expect(screen.queryByText('secret')).toBeNull();
+    expect(screen.getByText('signed out')).toBeTruthy();
+  });
+});
+
+describe('<RequireAuth> after a failed login', () => {
+  afterEach(() => window.history.replaceState(null, '', '/'));
+  it('does not start another login when the URL says the last one failed', async () => {
+    window.history.replaceState(null, '', '/?error=access_denied');
+    const { client, navigate } = setup(() => json(200, { authenticated: false }));
+    render(
+      <SessionProvider client={client}>
+        <RequireAuth>
+          <p>secret</p>
+        </RequireAuth>
+        <Status />
+      </SessionProvider>,
+    );
+    await waitFor(() => expect(screen.getByTestId('status').textContent).toBe('unauthenticated'));
+    expect(screen.getByTestId('error').textContent).toBe('Login failed: access_denied');
+    expect(navigate).not.toHaveBeenCalled();
+  });
+});
+
+describe('SessionProvider with a new client', () => {
+  it('makes a new store for it, asks its BFF, and stops listening to the old one', async () => {
+    const one = setup(() => json(200, SESSION_OK));
+    const two = setup(() => json(200, { authenticated: false }));
+    const view = render(
+      <SessionProvider client={one.client}>
+        <Status />
+      </SessionProvider>,
+    );
+    await waitFor(() => expect(screen.getByTestId('status').textContent).toBe('authenticated'));
+    view.rerender(
+      <SessionProvider client={two.client}>
+        <Status />
+      </SessionProvider>,
+    );
+    await waitFor(() => expect(screen.getByTestId('status').textContent).toBe('unauthenticated'));
+    expect(two.f.requests).toHaveLength(1);
+    const before = one.f.requests.length;
+    await act(async () => {
+      window.dispatchEvent(new Event('focus'));
+      await new Promise((r) => setTimeout(r, 0));
+    });
+    expect(one.f.requests).toHaveLength(before); // the old store is stopped
+    expect(two.f.requests).toHaveLength(2); // the new one asks on focus
   });
 });

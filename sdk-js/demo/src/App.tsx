@@ -1,5 +1,5 @@
 import { useState } from 'react';
-import { BffError, BffNetworkError } from '@bffgate/client';
+import { BffError, BffLoginError, BffNetworkError } from '@bffgate/client';
 import { useBffClient, useSession } from '@bffgate/client/react';
 
 /** Base URL of the API route that validates bearer tokens itself (not behind the BFF). */
@@ -100,10 +100,17 @@ export function App() {
           </>
         )}
 
-        {error && (
-          <p id="session-error" className="error" role="alert">
-            Could not load the session: {describeError(error)}
+        {error instanceof BffLoginError ? (
+          <p id="login-error" className="error" role="alert">
+            Login failed: {error.code}
+            {error.description ? ` (${error.description})` : ''}
           </p>
+        ) : (
+          error && (
+            <p id="session-error" className="error" role="alert">
+              Could not load the session: {describeError(error)}
+            </p>
+          )
         )}
       </section>
 
