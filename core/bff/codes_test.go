@@ -41,3 +41,25 @@ func TestCodesDocumented(t *testing.T) {
 		t.Fatalf("docs/config.md's error table lists\n%v\nthe engine answers\n%v", documented, engine)
 	}
 }
+
+// TestCodesInJSClient holds the JS client's BffErrorCode type to the
+// engine's list.
+func TestCodesInJSClient(t *testing.T) {
+	src, err := os.ReadFile("../../sdk-js/src/codes.ts")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var client []string
+	for _, m := range regexp.MustCompile(`(?m)^\s*\| '([a-z_]+)'`).FindAllStringSubmatch(string(src), -1) {
+		client = append(client, m[1])
+	}
+	var engine []string
+	for _, c := range bff.Codes {
+		engine = append(engine, string(c))
+	}
+	slices.Sort(client)
+	slices.Sort(engine)
+	if !slices.Equal(client, engine) {
+		t.Fatalf("sdk-js/src/codes.ts lists\n%v\nthe engine answers\n%v", client, engine)
+	}
+}

@@ -1,3 +1,5 @@
+import type { BffErrorCode } from './codes.js';
+
 /**
  * An error answer from the BFF (or from an API behind it) that the client
  * could not turn into a normal result.
@@ -13,7 +15,7 @@ export class BffError extends Error {
   /** HTTP status of the response (0 is never used: network failures are BffNetworkError). */
   readonly status: number;
   /** Machine-readable error code, from the JSON `error` field when present. */
-  readonly code: string;
+  readonly code: BffErrorCode | 'http_error' | 'invalid_response' | (string & {});
   /** Human-readable text, from the JSON `error_description` field when present. */
   readonly description: string | undefined;
   /** The parsed JSON body, if the response had one. */

@@ -2,6 +2,7 @@ export { createClient, joinUrl, DEFAULT_PATHS, DEFAULT_CSRF_HEADER, DEFAULT_TOKE
 export { BffError, BffLoginError, BffNetworkError, BffStepUpError } from './errors.js';
 export { createSessionStore, takeLoginError } from './store.js';
 export type { SessionState, SessionStatus, SessionStore, SessionStoreOptions } from './store.js';
+export type { BffErrorCode } from './codes.js';
 export type {
   AccessToken,
   AccessTokenOptions,
