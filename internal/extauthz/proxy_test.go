@@ -127,7 +127,8 @@ func startProxy(t *testing.T, s *stack, port int, name, tmpl string, args func(d
 	conf := filepath.Join(dir, name+".conf")
 	var buf bytes.Buffer
 	err = template.Must(template.New(name).Parse(tmpl)).Execute(&buf, map[string]any{
-		"Dir": dir, "Port": port, "Authz": hostOf(s.authz.URL), "API": hostOf(s.api.srv.URL), "Secret": testSecret,
+		"Dir": dir, "Authz": hostOf(s.authz.URL), "API": hostOf(s.api.srv.URL), "Secret": testSecret,
+		"Listen": fmt.Sprintf("127.0.0.1:%d", port), "Site": s.url,
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -329,7 +330,9 @@ func (s *stack) flow(t *testing.T) {
 			r := s.do(c, tt.method, tt.path, "", tt.header...)
 			if tt.name == "forged look-alike identity header" && r.status == http.StatusOK {
 				// nginx drops header names with "_" (underscores_in_headers
-				// off) before anything sees them: allowed, without it.
+				// off) before anything sees them, Envoy removes the one
+				// bffgate names in x-envoy-auth-headers-to-remove: allowed,
+				// without it.
 				for _, req := range s.api.all()[before:] {
 					for name, v := range req.Header {
 						if strings.EqualFold(strings.ReplaceAll(name, "_", "-"), "X-User") && strings.Join(v, "") == "admin" {
@@ -422,77 +425,75 @@ func TestCaddy(t *testing.T) {
 	s.flow(t)
 }
 
-// NginxTestConfig is docs/extauthz.md's nginx configuration, made a
-// complete file for a test: loopback ports, files in the test's directory.
+// NginxServer is the server block of docs/extauthz.md's nginx
+// configuration (TestDocs holds the doc to it).
+const NginxServer = `server {
+    listen {{.Listen}};
+
+    # The BFF's own endpoints go to bffgate directly.
+    location ~ ^/(login|oauth/callback|session|token|logout|logout/callback|backchannel-logout)$ {
+        proxy_pass http://{{.Authz}};
+        proxy_set_header Host $http_host;
+        proxy_set_header X-Forwarded-Proto $scheme;
+        proxy_set_header X-Bffgate-Secret "{{.Secret}}";
+    }
+
+    # Everything else asks bffgate first.
+    location / {
+        auth_request /_bffgate/auth;
+        auth_request_set $bff_authorization $upstream_http_authorization;
+        auth_request_set $bff_cookie $upstream_http_cookie;
+        auth_request_set $bff_user $upstream_http_x_user;
+        # Replaced, or removed when bffgate sent none (an empty value).
+        proxy_set_header Authorization $bff_authorization;
+        proxy_set_header Cookie $bff_cookie;
+        proxy_set_header X-User $bff_user;
+        # A refusal: bffgate answers the request itself, with its own
+        # status, headers and JSON body.
+        error_page 401 403 500 = @bffgate;
+        proxy_pass http://{{.API}};
+    }
+
+    location = /_bffgate/auth {
+        internal;
+        proxy_pass http://{{.Authz}}/_bffgate/nginx;
+        proxy_pass_request_body off;
+        proxy_set_header Content-Length "";
+        proxy_set_header X-Original-URI $request_uri;
+        proxy_set_header X-Original-Method $request_method;
+        proxy_set_header Host $http_host;
+        proxy_set_header X-Forwarded-Proto $scheme;
+        proxy_set_header X-Bffgate-Secret "{{.Secret}}";
+    }
+
+    location @bffgate {
+        proxy_pass http://{{.Authz}};
+        proxy_set_header Host $http_host;
+        proxy_set_header X-Forwarded-Proto $scheme;
+        proxy_set_header X-Bffgate-Secret "{{.Secret}}";
+    }
+}
+`
+
+// NginxTestConfig makes NginxServer a complete file for a test: files in
+// the test's directory.
 const NginxTestConfig = `daemon off;
 worker_processes 1;
 pid {{.Dir}}/nginx.pid;
 error_log {{.Dir}}/error.log warn;
 events { worker_connections 64; }
 http {
-  access_log off;
-  client_body_temp_path {{.Dir}}/body;
-  proxy_temp_path {{.Dir}}/proxy;
-  fastcgi_temp_path {{.Dir}}/fastcgi;
-  uwsgi_temp_path {{.Dir}}/uwsgi;
-  scgi_temp_path {{.Dir}}/scgi;
-
-  server {
-    listen 127.0.0.1:{{.Port}};
-
-    # The BFF's own endpoints go to bffgate directly.
-    location ~ ^/(login|oauth/callback|session|token|logout|logout/callback|backchannel-logout)$ {
-      proxy_pass http://{{.Authz}};
-      proxy_set_header Host $http_host;
-      proxy_set_header X-Forwarded-Proto $scheme;
-      proxy_set_header X-Bffgate-Secret "{{.Secret}}";
-    }
-
-    # Everything else asks bffgate first.
-    location / {
-      auth_request /_bffgate/auth;
-      auth_request_set $bff_authorization $upstream_http_authorization;
-      auth_request_set $bff_cookie $upstream_http_cookie;
-      auth_request_set $bff_user $upstream_http_x_user;
-      proxy_set_header Authorization $bff_authorization;
-      proxy_set_header Cookie $bff_cookie;
-      proxy_set_header X-User $bff_user;
-      # A refusal: bffgate answers the request itself, with its status,
-      # headers and JSON body.
-      error_page 401 403 500 = @bffgate;
-      proxy_pass http://{{.API}};
-    }
-
-    location = /_bffgate/auth {
-      internal;
-      proxy_pass http://{{.Authz}}/_bffgate/nginx;
-      proxy_pass_request_body off;
-      proxy_set_header Content-Length "";
-      proxy_set_header X-Original-URI $request_uri;
-      proxy_set_header X-Original-Method $request_method;
-      proxy_set_header Host $http_host;
-      proxy_set_header X-Forwarded-Proto $scheme;
-      proxy_set_header X-Bffgate-Secret "{{.Secret}}";
-    }
-
-    location @bffgate {
-      proxy_pass http://{{.Authz}};
-      proxy_set_header Host $http_host;
-      proxy_set_header X-Forwarded-Proto $scheme;
-      proxy_set_header X-Bffgate-Secret "{{.Secret}}";
-    }
-  }
-}
+access_log off;
+client_body_temp_path {{.Dir}}/body;
+proxy_temp_path {{.Dir}}/proxy;
+fastcgi_temp_path {{.Dir}}/fastcgi;
+uwsgi_temp_path {{.Dir}}/uwsgi;
+scgi_temp_path {{.Dir}}/scgi;
+` + NginxServer + `}
 `
 
-// CaddyTestConfig is docs/extauthz.md's Caddyfile, made a complete file
-// for a test.
-const CaddyTestConfig = `{
-	admin off
-	auto_https off
-}
-
-http://127.0.0.1:{{.Port}} {
+// CaddySite is the site block of docs/extauthz.md's Caddyfile.
+const CaddySite = `{{.Site}} {
 	# The BFF's own endpoints go to bffgate directly.
 	@bff path /login /oauth/callback /session /token /logout /logout/callback /backchannel-logout
 	handle @bff {
@@ -501,8 +502,8 @@ http://127.0.0.1:{{.Port}} {
 		}
 	}
 
-	# Everything else asks bffgate first (forward_auth, spelled out so
-	# that every header bffgate manages is replaced, even by nothing).
+	# Everything else asks bffgate first: forward_auth spelled out, so
+	# that each header bffgate manages is replaced, also by nothing.
 	handle {
 		reverse_proxy {{.Authz}} {
 			method GET
@@ -521,3 +522,11 @@ http://127.0.0.1:{{.Port}} {
 	}
 }
 `
+
+// CaddyTestConfig makes CaddySite a complete Caddyfile for a test.
+const CaddyTestConfig = `{
+	admin off
+	auto_https off
+}
+
+` + CaddySite
