@@ -318,10 +318,11 @@ func (s *Server) app(host, path string) *app {
 // allowForward is the allow of nginx, Caddy and Traefik: 200 with the
 // value the upstream must get for each header the BFF manages —
 // Authorization, Cookie (the client's cookies less the BFF's) and every
-// identity header. The proxy sets each of them on the upstream request
-// from this answer, and removes it when the answer has none (nginx:
-// proxy_set_header with an empty value; Traefik: authResponseHeaders;
-// Caddy: the request_header edits in docs/extauthz.md). A header the engine
+// identity header, each present, empty when the upstream must get none.
+// The proxy sets each of them on the upstream request from this answer
+// (nginx: proxy_set_header, which sends no header for an empty value;
+// Traefik: authResponseHeaders; Caddy: the request_header edits in
+// docs/extauthz.md, which send an empty one). A header the engine
 // would remove that these proxies cannot be told to remove (a look-alike
 // such as X_User, read as X-User by CGI-style upstreams) is refused.
 func (a *app) allowForward(res *bff.Result, in http.Header) bff.Result {
@@ -348,9 +349,9 @@ func (a *app) allowForward(res *bff.Result, in http.Header) bff.Result {
 		default:
 			v = strings.Join(in.Values(name), ", ")
 		}
-		if v != "" {
-			out[name] = []string{v}
-		}
+		// Always sent, empty for none: Caddy leaves the placeholder of a
+		// header the answer lacks as it is, "{http.reverse_proxy.header.X}".
+		out[name] = []string{v}
 	}
 	for name, v := range res.ResponseHeader {
 		out[name] = v

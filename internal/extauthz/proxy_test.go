@@ -310,6 +310,26 @@ func (s *stack) flow(t *testing.T) {
 		}
 	})
 
+	t.Run("only the session cookie: the API gets none", func(t *testing.T) {
+		before := s.api.count()
+		r := s.do(http.DefaultClient, "GET", "/api/orders", "", "Cookie", sessionCookie(t, c, u), "X-CSRF", "1", "X-User", "admin")
+		if r.status != http.StatusOK {
+			t.Fatalf("status = %d (body %s)", r.status, r.body)
+		}
+		reqs := s.api.all()
+		if len(reqs) != before+1 {
+			t.Fatalf("the API got %d requests, want 1", len(reqs)-before)
+		}
+		got := reqs[before].Header
+		if v := got.Get("Cookie"); v != "" {
+			t.Fatalf("the API got Cookie %q, want none", v)
+		}
+		t.Logf("Cookie header present (empty): %v", got["Cookie"] != nil)
+		if got.Get("X-User") == "admin" || !strings.HasPrefix(got.Get("Authorization"), "Bearer ") {
+			t.Fatalf("the API got X-User %q, Authorization %.7q", got.Get("X-User"), got.Get("Authorization"))
+		}
+	})
+
 	refused := []struct {
 		name, method, path string
 		header             []string
@@ -358,15 +378,7 @@ func (s *stack) flow(t *testing.T) {
 	}
 
 	t.Run("a subrequest without the secret is refused", func(t *testing.T) {
-		sess := ""
-		for _, ck := range c.Jar.Cookies(u) {
-			if ck.Name == "__Host-bffgate" {
-				sess = ck.Name + "=" + ck.Value
-			}
-		}
-		if sess == "" {
-			t.Fatal("no session cookie in the jar")
-		}
+		sess := sessionCookie(t, c, u)
 		for _, target := range []string{PathNginx, PathForward, PathEnvoy + "/api/orders", "/session"} {
 			r := s.do(http.DefaultClient, "GET", s.authz.URL+target, "", "Cookie", sess, "X-CSRF", "1",
 				"X-Original-Method", "GET", "X-Original-URI", "/api/orders",
@@ -405,6 +417,18 @@ func (s *stack) flow(t *testing.T) {
 	if s.api.count() == 0 {
 		t.Error("the API was never reached")
 	}
+}
+
+// sessionCookie returns the browser's session cookie, name=value.
+func sessionCookie(t *testing.T, c *http.Client, u *url.URL) string {
+	t.Helper()
+	for _, ck := range c.Jar.Cookies(u) {
+		if ck.Name == "__Host-bffgate" {
+			return ck.Name + "=" + ck.Value
+		}
+	}
+	t.Fatal("no session cookie in the jar")
+	return ""
 }
 
 func TestNginx(t *testing.T) {
