@@ -21,6 +21,13 @@ import (
 var bffPaths = map[string]bool{"/login": true, "/oauth/callback": true, "/session": true, "/token": true,
 	"/logout": true, "/logout/callback": true, "/backchannel-logout": true}
 
+// The header lists of the docs' Traefik (authResponseHeaders) and Envoy
+// (allowed_upstream_headers) configurations.
+var (
+	traefikResponseHeaders = []string{"Authorization", "Cookie", "X-User"}
+	envoyUpstreamHeaders   = []string{"authorization", "cookie", "x-user"}
+)
+
 // hopByHop are the headers a proxy does not pass on.
 var hopByHop = []string{"Connection", "Keep-Alive", "Proxy-Connection", "Te", "Trailer", "Transfer-Encoding", "Upgrade"}
 
@@ -67,7 +74,6 @@ func ask(t *testing.T, w http.ResponseWriter, req *http.Request) (*http.Response
 func fakeTraefik(t *testing.T, s *stack) http.Handler {
 	direct := proxyTo(s.authz.URL, func(h http.Header) { h.Set(DefaultSecretHeader, testSecret) })
 	api := proxyTo(s.api.srv.URL, nil)
-	authResponseHeaders := []string{"Authorization", "Cookie", "X-User"}
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if bffPaths[r.URL.Path] {
 			direct.ServeHTTP(w, r)
@@ -92,7 +98,7 @@ func fakeTraefik(t *testing.T, s *stack) http.Handler {
 			relay(w, resp)
 			return
 		}
-		for _, name := range authResponseHeaders {
+		for _, name := range traefikResponseHeaders {
 			r.Header.Del(name)
 			if v := resp.Header.Values(name); len(v) > 0 {
 				r.Header[name] = v
@@ -113,7 +119,6 @@ func fakeTraefik(t *testing.T, s *stack) http.Handler {
 func fakeEnvoy(t *testing.T, s *stack) http.Handler {
 	direct := proxyTo(s.authz.URL, func(h http.Header) { h.Set(DefaultSecretHeader, testSecret) })
 	api := proxyTo(s.api.srv.URL, nil)
-	allowedUpstream := []string{"authorization", "cookie", "x-user"}
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if bffPaths[r.URL.Path] {
 			direct.ServeHTTP(w, r)
@@ -140,7 +145,7 @@ func fakeEnvoy(t *testing.T, s *stack) http.Handler {
 			relay(w, resp)
 			return
 		}
-		for _, name := range allowedUpstream {
+		for _, name := range envoyUpstreamHeaders {
 			if v := resp.Header.Values(name); len(v) > 0 {
 				r.Header[http.CanonicalHeaderKey(name)] = v
 			}
