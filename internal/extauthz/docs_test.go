@@ -3,6 +3,7 @@ package extauthz
 import (
 	"bytes"
 	"os"
+	"path/filepath"
 	"reflect"
 	"strings"
 	"testing"
@@ -43,6 +44,32 @@ func TestDocs(t *testing.T) {
 			t.Errorf("docs/extauthz.md's Envoy configuration lacks allowed_upstream_headers %q", h)
 		}
 	}
+	// The example file is a valid config.
+	for _, v := range []string{"BFFGATE_SECRET", "SHOP_CLIENT_SECRET", "ADMIN_CLIENT_SECRET"} {
+		t.Setenv(v, "a-secret-of-enough-length")
+	}
+	t.Setenv("SHOP_COOKIE_KEY", testKey)
+	t.Setenv("ADMIN_COOKIE_KEY", testKey)
+	_, example, _ := strings.Cut(doc, "## The config file")
+	_, example, _ = strings.Cut(example, "```json\n")
+	example, _, _ = strings.Cut(example, "```")
+	file := filepath.Join(t.TempDir(), "extauthz.json")
+	if err := os.WriteFile(file, []byte(example), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	c, err := Load(file)
+	if err != nil {
+		t.Fatalf("the documented example: %v", err)
+	}
+	srv, err := New(c)
+	if err != nil {
+		t.Fatalf("the documented example: %v", err)
+	}
+	srv.Close()
+	if len(c.Apps) != 2 || c.Listen == "" {
+		t.Fatalf("the documented example has %d apps", len(c.Apps))
+	}
+
 	_, table, _ := strings.Cut(doc, "## The config file")
 	table, _, _ = strings.Cut(table, "\n## ")
 	for _, f := range fields(reflect.TypeFor[Config](), "") {

@@ -26,6 +26,7 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"io"
 	"log/slog"
 	"net"
 	"net/http"
@@ -237,14 +238,54 @@ func (s *Server) decide(r *http.Request) bff.Result {
 		}
 		return res
 	}
-	switch k {
-	case direct:
+	if k == direct {
 		return bff.ErrorResult(http.StatusNotFound, bff.CodeNotFound, "bffgate answers only the BFF's own endpoints here; API requests go through the proxy's auth subrequest")
+	}
+	s.stripOthers(a, &res, req.Header)
+	switch k {
 	case envoy:
 		return allowEnvoy(&res)
 	default:
 		return a.allowForward(&res, req.Header)
 	}
+}
+
+// stripOthers keeps the other apps' cookies from this app's upstream too:
+// a __Host- cookie has Path=/, so the browser sends every app's session
+// cookie on a shared host to every path of it.
+func (s *Server) stripOthers(a *app, res *bff.Result, in http.Header) {
+	if len(s.apps) < 2 {
+		return
+	}
+	h := http.Header{}
+	switch v, ok := res.Set["Cookie"]; {
+	case ok:
+		h["Cookie"] = v
+	case contains(res.Del, "Cookie"):
+		return
+	default:
+		if v := in.Values("Cookie"); len(v) > 0 {
+			h["Cookie"] = v
+		}
+	}
+	before := strings.Join(h["Cookie"], "; ")
+	for _, o := range s.apps {
+		if o != a {
+			o.bff.StripCookies(h)
+		}
+	}
+	if strings.Join(h["Cookie"], "; ") == before {
+		return
+	}
+	if v := h.Get("Cookie"); v != "" {
+		if res.Set == nil {
+			res.Set = http.Header{}
+		}
+		res.Set["Cookie"] = []string{v}
+		return
+	}
+	delete(res.Set, "Cookie")
+	res.Del = append(res.Del[:len(res.Del):len(res.Del)], "Cookie")
 }
 
 // trusted reports whether r comes from the proxy: it carries the shared
@@ -428,6 +469,13 @@ func write(w http.ResponseWriter, res bff.Result) {
 // Run is `bffgate extauthz -config FILE [-listen ADDR]`: it serves until
 // SIGINT or SIGTERM, then shuts down gracefully.
 func Run(args []string) error {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	return run(ctx, args, os.Stderr, nil)
+}
+
+// run serves until ctx ends; ready, if not nil, is told the address.
+func run(ctx context.Context, args []string, logTo io.Writer, ready func(addr string)) error {
 	fl := flag.NewFlagSet("bffgate extauthz", flag.ContinueOnError)
 	file := fl.String("config", "", "the config file (JSON)")
 	listen := fl.String("listen", "", "listen address; overrides the file's \"listen\"")
@@ -441,7 +489,7 @@ func Run(args []string) error {
 	if err != nil {
 		return err
 	}
-	logger := slog.New(slog.NewTextHandler(os.Stderr, nil))
+	logger := slog.New(slog.NewTextHandler(logTo, nil))
 	for i := range cfg.Apps {
 		cfg.Apps[i].BFF.Logger = logger
 	}
@@ -459,8 +507,6 @@ func Run(args []string) error {
 		return err
 	}
 	srv := &http.Server{Handler: s, ReadHeaderTimeout: 10 * time.Second, MaxHeaderBytes: 64 << 10}
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	defer stop()
 	go func() {
 		<-ctx.Done()
 		sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
@@ -468,6 +514,9 @@ func Run(args []string) error {
 		_ = srv.Shutdown(sctx)
 	}()
 	logger.Info("bffgate extauthz: serving", "url", "http://"+ln.Addr().String())
+	if ready != nil {
+		ready(ln.Addr().String())
+	}
 	if err := srv.Serve(ln); !errors.Is(err, http.ErrServerClosed) {
 		return err
 	}

@@ -3,6 +3,7 @@ package extauthz
 import (
 	"context"
 	"encoding/json"
+	"io"
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
@@ -83,6 +84,10 @@ func (f *fixture) check(method, target string, header ...string) *httptest.Respo
 	}
 	r.RemoteAddr = "127.0.0.1:40000"
 	for i := 0; i+1 < len(header); i += 2 {
+		if header[i] == "Host" {
+			r.Host = header[i+1] // as net/http reads it
+			continue
+		}
 		r.Header.Add(header[i], header[i+1])
 	}
 	w := httptest.NewRecorder()
@@ -369,6 +374,26 @@ func TestApps(t *testing.T) {
 	}
 }
 
+// TestOtherAppsCookies: on a shared host the browser sends every app's
+// session cookie to every path; none reaches another app's upstream.
+func TestOtherAppsCookies(t *testing.T) {
+	f := newFixture(t, func(c *Config) {
+		other := testBFF(nil)
+		other.CookieName = "__Host-other"
+		c.Apps[0].Hosts = []string{"app.example"}
+		c.Apps = append(c.Apps, App{Hosts: []string{"app.example"}, PathPrefix: "/other/", BFF: other})
+	})
+	cookie := "theme=dark; __Host-other=abc; " + f.cookie + "; __Host-other-login-x=y"
+	w := f.check("GET", PathNginx, "X-Original-Method", "GET", "X-Original-URI", "/api/x", "Host", "app.example", "Cookie", cookie, "X-Csrf", "1")
+	if w.Code != http.StatusOK || w.Header().Get("Cookie") != "theme=dark" {
+		t.Fatalf("nginx: %d, Cookie %q, want 200 and theme=dark", w.Code, w.Header().Get("Cookie"))
+	}
+	w = f.check("GET", PathEnvoy+"/api/x", "Host", "app.example", "Cookie", "__Host-other=abc; "+f.cookie, "X-Csrf", "1")
+	if w.Code != http.StatusOK || w.Header().Get("Cookie") != "" || !strings.Contains(w.Header().Get(HeaderRemove), "cookie") {
+		t.Fatalf("envoy: %d, Cookie %q, remove %q, want the cookie removed", w.Code, w.Header().Get("Cookie"), w.Header().Get(HeaderRemove))
+	}
+}
+
 func TestConfig(t *testing.T) {
 	dir := t.TempDir()
 	file := filepath.Join(dir, "extauthz.json")
@@ -525,4 +550,51 @@ func FuzzServe(f *testing.F) {
 			}
 		}
 	})
+}
+
+func TestRun(t *testing.T) {
+	file := filepath.Join(t.TempDir(), "extauthz.json")
+	os.WriteFile(file, []byte(`{"listen": "127.0.0.1:0", "apps": [{"bff": {
+		"issuer": "http://127.0.0.1:1", "client_id": "c", "client_secret": "s",
+		"redirect_url": "http://app.example/oauth/callback", "cookie_keys": ["`+testKey+`"]}}]}`), 0o600)
+	for _, args := range [][]string{nil, {"-config", file + ".missing"}, {"-config", file, "-listen", "0.0.0.0:0"}} {
+		if err := run(context.Background(), args, io.Discard, nil); err == nil {
+			t.Errorf("run %q: no error", args)
+		}
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	addr := make(chan string, 1)
+	done := make(chan error, 1)
+	go func() { done <- run(ctx, []string{"-config", file}, io.Discard, func(a string) { addr <- a }) }()
+	var base string
+	select {
+	case a := <-addr:
+		base = "http://" + a
+	case err := <-done:
+		t.Fatalf("run: %v", err)
+	}
+	req, _ := http.NewRequest("GET", base+PathNginx, nil)
+	req.Header.Set("X-Original-Method", "GET")
+	req.Header.Set("X-Original-URI", "/api/x")
+	req.Header.Set("X-CSRF", "1")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusUnauthorized {
+		t.Fatalf("status = %d, want 401", resp.StatusCode)
+	}
+	// A header over the listener's 64 KiB limit: refused by the server.
+	req.Header.Set("X-Big", strings.Repeat("a", 70<<10))
+	if resp, err := http.DefaultClient.Do(req); err == nil {
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusRequestHeaderFieldsTooLarge {
+			t.Fatalf("70 KiB header: status = %d, want 431", resp.StatusCode)
+		}
+	}
+	cancel()
+	if err := <-done; err != nil {
+		t.Fatalf("run after shutdown: %v", err)
+	}
 }
