@@ -76,6 +76,7 @@ type app struct {
 	prefix   string
 	bff      *bff.BFF
 	identity []string // canonical identity header names
+	managed  []string // Authorization, Cookie, then identity
 }
 
 // contract is how one proxy hands over the original request and takes
@@ -134,6 +135,7 @@ func New(c *Config) (*Server, error) {
 		for _, h := range a.BFF.IdentityHeaders {
 			ap.identity = append(ap.identity, http.CanonicalHeaderKey(h.Header))
 		}
+		ap.managed = append([]string{"Authorization", "Cookie"}, ap.identity...)
 		if ap.bff, err = bff.New(a.BFF); err != nil {
 			return nil, fmt.Errorf("bffgate extauthz: %s: %w", name, err)
 		}
@@ -195,7 +197,7 @@ func (s *Server) decide(r *http.Request) bff.Result {
 		}
 		return bff.ErrorResult(http.StatusForbidden, bff.CodeInvalidRequest, "the request does not come from the trusted proxy")
 	}
-	h := r.Header.Clone()
+	h := r.Header             // this request is ours to edit
 	delete(h, s.secretHeader) // the engine and the upstream never see it
 
 	var k contract
@@ -367,7 +369,7 @@ func (s *Server) app(host, path string) *app {
 // would remove that these proxies cannot be told to remove (a look-alike
 // such as X_User, read as X-User by CGI-style upstreams) is refused.
 func (a *app) allowForward(res *bff.Result, in http.Header) bff.Result {
-	managed := append([]string{"Authorization", "Cookie"}, a.identity...)
+	managed := a.managed
 	for name := range res.Set {
 		if name != "Connection" && !contains(managed, name) {
 			return lookAlike()
