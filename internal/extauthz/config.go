@@ -104,14 +104,21 @@ func (c *Config) listen(override string, secret bool) (string, error) {
 	if secret {
 		return addr, nil
 	}
-	host, _, err := net.SplitHostPort(addr)
-	if err != nil {
-		return "", fmt.Errorf("bffgate extauthz: config: listen: %q is not host:port", addr)
-	}
-	if ip := net.ParseIP(host); ip == nil || !ip.IsLoopback() {
-		return "", fmt.Errorf("bffgate extauthz: config: listen: %q is not a loopback address; listen on 127.0.0.1, or set \"secret\" and have the proxy send it", addr)
+	if err := loopbackOnly(addr); err != nil {
+		return "", fmt.Errorf("bffgate extauthz: config: listen: %w", err)
 	}
 	return addr, nil
+}
+
+func loopbackOnly(addr string) error {
+	host, _, err := net.SplitHostPort(addr)
+	if err != nil {
+		return fmt.Errorf("%q is not host:port", addr)
+	}
+	if ip := net.ParseIP(host); ip == nil || !ip.IsLoopback() {
+		return fmt.Errorf("%q is not a loopback address; listen on 127.0.0.1, or set \"secret\" and have the proxy send it", addr)
+	}
+	return nil
 }
 
 func (c *Config) secretHeader() (string, error) {

@@ -189,7 +189,7 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 // decide answers one request to bffgate: a subrequest of one of the
 // contracts, or a BFF endpoint routed here.
 func (s *Server) decide(r *http.Request) bff.Result {
-	if !s.trusted(r) {
+	if !s.Trusted(r.RemoteAddr, r.Header.Values(s.secretHeader)) {
 		// At most one line a second: a flood of untrusted requests must
 		// not flood the log.
 		if now := time.Now().Unix(); s.lastWarn.Swap(now) != now {
@@ -290,14 +290,51 @@ func (s *Server) stripOthers(a *app, res *bff.Result, in http.Header) {
 	res.Del = append(res.Del[:len(res.Del):len(res.Del)], "Cookie")
 }
 
-// trusted reports whether r comes from the proxy: it carries the shared
-// secret, or (without one) comes from a loopback address.
-func (s *Server) trusted(r *http.Request) bool {
+// SecretHeader is the header (in gRPC, the metadata key, lower case)
+// that carries the shared secret.
+func (s *Server) SecretHeader() string { return s.secretHeader }
+
+// MayListen checks that the service may listen on addr: anywhere with a
+// shared secret, else only on a loopback address.
+func (s *Server) MayListen(addr string) error {
 	if s.secret != nil {
-		v := r.Header.Values(s.secretHeader)
-		return len(v) == 1 && subtle.ConstantTimeCompare([]byte(v[0]), s.secret) == 1
+		return nil
 	}
-	host, _, err := net.SplitHostPort(r.RemoteAddr)
+	return loopbackOnly(addr)
+}
+
+// Check decides on one whole request, for a transport that carries it in
+// one message (Envoy's gRPC ext_authz, in its own module): uri is the
+// request target (path and query) as received. It picks the app and runs
+// the engine on every path, the BFF's own included (such a transport can
+// answer any status), and keeps the other apps' cookies from the
+// upstream. The caller must have checked Trusted.
+func (s *Server) Check(ctx context.Context, method, uri, host string, h http.Header, body io.Reader) bff.Result {
+	delete(h, s.secretHeader)
+	req, bad := request(method, uri, host, h)
+	if bad != "" {
+		return bff.ErrorResult(http.StatusBadRequest, bff.CodeInvalidRequest, bad)
+	}
+	a := s.app(req.Host, req.Path)
+	if a == nil {
+		return bff.ErrorResult(http.StatusNotFound, bff.CodeNotFound, "no app serves this host and path")
+	}
+	req.Body = body
+	res := a.bff.Handle(ctx, req)
+	if res.Forward() {
+		s.stripOthers(a, &res, req.Header)
+	}
+	return res
+}
+
+// Trusted reports whether a caller is the proxy: it sent the shared
+// secret (secret holds the values it sent), or, when none is configured,
+// it calls from a loopback address (remote is host:port).
+func (s *Server) Trusted(remote string, secret []string) bool {
+	if s.secret != nil {
+		return len(secret) == 1 && subtle.ConstantTimeCompare([]byte(secret[0]), s.secret) == 1
+	}
+	host, _, err := net.SplitHostPort(remote)
 	if err != nil {
 		return false
 	}

@@ -598,3 +598,35 @@ func TestRun(t *testing.T) {
 		t.Fatalf("run after shutdown: %v", err)
 	}
 }
+
+// TestCheck is the entry of transports that carry the whole request
+// (the gRPC service in its own module, tested there end to end).
+func TestCheck(t *testing.T) {
+	f := newFixture(t, func(c *Config) {
+		other := testBFF(nil)
+		other.CookieName = "__Host-other"
+		c.Apps = append(c.Apps, App{PathPrefix: "/other/", BFF: other})
+	})
+	ctx := context.Background()
+	// The BFF's own paths are answered, not refused as in a subrequest.
+	if res := f.s.Check(ctx, "GET", "/session", "app.example", http.Header{}, nil); res.Status != http.StatusUnauthorized {
+		t.Fatalf("/session: %d %s", res.Status, res.Body)
+	}
+	h := http.Header{"Cookie": {"__Host-other=x; " + f.cookie}, "X-Csrf": {"1"}, DefaultSecretHeader: {"s"}}
+	res := f.s.Check(ctx, "GET", "/api/x?y=1", "app.example", h, nil)
+	if !res.Forward() || res.Set.Get("Authorization") != "Bearer access-token-0123456789" || !contains(res.Del, "Cookie") {
+		t.Fatalf("API request: %+v", res)
+	}
+	if _, ok := h[DefaultSecretHeader]; ok {
+		t.Fatal("the secret header is passed on")
+	}
+	if res := f.s.Check(ctx, "GET", "/api/../x", "app.example", http.Header{"Cookie": {f.cookie}, "X-Csrf": {"1"}}, nil); res.Status != http.StatusBadRequest {
+		t.Fatalf("dot segments: %d", res.Status)
+	}
+	if !f.s.Trusted("127.0.0.1:1", nil) || f.s.Trusted("192.0.2.1:1", nil) {
+		t.Fatal("Trusted: loopback rule")
+	}
+	if f.s.MayListen("127.0.0.1:9192") != nil || f.s.MayListen("0.0.0.0:9192") == nil {
+		t.Fatal("MayListen: loopback rule")
+	}
+}
