@@ -7,7 +7,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 # command:package pairs for Debian packages the tests use.
-DEBS=(redis-server:redis-server redis-cli:redis-tools chromium:chromium)
+DEBS=(redis-server:redis-server redis-cli:redis-tools chromium:chromium nginx:nginx caddy:caddy)
 NODE_DIRS=(tests/op sdk-js tests/browser)
 
 debs() {

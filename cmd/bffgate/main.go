@@ -22,6 +22,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/bffgate/bffgate/internal/extauthz"
 	"github.com/bffgate/bffgate/internal/serve"
 	"github.com/bffgate/bffgate/internal/version"
 )
@@ -43,6 +44,8 @@ func main() {
 		err = run(os.Args[2:], true)
 	case "check":
 		err = run(os.Args[2:], false)
+	case "extauthz":
+		err = extauthz.Run(os.Args[2:])
 	case "version":
 		fmt.Println(versionLine())
 	default:

@@ -1,0 +1,133 @@
+package extauthz
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"os"
+	"strings"
+
+	"github.com/bffgate/bffgate/core/bff"
+)
+
+// Config is the file `bffgate extauthz -config FILE` reads.
+type Config struct {
+	// Listen is the address to listen on. Defaults to "127.0.0.1:9191".
+	// Without a Secret it must be a loopback address.
+	Listen string `json:"listen"`
+	// Secret, when set, is the value the proxy sends in SecretHeader on
+	// every request to bffgate; requests without it are refused. At least
+	// 16 characters; "env:NAME" reads it from the environment. When empty,
+	// only requests from a loopback address are trusted.
+	Secret string `json:"secret"`
+	// SecretHeader names the header that carries Secret. Defaults to
+	// "X-Bffgate-Secret".
+	SecretHeader string `json:"secret_header"`
+	// Apps are the BFFs this process serves, chosen per request by host
+	// and path prefix. At least one.
+	Apps []App `json:"apps"`
+}
+
+// App is one browser app: its own client, cookie and routes.
+type App struct {
+	// Name names the app in errors and logs. Defaults to "apps[i]".
+	Name string `json:"name"`
+	// Hosts are the hosts (with or without port) this app serves; empty
+	// means any host. An app that names the host wins over one that
+	// does not.
+	Hosts []string `json:"hosts"`
+	// PathPrefix is the path prefix this app serves; the longest prefix
+	// wins. Defaults to "/". It chooses the app only: the BFF's own paths
+	// are bff.path_prefix + bff.paths.
+	PathPrefix string `json:"path_prefix"`
+	// BFF is the engine's configuration (see the config reference).
+	BFF bff.Config `json:"bff"`
+}
+
+// Defaults.
+const (
+	DefaultListen       = "127.0.0.1:9191"
+	DefaultSecretHeader = "X-Bffgate-Secret"
+	minSecret           = 16
+)
+
+// Load reads a config file strictly: unknown fields are errors, so a typo
+// does not silently fall back to a default.
+func Load(file string) (*Config, error) {
+	data, err := os.ReadFile(file)
+	if err != nil {
+		return nil, err
+	}
+	dec := json.NewDecoder(bytes.NewReader(data))
+	dec.DisallowUnknownFields()
+	var c Config
+	if err := dec.Decode(&c); err != nil {
+		return nil, fmt.Errorf("%s: %w", file, err)
+	}
+	if dec.More() {
+		return nil, fmt.Errorf("%s: more than one JSON value", file)
+	}
+	return &c, nil
+}
+
+// secret returns the configured secret, read from the environment for
+// "env:NAME". It never puts the value in an error.
+func (c *Config) secret() (string, error) {
+	s := c.Secret
+	if name, ok := strings.CutPrefix(s, "env:"); ok {
+		v, ok := os.LookupEnv(name)
+		if !ok || v == "" {
+			return "", fmt.Errorf("bffgate extauthz: config: secret: the environment variable %s is not set", name)
+		}
+		s = v
+	}
+	if s != "" && len(s) < minSecret {
+		return "", fmt.Errorf("bffgate extauthz: config: secret: use at least %d characters (e.g. `openssl rand -base64 32`)", minSecret)
+	}
+	return s, nil
+}
+
+// listen returns the address to listen on, refusing a non-loopback one
+// when no secret is set: then the listener is what makes the forwarded
+// request line trustworthy.
+func (c *Config) listen(override string, secret bool) (string, error) {
+	addr := c.Listen
+	if override != "" {
+		addr = override
+	}
+	if addr == "" {
+		addr = DefaultListen
+	}
+	if secret {
+		return addr, nil
+	}
+	if err := loopbackOnly(addr); err != nil {
+		return "", fmt.Errorf("bffgate extauthz: config: listen: %w", err)
+	}
+	return addr, nil
+}
+
+func loopbackOnly(addr string) error {
+	host, _, err := net.SplitHostPort(addr)
+	if err != nil {
+		return fmt.Errorf("%q is not host:port", addr)
+	}
+	if ip := net.ParseIP(host); ip == nil || !ip.IsLoopback() {
+		return fmt.Errorf("%q is not a loopback address; listen on 127.0.0.1, or set \"secret\" and have the proxy send it", addr)
+	}
+	return nil
+}
+
+func (c *Config) secretHeader() (string, error) {
+	h := c.SecretHeader
+	if h == "" {
+		return DefaultSecretHeader, nil
+	}
+	if !validToken(h) {
+		return "", errors.New("bffgate extauthz: config: secret_header: not a valid header name")
+	}
+	return http.CanonicalHeaderKey(h), nil
+}
