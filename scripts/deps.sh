@@ -36,6 +36,7 @@ node() {
 
 go_mods() {
   go mod download
+  (cd extauthz-grpc && go mod download)
 }
 
 # redis makes sure a Redis answers on 127.0.0.1:6379 (machines of this kind
