@@ -38,10 +38,10 @@ type registry struct {
 	clock uint64
 }
 
-// engine is one bff.BFF, built on first use.
+// engine is one bff.Engine, built on first use.
 type engine struct {
 	cfg      bff.Config
-	ready    atomic.Pointer[bff.BFF]
+	ready    atomic.Pointer[bff.Engine]
 	mu       sync.Mutex // guards err; held while building
 	err      error      // a *bff.ConfigError: the config will not get better
 	logged   atomic.Bool
@@ -119,7 +119,7 @@ func configKey(c *Config) string {
 
 // get returns the engine, building it on first use. A config error is
 // kept; any other error is returned and the next request tries again.
-func (e *engine) get() (*bff.BFF, error) {
+func (e *engine) get() (*bff.Engine, error) {
 	if b := e.ready.Load(); b != nil {
 		return b, nil
 	}

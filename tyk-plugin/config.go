@@ -46,7 +46,7 @@ type apis []api
 type api struct {
 	prefix string // listen path without its trailing "/"
 	host   string // lower case; "" takes every host
-	engine *bff.BFF
+	engine *bff.Engine
 }
 
 // loadFile reads the file named by the environment variable env and builds
@@ -150,7 +150,7 @@ func build(f File) (*apis, error) {
 }
 
 // match returns the engine of the API a request belongs to, or nil.
-func (a *apis) match(host, path string) *bff.BFF {
+func (a *apis) match(host, path string) *bff.Engine {
 	for _, x := range *a {
 		if (path == x.prefix || strings.HasPrefix(path, x.prefix+"/")) && x.matchHost(host) {
 			return x.engine

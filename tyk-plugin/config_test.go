@@ -38,7 +38,7 @@ func TestMatch(t *testing.T) {
 		t.Fatal(err)
 	}
 	// Which API took the request, by its engine.
-	engines := map[*bff.BFF]int{}
+	engines := map[*bff.Engine]int{}
 	for _, x := range *a {
 		for j, api := range apis {
 			if x.prefix == strings.TrimSuffix(api.ListenPath, "/") && x.host == strings.ToLower(api.Host) {

@@ -65,7 +65,7 @@ func hook(w http.ResponseWriter, r *http.Request, public bool) {
 		res = b.Handle(r.Context(), req)
 	}
 	if !res.Forward() {
-		res.WriteTo(w)
+		res.Write(w)
 		return
 	}
 	// Tyk proxies r as the hook leaves it, and keeps headers the hook set
@@ -88,7 +88,7 @@ var loadAPIs = sync.OnceValues(func() (*apis, error) {
 // writeError answers with the JSON error shape of every bffgate error.
 func writeError(w http.ResponseWriter, status int, code bff.Code, desc string) {
 	res := bff.ErrorResult(status, code, desc)
-	res.WriteTo(w)
+	res.Write(w)
 }
 
 // main is never run: a plugin is loaded, not started. Package main needs

@@ -18,7 +18,7 @@ import (
 
 // authenticated returns an engine holding one fresh session, and an API
 // request that carries its cookie and the CSRF header.
-func authenticated(tb testing.TB, c Config) (*BFF, *Request) {
+func authenticated(tb testing.TB, c Config) (*Engine, *Request) {
 	tb.Helper()
 	b := mustNew(tb, c)
 	id, err := session.NewID()

@@ -57,9 +57,9 @@ type Result struct {
 // Forward reports whether the request goes on upstream.
 func (r *Result) Forward() bool { return r.Status == 0 }
 
-// BFF is the engine: build one with New per configuration and call Handle
+// Engine is the BFF: build one with New per configuration and call Handle
 // for every request. It is safe for concurrent use.
-type BFF struct {
+type Engine struct {
 	cfg         Config
 	keys        [][32]byte // login cookie keys; keys[0] seals
 	store       session.Store
@@ -92,13 +92,13 @@ type route func(ctx context.Context, req *Request) Result
 // New validates cfg, fills in its defaults, and returns the engine. It does
 // not contact the provider: discovery happens on first use and is retried
 // until it succeeds, so a gateway can start before its provider.
-func New(cfg Config) (*BFF, error) {
+func New(cfg Config) (*Engine, error) {
 	cfg = cfg.withDefaults()
 	keys, err := cfg.validate()
 	if err != nil {
 		return nil, err
 	}
-	b := &BFF{
+	b := &Engine{
 		cfg:         cfg,
 		keys:        keys,
 		store:       cfg.Store,
@@ -177,7 +177,7 @@ func New(cfg Config) (*BFF, error) {
 // Handle decides what to do with one request: answer it (BFF endpoints,
 // errors) or forward it upstream with the session's access token. It never
 // forwards a request it could not authenticate.
-func (b *BFF) Handle(ctx context.Context, req *Request) Result {
+func (b *Engine) Handle(ctx context.Context, req *Request) Result {
 	if !b.observed {
 		return b.handle(ctx, req)
 	}
@@ -188,7 +188,7 @@ func (b *BFF) Handle(ctx context.Context, req *Request) Result {
 }
 
 // requestKind names a request for Observer.Request.
-func (b *BFF) requestKind(req *Request) string {
+func (b *Engine) requestKind(req *Request) string {
 	switch {
 	case isPreflight(req):
 		return "preflight"
@@ -203,7 +203,7 @@ func (b *BFF) requestKind(req *Request) string {
 	return "api"
 }
 
-func (b *BFF) handle(ctx context.Context, req *Request) Result {
+func (b *Engine) handle(ctx context.Context, req *Request) Result {
 	if len(req.Path) > maxPath || len(req.RawQuery) > maxQuery {
 		return b.answer(req, fail(http.StatusRequestURITooLong, CodeURITooLong, "the request URI is too long"))
 	}
@@ -240,7 +240,7 @@ func (b *BFF) handle(ctx context.Context, req *Request) Result {
 // request with the BFF's cookies and every identity header (and its
 // look-alikes) removed, so a client cannot forge them there either.
 // Requests to the BFF's own paths are handled as by Handle.
-func (b *BFF) HandlePublic(ctx context.Context, req *Request) Result {
+func (b *Engine) HandlePublic(ctx context.Context, req *Request) Result {
 	if !SafePath(req.Path) || b.Owns(req.Path) {
 		return b.Handle(ctx, req)
 	}
@@ -256,7 +256,7 @@ func (b *BFF) HandlePublic(ctx context.Context, req *Request) Result {
 	return r
 }
 
-func (b *BFF) publicForward(req *Request) Result {
+func (b *Engine) publicForward(req *Request) Result {
 	r := Result{Del: b.headerDel(req.Header)}
 	if v, changed := b.upstreamCookie(req.Header); changed {
 		r.setOrDel("Cookie", v)
@@ -290,7 +290,7 @@ const (
 
 // json answers with v as JSON, uncacheable, with CORS headers for an
 // allowed Origin.
-func (b *BFF) json(req *Request, status int, v any) Result {
+func (b *Engine) json(req *Request, status int, v any) Result {
 	r := jsonResult(status, v)
 	b.cors(req, r.Header)
 	return r
@@ -305,7 +305,7 @@ func redirect(location string, cookies ...string) Result {
 	return Result{Status: http.StatusFound, Header: h}
 }
 
-func (b *BFF) methodNotAllowed(req *Request, allow string) Result {
+func (b *Engine) methodNotAllowed(req *Request, allow string) Result {
 	r := b.answer(req, fail(http.StatusMethodNotAllowed, CodeMethodNotAllowed, "use "+allow))
 	r.Header.Set("Allow", allow)
 	return r
@@ -313,7 +313,7 @@ func (b *BFF) methodNotAllowed(req *Request, allow string) Result {
 
 // Close releases what New opened (the Redis store's connections). A
 // Store given in Config is the caller's to close.
-func (b *BFF) Close() error {
+func (b *Engine) Close() error {
 	if b.closer == nil {
 		return nil
 	}
@@ -322,7 +322,7 @@ func (b *BFF) Close() error {
 
 // Owns reports whether path is one of the BFF's own endpoints, which Handle
 // always answers itself.
-func (b *BFF) Owns(path string) bool {
+func (b *Engine) Owns(path string) bool {
 	_, ok := b.routes[path]
 	return ok
 }
@@ -330,7 +330,7 @@ func (b *BFF) Owns(path string) bool {
 // Ready reports whether the engine can serve logins and sessions: the
 // session store answers and the provider's discovery has succeeded (it is
 // tried now if it has not). For readiness probes.
-func (b *BFF) Ready(ctx context.Context) error {
+func (b *Engine) Ready(ctx context.Context) error {
 	if _, err := b.store.Get(ctx, "bffgate-readiness-probe", 0); err != nil && !errors.Is(err, session.ErrNotFound) {
 		return fmt.Errorf("session store: %w", err)
 	}

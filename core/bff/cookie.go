@@ -58,14 +58,14 @@ func cookieBytes(h http.Header) int {
 
 // ownCookie reports whether a cookie is the BFF's: the session cookie or a
 // login cookie. The upstream never sees those.
-func (b *BFF) ownCookie(name string) bool {
+func (b *Engine) ownCookie(name string) bool {
 	return name == b.cfg.CookieName || strings.HasPrefix(name, b.loginPrefix)
 }
 
 // upstreamCookie returns the Cookie header the upstream should see: the
 // client's cookies without the BFF's own. changed is false when the client
 // sent none of the BFF's cookies; value is "" when nothing is left.
-func (b *BFF) upstreamCookie(h http.Header) (value string, changed bool) {
+func (b *Engine) upstreamCookie(h http.Header) (value string, changed bool) {
 	var kept strings.Builder
 	forEachCookie(h, func(n, v string) bool {
 		if b.ownCookie(n) {
@@ -89,7 +89,7 @@ func (b *BFF) upstreamCookie(h http.Header) (value string, changed bool) {
 // StripCookies removes the BFF's own cookies from h, for requests that
 // bypass Handle (public routes of a proxy) but must not leak the session
 // cookie upstream either.
-func (b *BFF) StripCookies(h http.Header) {
+func (b *Engine) StripCookies(h http.Header) {
 	if v, changed := b.upstreamCookie(h); changed {
 		if v == "" {
 			h.Del("Cookie")
@@ -102,7 +102,7 @@ func (b *BFF) StripCookies(h http.Header) {
 // cookie builds a Set-Cookie header value. The BFF's cookies are always
 // Secure and HttpOnly on Path=/ with no Domain, which the __Host- prefix
 // requires. maxAge < 0 deletes the cookie.
-func (b *BFF) cookie(name, value string, maxAge int, sameSite string) string {
+func (b *Engine) cookie(name, value string, maxAge int, sameSite string) string {
 	var s strings.Builder
 	s.WriteString(name)
 	s.WriteByte('=')
@@ -118,7 +118,7 @@ func (b *BFF) cookie(name, value string, maxAge int, sameSite string) string {
 	return s.String()
 }
 
-func (b *BFF) sessionCookie(id string) string {
+func (b *Engine) sessionCookie(id string) string {
 	ss := "Lax"
 	if b.cfg.CookieSameSite == "strict" {
 		ss = "Strict"
@@ -126,6 +126,6 @@ func (b *BFF) sessionCookie(id string) string {
 	return b.cookie(b.cfg.CookieName, id, b.cfg.SessionMaxLifetime, ss)
 }
 
-func (b *BFF) clearSessionCookie() string {
+func (b *Engine) clearSessionCookie() string {
 	return b.cookie(b.cfg.CookieName, "", -1, "Lax")
 }

@@ -109,7 +109,7 @@ func TestSafeReturnTo(t *testing.T) {
 	}
 }
 
-func mustNew(t testing.TB, c Config) *BFF {
+func mustNew(t testing.TB, c Config) *Engine {
 	t.Helper()
 	b, err := New(c)
 	if err != nil {

@@ -71,7 +71,7 @@ var Codes = []Code{
 
 // failure is a request the engine refuses or cannot serve: found where it
 // happens, returned as an error, and turned into a Result in one place
-// (BFF.answer).
+// (Engine.answer).
 type failure struct {
 	status int
 	code   Code
@@ -127,7 +127,7 @@ func jsonResult(status int, v any) Result {
 // answer turns an error into the Result for req: a failure as itself,
 // anything else as a 500 (and a log line). An invalid or ended session
 // also deletes the browser's session cookie.
-func (b *BFF) answer(req *Request, err error) Result {
+func (b *Engine) answer(req *Request, err error) Result {
 	f, ok := err.(*failure)
 	if !ok {
 		b.log.Error("bffgate: internal error", "error", err)

@@ -11,7 +11,7 @@ import (
 
 // A BFF in front of one API with net/http: the browser gets a cookie, the
 // API gets a bearer token.
-func ExampleBFF_Middleware() {
+func ExampleEngine_Middleware() {
 	b, err := bff.New(bff.Config{
 		Issuer:       "https://idp.example.com",
 		ClientID:     "spa-bff",
@@ -28,7 +28,7 @@ func ExampleBFF_Middleware() {
 
 // An adapter for another gateway: read a Request, call Handle, then either
 // answer or forward with the header edits.
-func ExampleBFF_Handle() {
+func ExampleEngine_Handle() {
 	b, err := bff.New(bff.Config{
 		Issuer: "https://idp.example.com", ClientID: "spa-bff", ClientSecret: "secret",
 		RedirectURL: "https://app.example.com/oauth/callback",
@@ -40,7 +40,7 @@ func ExampleBFF_Handle() {
 	hook := func(w http.ResponseWriter, r *http.Request) (forward bool) {
 		res := b.Handle(r.Context(), bff.NewRequest(r))
 		if !res.Forward() {
-			res.WriteTo(w) // login redirect, /session JSON, 401, ...
+			res.Write(w) // login redirect, /session JSON, 401, ...
 			return false
 		}
 		res.ApplyTo(r.Header) // Authorization set, session cookie removed

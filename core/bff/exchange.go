@@ -24,7 +24,7 @@ const tokenTypeAccess = "urn:ietf:params:oauth:token-type:access_token"
 // golang.org/x/oauth2 has no token-exchange grant, so this is the one form
 // POST the BFF makes itself; errors come back as *oauth2.RetrieveError
 // like the library's own.
-func (b *BFF) exchange(ctx context.Context, s *session.Session, scope, resource string) (*tokenInfo, error) {
+func (b *Engine) exchange(ctx context.Context, s *session.Session, scope, resource string) (*tokenInfo, error) {
 	p, err := b.prov.get(ctx)
 	if err != nil {
 		return nil, err
@@ -72,7 +72,7 @@ func (b *BFF) exchange(ctx context.Context, s *session.Session, scope, resource 
 
 // postForm POSTs form to one of the provider's endpoints as this client
 // (client_secret_basic) and returns its answer, at most 1 MiB of it.
-func (b *BFF) postForm(ctx context.Context, endpoint string, form url.Values) (*http.Response, []byte, error) {
+func (b *Engine) postForm(ctx context.Context, endpoint string, form url.Values) (*http.Response, []byte, error) {
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, endpoint, strings.NewReader(form.Encode()))
 	if err != nil {
 		return nil, nil, err

@@ -55,7 +55,7 @@ type env struct {
 	up    *upstream
 	clock *sessiontest.OffsetClock
 	store *memstore.Store
-	eng   *bff.BFF
+	eng   *bff.Engine
 }
 
 // newEnv starts an OP, an upstream and the BFF in front of it. edit may

@@ -12,7 +12,7 @@ import (
 // api authenticates an API request and forwards it with the session's
 // access token, or answers why not. It takes no lock unless the token must
 // be refreshed.
-func (b *BFF) api(ctx context.Context, req *Request) Result {
+func (b *Engine) api(ctx context.Context, req *Request) Result {
 	if err := b.guard(req, false); err != nil {
 		return b.answer(req, err)
 	}
@@ -24,7 +24,7 @@ func (b *BFF) api(ctx context.Context, req *Request) Result {
 }
 
 // forward builds the upstream header edits for an authenticated request.
-func (b *BFF) forward(req *Request, s *session.Session) Result {
+func (b *Engine) forward(req *Request, s *session.Session) Result {
 	r := Result{Set: make(http.Header, 2+len(b.cfg.IdentityHeaders)), Del: b.headerDel(req.Header)}
 	r.Set["Authorization"] = []string{bearer(s) + s.AccessToken}
 	if v, changed := b.upstreamCookie(req.Header); changed {

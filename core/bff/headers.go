@@ -63,7 +63,7 @@ func cgiByte(c byte) byte {
 // that only a CGI-style upstream would read as one of them or as a
 // gateway header. Built once per request; the common request has none of
 // the aliases and allocates nothing beyond the configured names.
-func (b *BFF) headerDel(h http.Header, extra ...string) []string {
+func (b *Engine) headerDel(h http.Header, extra ...string) []string {
 	del := b.identityDel
 	grown := false
 	for name := range h {
@@ -86,7 +86,7 @@ func (b *BFF) headerDel(h http.Header, extra ...string) []string {
 
 // aliasOfManaged reports whether name, not itself a managed name written
 // canonically, is read as one by some upstream.
-func (b *BFF) aliasOfManaged(name string) bool {
+func (b *Engine) aliasOfManaged(name string) bool {
 	for _, m := range b.identityDel {
 		if name != m && sameHeaderCGI(name, m) {
 			return true

@@ -41,8 +41,8 @@ func (r *Result) ApplyToResponse(h http.Header) {
 	}
 }
 
-// WriteTo writes a responding Result to w.
-func (r *Result) WriteTo(w http.ResponseWriter) {
+// Write writes a responding Result to w.
+func (r *Result) Write(w http.ResponseWriter) {
 	h := w.Header()
 	for name, v := range r.Header {
 		h[name] = v
@@ -57,11 +57,11 @@ func (r *Result) WriteTo(w http.ResponseWriter) {
 // BFF's endpoints and every refusal are answered here; authenticated API
 // requests reach next with the access token in Authorization and without
 // the session cookie.
-func (b *BFF) Middleware(next http.Handler) http.Handler {
+func (b *Engine) Middleware(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		res := b.Handle(r.Context(), NewRequest(r))
 		if !res.Forward() {
-			res.WriteTo(w)
+			res.Write(w)
 			return
 		}
 		res.ApplyTo(r.Header)

@@ -45,7 +45,7 @@ type loginState struct {
 
 // loginCookieName names a flow's cookie after a hash of its state, so the
 // callback finds its own cookie among several.
-func (b *BFF) loginCookieName(state string) string {
+func (b *Engine) loginCookieName(state string) string {
 	sum := sha256.Sum256([]byte(state))
 	return b.loginPrefix + base64.RawURLEncoding.EncodeToString(sum[:12])
 }
@@ -64,7 +64,7 @@ func newGCM(key [32]byte) cipher.AEAD {
 
 // sealLogin encrypts st under the first cookie key, bound to the cookie's
 // name.
-func (b *BFF) sealLogin(name string, st *loginState) string {
+func (b *Engine) sealLogin(name string, st *loginState) string {
 	plain := marshalLogin(st)
 	gcm := newGCM(b.keys[0])
 	nonce := make([]byte, gcm.NonceSize(), gcm.NonceSize()+len(plain)+gcm.Overhead())
@@ -91,7 +91,7 @@ var errLoginCookie = errors.New("login cookie invalid")
 
 // openLogin decrypts a login cookie with any of the cookie keys and checks
 // its age.
-func (b *BFF) openLogin(name, value string) (*loginState, error) {
+func (b *Engine) openLogin(name, value string) (*loginState, error) {
 	if len(value) > 2048 {
 		return nil, errLoginCookie
 	}
@@ -119,7 +119,7 @@ func (b *BFF) openLogin(name, value string) (*loginState, error) {
 }
 
 // login starts the authorization code flow (GET).
-func (b *BFF) login(ctx context.Context, req *Request) Result {
+func (b *Engine) login(ctx context.Context, req *Request) Result {
 	if req.Method != http.MethodGet && req.Method != http.MethodHead {
 		return b.methodNotAllowed(req, "GET")
 	}
@@ -166,7 +166,7 @@ func (b *BFF) login(ctx context.Context, req *Request) Result {
 // what may live at once (making room for one more), oldest and unreadable
 // first, so abandoned logins never grow the Cookie header past a server's
 // limit.
-func (b *BFF) expireOldLogins(h http.Header) []string {
+func (b *Engine) expireOldLogins(h http.Header) []string {
 	type flow struct {
 		name    string
 		created int64
@@ -198,7 +198,7 @@ func (b *BFF) expireOldLogins(h http.Header) []string {
 
 // expireLogins returns Set-Cookie values deleting every login cookie of
 // the request (at most 16).
-func (b *BFF) expireLogins(h http.Header) []string {
+func (b *Engine) expireLogins(h http.Header) []string {
 	var out []string
 	forEachCookie(h, func(n, _ string) bool {
 		if strings.HasPrefix(n, b.loginPrefix) {
@@ -213,7 +213,7 @@ func (b *BFF) expireLogins(h http.Header) []string {
 // allowed origin, and returns it normalized. Anything a browser could read
 // as another origin ("//evil", "/\evil", "https:evil", control characters)
 // is refused.
-func (b *BFF) safeReturnTo(rt string) (string, bool) {
+func (b *Engine) safeReturnTo(rt string) (string, bool) {
 	if len(rt) > maxReturnTo {
 		return "", false
 	}
@@ -245,7 +245,7 @@ func firstOf(q url.Values, names ...string) string {
 
 // callback finishes the code flow (GET). Whatever the outcome, the flow's
 // login cookie is deleted: a login state is used once.
-func (b *BFF) callback(ctx context.Context, req *Request) Result {
+func (b *Engine) callback(ctx context.Context, req *Request) Result {
 	if req.Method != http.MethodGet {
 		return b.methodNotAllowed(req, "GET")
 	}
@@ -277,7 +277,7 @@ func (b *BFF) callback(ctx context.Context, req *Request) Result {
 // loginFailed answers a failed callback, deleting the given cookies: a
 // page load goes back to the app with the error in its query; a script
 // gets the JSON error.
-func (b *BFF) loginFailed(req *Request, st *loginState, err error, cookies ...string) Result {
+func (b *Engine) loginFailed(req *Request, st *loginState, err error, cookies ...string) Result {
 	if navigation(req) {
 		return redirect(b.loginErrorURL(st, err), cookies...)
 	}
@@ -301,7 +301,7 @@ func navigation(req *Request) bool {
 // provider refused), so the app can tell the user and offer a new login.
 // The app path is login_error_path, else the login's returnTo, else
 // default_return_to. Nothing of the request but codes goes into it.
-func (b *BFF) loginErrorURL(st *loginState, err error) string {
+func (b *Engine) loginErrorURL(st *loginState, err error) string {
 	target := b.cfg.LoginErrorPath
 	if target == "" && st != nil {
 		target = st.ReturnTo
@@ -330,7 +330,7 @@ func (b *BFF) loginErrorURL(st *loginState, err error) string {
 }
 
 // loginOf opens the login cookie of the flow named by state.
-func (b *BFF) loginOf(req *Request, name, state string) (*loginState, error) {
+func (b *Engine) loginOf(req *Request, name, state string) (*loginState, error) {
 	value, ok := cookieValue(req.Header, name)
 	if !ok {
 		return nil, fail(http.StatusBadRequest, CodeInvalidState, "no login is in progress for this state (expired, finished, or started in another browser)")
@@ -345,7 +345,7 @@ func (b *BFF) loginOf(req *Request, name, state string) (*loginState, error) {
 // authorized checks the authorization response (iss, error, code),
 // exchanges the code with the PKCE verifier, and verifies the ID token and
 // nonce: the session the login makes, not yet saved.
-func (b *BFF) authorized(ctx context.Context, q url.Values, st *loginState) (*session.Session, error) {
+func (b *Engine) authorized(ctx context.Context, q url.Values, st *loginState) (*session.Session, error) {
 	p, err := b.prov.get(ctx)
 	if err != nil {
 		return nil, idpFailure(err)
@@ -412,7 +412,7 @@ func (b *BFF) authorized(ctx context.Context, q url.Values, st *loginState) (*se
 // startSession saves s under a fresh ID and returns its cookie. A fresh ID
 // every login: a cookie planted before login is never adopted (session
 // fixation), and the browser's old session, if any, ends.
-func (b *BFF) startSession(ctx context.Context, req *Request, s *session.Session) (cookie string, err error) {
+func (b *Engine) startSession(ctx context.Context, req *Request, s *session.Session) (cookie string, err error) {
 	id, err := session.NewID()
 	if err != nil {
 		return "", fmt.Errorf("making a session ID: %w", err)
@@ -434,7 +434,7 @@ func (b *BFF) startSession(ctx context.Context, req *Request, s *session.Session
 
 // userClaims keeps the configured claims, as the JSON object /session
 // shows.
-func (b *BFF) userClaims(all map[string]any) string {
+func (b *Engine) userClaims(all map[string]any) string {
 	kept := make(map[string]any, len(b.cfg.UserClaims))
 	for _, c := range b.cfg.UserClaims {
 		if v, ok := all[c]; ok {
@@ -448,7 +448,7 @@ func (b *BFF) userClaims(all map[string]any) string {
 // identityClaims renders the claims the identity headers need, once at
 // login, as name NUL value NUL pairs: forwarding then costs no JSON
 // decoding.
-func (b *BFF) identityClaims(all map[string]any) string {
+func (b *Engine) identityClaims(all map[string]any) string {
 	var out strings.Builder
 	for _, h := range b.cfg.IdentityHeaders {
 		if v, ok := headerValue(all[h.Claim]); ok && !strings.Contains(h.Claim, "\x00") && !strings.Contains(v, "\x00") {

@@ -19,7 +19,7 @@ import (
 // logout ends the session (POST, CSRF-guarded) and answers with the
 // provider's end-session URL (OpenID Connect RP-Initiated Logout) for the
 // app to navigate to, or null when the provider has none.
-func (b *BFF) logout(ctx context.Context, req *Request) Result {
+func (b *Engine) logout(ctx context.Context, req *Request) Result {
 	if req.Method != http.MethodPost {
 		return b.methodNotAllowed(req, "POST")
 	}
@@ -63,7 +63,7 @@ func (b *BFF) logout(ctx context.Context, req *Request) Result {
 // a revocation endpoint, so the token is worthless even if a copy of the
 // session survived somewhere. It runs apart from the request (logout does
 // not wait for the provider) and at most http_timeout.
-func (b *BFF) revoke(ctx context.Context, refreshToken string) {
+func (b *Engine) revoke(ctx context.Context, refreshToken string) {
 	if refreshToken == "" {
 		return
 	}
@@ -85,7 +85,7 @@ func (b *BFF) revoke(ctx context.Context, refreshToken string) {
 	}()
 }
 
-func (b *BFF) endSessionURL(p *provider, idToken string) string {
+func (b *Engine) endSessionURL(p *provider, idToken string) string {
 	q := url.Values{"client_id": {b.cfg.ClientID}}
 	if idToken != "" {
 		q.Set("id_token_hint", idToken)
@@ -101,7 +101,7 @@ func (b *BFF) endSessionURL(p *provider, idToken string) string {
 }
 
 // logoutCallback is where the provider sends the browser after logout.
-func (b *BFF) logoutCallback(ctx context.Context, req *Request) Result {
+func (b *Engine) logoutCallback(ctx context.Context, req *Request) Result {
 	if req.Method != http.MethodGet {
 		return b.methodNotAllowed(req, "GET")
 	}
@@ -113,7 +113,7 @@ const backchannelEvent = "http://schemas.openid.net/event/backchannel-logout"
 // backchannelLogout ends the sessions a verified logout token names
 // (OpenID Connect Back-Channel Logout 1.0): all of that sid, or all of
 // that sub when the token has no sid.
-func (b *BFF) backchannelLogout(ctx context.Context, req *Request) Result {
+func (b *Engine) backchannelLogout(ctx context.Context, req *Request) Result {
 	if req.Method != http.MethodPost {
 		return b.methodNotAllowed(req, "POST")
 	}
@@ -157,7 +157,7 @@ func logoutTokenOf(req *Request) (string, error) {
 // verifyLogoutToken verifies a logout token's signature, issuer and
 // audience, and the claims Back-Channel Logout 1.0 §2.6 requires: the
 // event, no nonce, a recent iat, and a sid or sub.
-func (b *BFF) verifyLogoutToken(ctx context.Context, raw string) (*oidc.IDToken, string, error) {
+func (b *Engine) verifyLogoutToken(ctx context.Context, raw string) (*oidc.IDToken, string, error) {
 	p, err := b.prov.get(ctx)
 	if err != nil {
 		return nil, "", idpFailure(err)

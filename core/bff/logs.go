@@ -27,7 +27,7 @@ type logWindow struct {
 
 // logLimited logs msg at level, unless a line of msg was written within
 // logEvery.
-func (b *BFF) logLimited(level slog.Level, msg string, args ...any) {
+func (b *Engine) logLimited(level slog.Level, msg string, args ...any) {
 	now := b.now()
 	l := &b.logs
 	l.mu.Lock()

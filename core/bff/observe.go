@@ -105,7 +105,7 @@ func (s *observedStore) TakeIndex(ctx context.Context, index string) ([]string, 
 type observedTransport struct {
 	next http.RoundTripper
 	obs  Observer
-	b    *BFF
+	b    *Engine
 }
 
 func (t *observedTransport) RoundTrip(r *http.Request) (*http.Response, error) {
@@ -116,7 +116,7 @@ func (t *observedTransport) RoundTrip(r *http.Request) (*http.Response, error) {
 }
 
 // providerOp names a call to the provider by the endpoint it goes to.
-func (b *BFF) providerOp(r *http.Request) string {
+func (b *Engine) providerOp(r *http.Request) string {
 	u := r.URL.String()
 	if strings.HasSuffix(r.URL.Path, "/.well-known/openid-configuration") {
 		return "discovery"

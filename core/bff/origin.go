@@ -7,7 +7,7 @@ import (
 
 // corsHeader returns the CORS headers for a forwarded request's response,
 // or nil for a same-origin or unknown caller.
-func (b *BFF) corsHeader(req *Request) http.Header {
+func (b *Engine) corsHeader(req *Request) http.Header {
 	if o := req.Header.Get("Origin"); o == "" || !b.origins[o] {
 		return nil
 	}
@@ -17,7 +17,7 @@ func (b *BFF) corsHeader(req *Request) http.Header {
 }
 
 // cors adds CORS headers for an allowed cross-origin caller.
-func (b *BFF) cors(req *Request, h http.Header) {
+func (b *Engine) cors(req *Request, h http.Header) {
 	o := req.Header.Get("Origin")
 	if o == "" || !b.origins[o] {
 		return
@@ -35,7 +35,7 @@ func isPreflight(req *Request) bool {
 // preflight answers a CORS preflight itself: allowed origins get the
 // methods and headers they ask for; others a 403. Preflights carry no
 // credentials, so they are never forwarded.
-func (b *BFF) preflight(req *Request) Result {
+func (b *Engine) preflight(req *Request) Result {
 	if !b.origins[req.Header.Get("Origin")] {
 		return b.answer(req, fail(http.StatusForbidden, CodeOriginNotAllowed, "this origin is not in allowed_origins"))
 	}
@@ -51,7 +51,7 @@ func (b *BFF) preflight(req *Request) Result {
 
 // originAllowed reports whether a request's Origin, when it has one, is
 // this site or an allowed origin.
-func (b *BFF) originAllowed(req *Request) bool {
+func (b *Engine) originAllowed(req *Request) bool {
 	o, ok := req.Header["Origin"]
 	if !ok || len(o) == 0 {
 		return true
@@ -70,7 +70,7 @@ func (b *BFF) originAllowed(req *Request) bool {
 
 // csrfOK reports whether the request carries the CSRF header, or needs
 // none (relaxed mode, safe method).
-func (b *BFF) csrfOK(req *Request, always bool) bool {
+func (b *Engine) csrfOK(req *Request, always bool) bool {
 	if !always && b.cfg.CSRFUnsafeMethodsOnly {
 		switch req.Method {
 		case http.MethodGet, http.MethodHead, http.MethodOptions:
@@ -97,7 +97,7 @@ func isStream(req *Request) bool {
 
 // guard runs the Origin and CSRF checks that state-changing BFF endpoints
 // and API requests share.
-func (b *BFF) guard(req *Request, alwaysCSRF bool) error {
+func (b *Engine) guard(req *Request, alwaysCSRF bool) error {
 	if !b.originAllowed(req) {
 		return errOrigin
 	}

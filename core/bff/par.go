@@ -22,7 +22,7 @@ const (
 // challenge, nonce, state, scopes) having gone to the provider directly
 // from the BFF, authenticated as the client, where no browser, extension
 // or proxy can read or change them.
-func (b *BFF) authURL(ctx context.Context, p *provider, state string, opts ...oauth2.AuthCodeOption) (string, error) {
+func (b *Engine) authURL(ctx context.Context, p *provider, state string, opts ...oauth2.AuthCodeOption) (string, error) {
 	full := p.oauth2.AuthCodeURL(state, opts...)
 	push := b.cfg.PushedAuthorization == PARRequired || (b.cfg.PushedAuthorization == PARAuto && p.parEndpoint != "")
 	if !push {

@@ -38,7 +38,7 @@ type provider struct {
 // one discovery; after a failure, requests within discoveryRetry get the
 // same error at once instead of queueing behind calls that time out.
 type providerCache struct {
-	b      *BFF
+	b      *Engine
 	flight singleflight.Group
 
 	mu      sync.Mutex // guards the fields below
@@ -93,7 +93,7 @@ func (c *providerCache) get(ctx context.Context) (*provider, error) {
 	}
 }
 
-func (b *BFF) discover(ctx context.Context) (*provider, error) {
+func (b *Engine) discover(ctx context.Context) (*provider, error) {
 	// go-oidc keeps the context it discovers with for fetching keys later,
 	// so it gets one that outlives this request; the client's timeout
 	// bounds every call.
@@ -140,7 +140,7 @@ func (b *BFF) discover(ctx context.Context) (*provider, error) {
 
 // octx returns the context for one call to the provider: the BFF's HTTP
 // client, and the request's cancellation.
-func (b *BFF) octx(ctx context.Context) context.Context {
+func (b *Engine) octx(ctx context.Context) context.Context {
 	return context.WithValue(ctx, oauth2.HTTPClient, b.cfg.HTTPClient)
 }
 

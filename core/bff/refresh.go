@@ -14,7 +14,7 @@ import (
 
 // load reads and opens the request's session; slide resets its idle
 // timer. Its errors are failures to answer with (401, 503).
-func (b *BFF) load(ctx context.Context, req *Request, slide bool) (session.ID, *session.Session, error) {
+func (b *Engine) load(ctx context.Context, req *Request, slide bool) (session.ID, *session.Session, error) {
 	v, has := cookieValue(req.Header, b.cfg.CookieName)
 	if !has || v == "" {
 		return session.ID{}, nil, errNoSession
@@ -28,7 +28,7 @@ func (b *BFF) load(ctx context.Context, req *Request, slide bool) (session.ID, *
 }
 
 // loadFailure turns an error of session.Manager.Load into the answer.
-func (b *BFF) loadFailure(err error) error {
+func (b *Engine) loadFailure(err error) error {
 	switch {
 	case err == nil:
 		return nil
@@ -47,7 +47,7 @@ func (b *BFF) loadFailure(err error) error {
 // fresh loads the request's session, sliding its idle timer, and refreshes
 // its access token when it is about to expire: what every request that
 // uses the token needs.
-func (b *BFF) fresh(ctx context.Context, req *Request) (*session.Session, error) {
+func (b *Engine) fresh(ctx context.Context, req *Request) (*session.Session, error) {
 	id, s, err := b.load(ctx, req, true)
 	if err != nil || !b.needsRefresh(s) {
 		return s, err
@@ -63,7 +63,7 @@ func (b *BFF) fresh(ctx context.Context, req *Request) (*session.Session, error)
 	return next, err
 }
 
-func (b *BFF) needsRefresh(s *session.Session) bool {
+func (b *Engine) needsRefresh(s *session.Session) bool {
 	return !s.Expiry.IsZero() && !b.now().Add(b.skew).Before(s.Expiry)
 }
 
@@ -78,7 +78,7 @@ func (b *BFF) needsRefresh(s *session.Session) bool {
 // provider that answers late has its answer (and its rotated refresh
 // token) saved rather than lost, which would end the session at the next
 // refresh.
-func (b *BFF) refresh(ctx context.Context, id session.ID) (*session.Session, error) {
+func (b *Engine) refresh(ctx context.Context, id session.ID) (*session.Session, error) {
 	ran := false // whether this request's refresh ran, or another's was shared
 	ch := b.refreshes.DoChan(id.StoreKey(), func() (any, error) {
 		ran = true
@@ -116,13 +116,13 @@ func (b *BFF) refresh(ctx context.Context, id session.ID) (*session.Session, err
 // refreshTimeout bounds one refresh from the lock to the save: three times
 // http_timeout, so the provider's call (http_timeout for the answer to
 // start, the rest to finish) and the retried save fit in.
-func (b *BFF) refreshTimeout() time.Duration {
+func (b *Engine) refreshTimeout() time.Duration {
 	return 3 * time.Duration(b.cfg.HTTPTimeout) * time.Second
 }
 
 // refreshOnce is one refresh: lock, reload, re-check, refresh, save,
 // unlock.
-func (b *BFF) refreshOnce(ctx context.Context, id session.ID) (*session.Session, error) {
+func (b *Engine) refreshOnce(ctx context.Context, id session.ID) (*session.Session, error) {
 	release, err := b.sessions.Lock(ctx, id)
 	if err != nil {
 		return nil, errStoreDown
@@ -166,7 +166,7 @@ func (b *BFF) refreshOnce(ctx context.Context, id session.ID) (*session.Session,
 
 // refreshTokens asks the provider for new tokens for s (the refresh token
 // grant) and returns the session with them.
-func (b *BFF) refreshTokens(ctx context.Context, s *session.Session) (*session.Session, error) {
+func (b *Engine) refreshTokens(ctx context.Context, s *session.Session) (*session.Session, error) {
 	p, err := b.prov.get(ctx)
 	if err != nil {
 		return nil, err
@@ -203,7 +203,7 @@ func (b *BFF) refreshTokens(ctx context.Context, s *session.Session) (*session.S
 // saveRetrying saves a refreshed session, trying again while the store
 // fails and ctx allows: the provider has rotated the refresh token, and
 // only the saved one works from now on.
-func (b *BFF) saveRetrying(ctx context.Context, id session.ID, s *session.Session) error {
+func (b *Engine) saveRetrying(ctx context.Context, id session.ID, s *session.Session) error {
 	backoff := 50 * time.Millisecond
 	for {
 		err := b.sessions.Save(ctx, id, s)
@@ -223,7 +223,7 @@ func (b *BFF) saveRetrying(ctx context.Context, id session.ID, s *session.Sessio
 
 // expiry is when tok expires by the BFF's clock. The library computes
 // Token.Expiry with time.Now, which Config.Now may differ from.
-func (b *BFF) expiry(tok *oauth2.Token) time.Time {
+func (b *Engine) expiry(tok *oauth2.Token) time.Time {
 	if tok.ExpiresIn > 0 {
 		return b.now().Add(time.Duration(tok.ExpiresIn) * time.Second)
 	}

@@ -17,7 +17,7 @@ type sessionInfo struct {
 
 // session tells the app whether it is logged in and who the user is
 // (GET). It never redirects: 401 JSON when there is no session.
-func (b *BFF) session(ctx context.Context, req *Request) Result {
+func (b *Engine) session(ctx context.Context, req *Request) Result {
 	if req.Method != http.MethodGet && req.Method != http.MethodHead {
 		return b.methodNotAllowed(req, "GET")
 	}

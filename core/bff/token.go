@@ -23,7 +23,7 @@ type tokenInfo struct {
 // mode only, CSRF-guarded). It narrows the token when the app asks for
 // less scope, a resource, or the configured audience, by RFC 8693
 // exchange; the refresh token never leaves the server.
-func (b *BFF) token(ctx context.Context, req *Request) Result {
+func (b *Engine) token(ctx context.Context, req *Request) Result {
 	if b.cfg.Mode != ModeTokenMediating {
 		return b.answer(req, fail(http.StatusNotFound, CodeNotFound, "the token endpoint is off: the BFF runs in bff mode"))
 	}
@@ -76,7 +76,7 @@ func (b *BFF) token(ctx context.Context, req *Request) Result {
 	return b.tokenResult(req, *ti)
 }
 
-func (b *BFF) tokenResult(req *Request, ti tokenInfo) Result {
+func (b *Engine) tokenResult(req *Request, ti tokenInfo) Result {
 	r := b.json(req, http.StatusOK, ti)
 	r.Header.Set("Pragma", "no-cache")
 	return r

@@ -74,7 +74,7 @@ type app struct {
 	name     string
 	hosts    map[string]bool // nil: any host
 	prefix   string
-	bff      *bff.BFF
+	bff      *bff.Engine
 	identity []string // canonical identity header names
 	managed  []string // Authorization, Cookie, then identity
 }

@@ -13,7 +13,7 @@ import (
 // /readyz 200 once the session store answers and the provider's discovery
 // has succeeded (else 503, with the reason), and /metrics the Prometheus
 // series when metrics is not nil.
-func AdminHandler(b *bff.BFF, metrics http.Handler) http.Handler {
+func AdminHandler(b *bff.Engine, metrics http.Handler) http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusOK, `{"status":"ok"}`)
@@ -23,7 +23,7 @@ func AdminHandler(b *bff.BFF, metrics http.Handler) http.Handler {
 		defer cancel()
 		if err := b.Ready(ctx); err != nil {
 			res := bff.ErrorResult(http.StatusServiceUnavailable, bff.CodeUnavailable, "not ready: "+err.Error())
-			res.WriteTo(w)
+			res.Write(w)
 			return
 		}
 		writeJSON(w, http.StatusOK, `{"status":"ready"}`)

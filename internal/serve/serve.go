@@ -68,7 +68,7 @@ func Load(file string) (*Config, error) {
 }
 
 // New builds the proxy's handler.
-func New(c *Config) (http.Handler, *bff.BFF, error) {
+func New(c *Config) (http.Handler, *bff.Engine, error) {
 	b, err := bff.New(c.BFF)
 	if err != nil {
 		return nil, nil, err
@@ -134,7 +134,7 @@ type resultKey struct{}
 // request upstream with the engine's header edits. Public routes skip
 // authentication but not the engine: it still refuses unsafe paths and
 // methods and removes the BFF's cookies and forged identity headers.
-func forward(b *bff.BFF, proxy http.Handler, public bool) http.Handler {
+func forward(b *bff.Engine, proxy http.Handler, public bool) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		req := bff.NewRequest(r)
 		var res bff.Result
@@ -144,7 +144,7 @@ func forward(b *bff.BFF, proxy http.Handler, public bool) http.Handler {
 			res = b.Handle(r.Context(), req)
 		}
 		if !res.Forward() {
-			res.WriteTo(w)
+			res.Write(w)
 			return
 		}
 		proxy.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), resultKey{}, &res)))
@@ -157,7 +157,7 @@ type route struct {
 }
 
 type handler struct {
-	bff    *bff.BFF
+	bff    *bff.Engine
 	engine http.Handler // the BFF's own endpoints
 	routes []route      // longest prefix first
 	static http.Handler // nil when no static_dir
