@@ -1,9 +1,11 @@
 package bff_test
 
 import (
+	"bytes"
 	"context"
 	"crypto/rand"
 	"encoding/hex"
+	"io"
 	"net/http"
 	"net/http/httptest"
 	"net/http/httputil"
@@ -212,5 +214,61 @@ func TestRedisSentinelFailover(t *testing.T) {
 			t.Fatalf("after the failover: %d %s", r.status, r.body)
 		}
 		time.Sleep(100 * time.Millisecond)
+	}
+}
+
+// onRefreshAnswer calls fn once, after the provider has answered a refresh
+// grant and before the answer reaches the engine.
+type onRefreshAnswer struct {
+	once sync.Once
+	fn   func()
+	next http.RoundTripper
+}
+
+func (o *onRefreshAnswer) RoundTrip(r *http.Request) (*http.Response, error) {
+	refresh := false
+	if r.Body != nil {
+		body, _ := io.ReadAll(r.Body)
+		refresh = bytes.Contains(body, []byte("grant_type=refresh_token"))
+		r.Body = io.NopCloser(bytes.NewReader(body))
+	}
+	resp, err := o.next.RoundTrip(r)
+	if err == nil && refresh {
+		o.once.Do(o.fn)
+	}
+	return resp, err
+}
+
+// TestRedisLostBetweenAnswerAndSave is issue #11 D4 on real Redis: Redis
+// goes down after the provider rotated the refresh token and before the
+// engine saved it. The save is retried until Redis is back, so the
+// rotated token is kept and the session lives on.
+func TestRedisLostBetweenAnswerAndSave(t *testing.T) {
+	srv := redistest.Start(t, "--appendonly", "yes", "--appendfsync", "always")
+	stopped := make(chan struct{})
+	tap := &onRefreshAnswer{next: http.DefaultTransport, fn: func() {
+		srv.Stop(t)
+		close(stopped)
+	}}
+	e := redisEnv(t, redisstore.Config{URL: "redis://" + srv.Addr}, func(c *bff.Config) {
+		c.HTTPClient = &http.Client{Timeout: 10 * time.Second, Transport: tap}
+	})
+	c := e.browser()
+	e.login(c, op.AliceUser, op.AlicePassword)
+	e.clock.Advance(61 * time.Second) // the access token has expired
+	done := make(chan *response, 1)
+	go func() { done <- e.do(c, "GET", "/api/x", "X-CSRF", "1") }()
+	<-stopped
+	time.Sleep(300 * time.Millisecond) // the save fails meanwhile
+	srv.Restart(t)
+	if r := <-done; r.status != http.StatusOK {
+		t.Fatalf("the request that refreshed: %d %s, want 200 once Redis was back", r.status, r.body)
+	}
+	// The rotated refresh token was saved: the next refresh works (a lost
+	// one would have the provider revoke the grant).
+	e.clock.Advance(61 * time.Second)
+	e.apiOK(c)
+	if n := e.grants(op.GrantRefreshToken); n != 2 {
+		t.Fatalf("the provider saw %d refresh grants, want 2", n)
 	}
 }
