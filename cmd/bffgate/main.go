@@ -20,6 +20,7 @@ import (
 	"os/signal"
 	"syscall"
 
+	"github.com/bffgate/bffgate/core/session/redisstore"
 	"github.com/bffgate/bffgate/internal/serve"
 )
 
@@ -70,6 +71,9 @@ func run(args []string, serveIt bool) error {
 	}
 	logger := slog.New(slog.NewTextHandler(os.Stderr, nil))
 	cfg.BFF.Logger = logger
+	// This process is bffgate's own, so go-redis's process-wide logger
+	// may be ours too.
+	redisstore.LogTo(logger)
 	h, _, err := serve.New(cfg)
 	if err != nil {
 		return err
