@@ -102,7 +102,7 @@ func New(cfg Config) (*BFF, error) {
 		}
 		b.store, b.closer = st, st
 	default:
-		b.store = memstore.New(cfg.Now)
+		b.store = memstore.NewMax(cfg.Now, cfg.MemoryMaxSessions)
 	}
 	b.locker, _ = b.store.(session.Locker)
 	for _, o := range cfg.AllowedOrigins {
