@@ -112,8 +112,10 @@ func New(c *Config) (http.Handler, *bff.BFF, error) {
 		} else {
 			next = b.Middleware(proxy)
 		}
-		next = limitBody(next, c.Limits.maxBody(r.MaxBodyBytes))
 		h.routes = append(h.routes, route{prefix: r.Path, next: next})
+	}
+	for i, r := range c.Routes { // h.routes is in c.Routes' order until sorted
+		h.routes[i].next = limitBody(h.routes[i].next, c.Limits.maxBody(r.MaxBodyBytes))
 	}
 	sort.SliceStable(h.routes, func(i, j int) bool { return len(h.routes[i].prefix) > len(h.routes[j].prefix) })
 	if c.StaticDir != "" {
