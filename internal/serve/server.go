@@ -220,6 +220,11 @@ func limitBody(h http.Handler, n int64) http.Handler {
 		if r.ContentLength > n {
 			w.Header().Set("Connection", "close")
 			writeJSON(w, http.StatusRequestEntityTooLarge, bodyTooLarge)
+			// Send the answer, then read on up to n bytes more (within the
+			// body timeout), so that a body just over the cap is consumed
+			// and the client reads the 413 rather than a reset.
+			_ = http.NewResponseController(w).Flush()
+			_, _ = io.CopyN(io.Discard, r.Body, n)
 			return
 		}
 		if r.Body != nil && r.Body != http.NoBody {
