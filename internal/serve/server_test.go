@@ -87,7 +87,7 @@ func TestSlowBodyIsCut(t *testing.T) {
 		_, err := io.ReadAll(r.Body)
 		upstreamRead <- err
 	}))
-	defer up.Close()
+	t.Cleanup(up.Close) // after Serve stops (cleanups run last in, first out)
 	c := testConfig(t, up.URL)
 	c.Limits.BodyTimeout = 1
 	addr := startServe(t, c)
@@ -120,7 +120,7 @@ func TestBodyReadThenSlowUpstream(t *testing.T) {
 		time.Sleep(2 * time.Second)
 		fmt.Fprintf(w, "got %d bytes", len(b))
 	}))
-	defer up.Close()
+	t.Cleanup(up.Close)
 	c := testConfig(t, up.URL)
 	c.Limits.BodyTimeout = 1
 	addr := startServe(t, c)
@@ -180,7 +180,7 @@ func TestBodyTooLarge(t *testing.T) {
 		got = len(b)
 		fmt.Fprintf(w, "got %d bytes", len(b))
 	}))
-	defer up.Close()
+	t.Cleanup(up.Close)
 	c := testConfig(t, up.URL)
 	c.Routes = append(c.Routes, Route{Path: "/uploads/", Upstream: up.URL, Public: true, MaxBodyBytes: 4 << 20})
 	addr := startServe(t, c)
@@ -292,5 +292,58 @@ func TestLimitsDefaults(t *testing.T) {
 	srv := newServer(l, http.NotFoundHandler())
 	if srv.IdleTimeout != time.Minute || srv.ReadHeaderTimeout != 10*time.Second {
 		t.Errorf("server timeouts = idle %v, header %v; want 1m0s, 10s", srv.IdleTimeout, srv.ReadHeaderTimeout)
+	}
+}
+
+func TestClientThatStopsReadingIsCut(t *testing.T) {
+	upstreamDone := make(chan error, 1)
+	up := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		chunk := make([]byte, 64<<10)
+		var err error
+		for range 16 << 10 { // up to 1 GiB; the client reads none of it
+			if _, err = w.Write(chunk); err != nil {
+				break
+			}
+		}
+		upstreamDone <- err
+	}))
+	t.Cleanup(up.Close)
+	c := testConfig(t, up.URL)
+	c.Limits.WriteTimeout = 1
+	addr := startServe(t, c)
+	conn := dial(t, addr)
+	fmt.Fprint(conn, "GET /direct/big HTTP/1.1\r\nHost: app\r\n\r\n")
+	select {
+	case err := <-upstreamDone:
+		if err == nil {
+			t.Fatal("the upstream wrote 1 GiB to a client that reads nothing")
+		}
+	case <-time.After(30 * time.Second):
+		t.Fatal("a client that stopped reading still held the response 30 s later (write timeout 1 s)")
+	}
+}
+
+func TestStreamOutlivesWriteTimeout(t *testing.T) {
+	const events = 8 // one per 300 ms: 2.4 s in all, past a 1 s write timeout
+	up := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "text/event-stream")
+		for i := range events {
+			fmt.Fprintf(w, "data: %d\n\n", i)
+			w.(http.Flusher).Flush()
+			time.Sleep(300 * time.Millisecond)
+		}
+	}))
+	t.Cleanup(up.Close)
+	c := testConfig(t, up.URL)
+	c.Limits.WriteTimeout = 1
+	addr := startServe(t, c)
+	resp, err := http.Get("http://" + addr + "/direct/events")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(resp.Body)
+	if got := strings.Count(string(body), "data: "); err != nil || got != events {
+		t.Fatalf("a stream of %d events through a 1 s write timeout: got %d, %v; want all", events, got, err)
 	}
 }
