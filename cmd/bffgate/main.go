@@ -16,12 +16,11 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
-	"net/http"
 	"os"
 	"os/signal"
 	"syscall"
-	"time"
 
+	"github.com/bffgate/bffgate/core/session/redisstore"
 	"github.com/bffgate/bffgate/internal/extauthz"
 	"github.com/bffgate/bffgate/internal/serve"
 	"github.com/bffgate/bffgate/internal/version"
@@ -78,6 +77,9 @@ func run(args []string, serveIt bool) error {
 	}
 	logger := slog.New(slog.NewTextHandler(os.Stderr, nil))
 	cfg.BFF.Logger = logger
+	// This process is bffgate's own, so go-redis's process-wide logger
+	// may be ours too.
+	redisstore.LogTo(logger)
 	h, _, err := serve.New(cfg)
 	if err != nil {
 		return err
@@ -97,18 +99,8 @@ func run(args []string, serveIt bool) error {
 	if err != nil {
 		return err
 	}
-	srv := &http.Server{Handler: h, ReadHeaderTimeout: 10 * time.Second, MaxHeaderBytes: 64 << 10}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	go func() {
-		<-ctx.Done()
-		sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		defer cancel()
-		_ = srv.Shutdown(sctx)
-	}()
 	logger.Info("bffgate: serving", "url", "http://"+ln.Addr().String())
-	if err := srv.Serve(ln); !errors.Is(err, http.ErrServerClosed) {
-		return err
-	}
-	return nil
+	return serve.Serve(ctx, cfg, ln, h)
 }

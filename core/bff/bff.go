@@ -121,7 +121,7 @@ func New(cfg Config) (*Engine, error) {
 		}
 		b.store, b.closer = st, st
 	default:
-		b.store = memstore.New(cfg.Now)
+		b.store = memstore.NewMax(cfg.Now, cfg.MemoryMaxSessions)
 	}
 	b.obs, b.observed = cfg.Observer, cfg.Observer != nil
 	if !b.observed {

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/bffgate/bffgate/core/session"
+	"github.com/bffgate/bffgate/core/session/memstore"
 	"github.com/bffgate/bffgate/core/session/redisstore"
 )
 
@@ -172,6 +173,10 @@ type Config struct {
 	// package redisstore for the fields. Otherwise sessions live in this
 	// process's memory (one gateway node only).
 	Redis redisstore.Config `json:"redis"`
+	// MemoryMaxSessions caps the sessions the in-process store keeps (used
+	// without Redis and Store); at the cap, a login ends the least recently
+	// used session. Defaults to 100000 (memstore.DefaultMaxSessions).
+	MemoryMaxSessions int `json:"memory_max_sessions"`
 
 	// Store keeps sessions, for Go callers with a store of their own.
 	// Overrides Redis. Defaults to the Redis store when configured, else
@@ -271,6 +276,7 @@ func (c Config) withDefaults() Config {
 	}
 	defInt(&c.TokenMaxLifetime, 300)
 	defInt(&c.HTTPTimeout, 10)
+	defInt(&c.MemoryMaxSessions, memstore.DefaultMaxSessions)
 	if c.Now == nil {
 		c.Now = time.Now
 	}

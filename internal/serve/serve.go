@@ -34,6 +34,8 @@ type Config struct {
 	// that match no route, with index.html for unknown paths (client-side
 	// routing). A relative path is relative to the config file.
 	StaticDir string `json:"static_dir"`
+	// Limits bound connections, timeouts and request bodies (server.go).
+	Limits Limits `json:"limits"`
 }
 
 // Route is one upstream behind the proxy.
@@ -46,6 +48,9 @@ type Route struct {
 	// the session cookie (for APIs that take bearer tokens themselves, as
 	// in token-mediating mode). Defaults to false: the BFF authenticates.
 	Public bool `json:"public"`
+	// MaxBodyBytes caps this route's request bodies (413 body_too_large).
+	// Defaults to Limits.MaxBodyBytes. -1: no cap.
+	MaxBodyBytes int64 `json:"max_body_bytes"`
 }
 
 // Load reads a config file strictly: unknown fields are errors, so a typo
@@ -82,6 +87,7 @@ func New(c *Config) (http.Handler, *bff.Engine, error) {
 	transport := http.DefaultTransport.(*http.Transport).Clone()
 	transport.MaxIdleConns = 1024
 	transport.MaxIdleConnsPerHost = 256
+	c.Limits.tune(transport)
 	for i, r := range c.Routes {
 		u, err := url.Parse(r.Upstream)
 		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
@@ -108,9 +114,12 @@ func New(c *Config) (http.Handler, *bff.Engine, error) {
 				return nil
 			},
 			Transport:    transport,
-			ErrorHandler: upstreamError,
+			ErrorHandler: proxyError,
 		}
 		h.routes = append(h.routes, route{prefix: r.Path, next: forward(b, proxy, r.Public)})
+	}
+	for i, r := range c.Routes { // h.routes is in c.Routes' order until sorted
+		h.routes[i].next = limitBody(h.routes[i].next, c.Limits.maxBody(r.MaxBodyBytes))
 	}
 	sort.SliceStable(h.routes, func(i, j int) bool { return len(h.routes[i].prefix) > len(h.routes[j].prefix) })
 	if c.StaticDir != "" {
@@ -119,10 +128,10 @@ func New(c *Config) (http.Handler, *bff.Engine, error) {
 		}
 		h.static = spa(os.DirFS(c.StaticDir))
 	}
-	h.engine = b.Middleware(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	h.engine = limitBody(b.Middleware(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		// Only reached if the engine forwards a path it owns: never.
 		http.Error(w, "not found", http.StatusNotFound)
-	}))
+	})), c.Limits.maxBody(0))
 	return h, b, nil
 }
 
@@ -200,10 +209,6 @@ func spa(root fs.FS) http.Handler {
 		w.Header().Set("X-Content-Type-Options", "nosniff")
 		files.ServeHTTP(w, r)
 	})
-}
-
-func upstreamError(w http.ResponseWriter, r *http.Request, err error) {
-	writeJSON(w, http.StatusBadGateway, `{"error":"upstream_unavailable","error_description":"the upstream could not be reached"}`)
 }
 
 func writeJSON(w http.ResponseWriter, status int, body string) {

@@ -50,11 +50,12 @@ func (c *cache) begin() (start time.Time, gen uint64) {
 }
 
 // fill caches value under key, as read by a Get that, starting no earlier
-// than start, reset the key's expiry in Redis to ttl. The entry lives for
-// the cache's period but never more than ttl/2, so a session in use still
-// slides in Redis at least twice per idle timeout, and no entry outlives
-// its key. Nothing is cached if an invalidation came after begin: a Set or
-// Delete running alongside the read may have changed the key after it.
+// than start, left the key at least ttl - ttl/10 to live in Redis. The
+// entry lives for the cache's period but never more than ttl/2, so a
+// session in use still reaches Redis, and slides there, at least twice per
+// idle timeout, and no entry outlives its key. Nothing is cached if an
+// invalidation came after begin: a Set or Delete running alongside the
+// read may have changed the key after it.
 func (c *cache) fill(key string, value []byte, ttl time.Duration, start time.Time, gen uint64) {
 	expires := start.Add(min(c.ttl, ttl/2))
 	now := c.now()

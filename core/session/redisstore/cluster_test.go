@@ -8,6 +8,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/redis/go-redis/v9"
+
 	"github.com/bffgate/bffgate/core/session"
 	"github.com/bffgate/bffgate/core/session/redisstore"
 	"github.com/bffgate/bffgate/core/session/redisstore/redistest"
@@ -27,6 +29,18 @@ func TestCluster(t *testing.T) {
 			c.KeyPrefix = randomPrefix(t)
 			return harness(newStore(t, c))
 		})
+	})
+
+	t.Run("reads within the slide grain write nothing", func(t *testing.T) {
+		c := cfg
+		c.KeyPrefix = randomPrefix(t)
+		var masters []*redis.Client
+		for _, n := range cl.Nodes {
+			masters = append(masters, n.Client(t, 0))
+		}
+		cc := redis.NewClusterClient(&redis.ClusterOptions{Addrs: cl.Addrs})
+		defer cc.Close()
+		testSlideGrain(t, newStore(t, c), pttlOf(t, cc, c.KeyPrefix), masters)
 	})
 
 	t.Run("sessions on every node share an index", func(t *testing.T) {

@@ -2,7 +2,7 @@
 // gateway node: a session.Store, and a session.Locker so that one node at
 // a time refreshes a session's tokens. It runs on one server, behind
 // Sentinel, or on a Redis Cluster, through go-redis's UniversalClient, and
-// needs Redis 6.2 or later (GETEX).
+// needs Redis 6.2 or later.
 //
 // # What it stores
 //
@@ -12,7 +12,8 @@
 // configured prefix (default "bffgate:"):
 //
 //	<prefix>s:<key>    string  the sealed session; expires after its idle
-//	                           timeout, which every API request slides (GETEX)
+//	                           timeout, which API requests slide, at most
+//	                           once per tenth of it (see Store)
 //	<prefix>i:<index>  set     the keys of one OP session (sid) or user (sub),
 //	                           for back-channel logout; lives as long as its
 //	                           newest member

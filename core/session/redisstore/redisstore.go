@@ -40,6 +40,31 @@ end
 return 1
 `)
 
+// slideSource returns the value of KEYS[1] and resets its expiry to
+// ARGV[1] milliseconds only when less than ARGV[1] - ARGV[2] remain, so a
+// read within ARGV[2] of the last slide writes nothing. Redis replicates a
+// script by its effects (the only mode since Redis 7; the default since 5),
+// so such a read sends nothing to replicas or the AOF, and a slide sends
+// one PEXPIREAT, as GETEX did.
+const slideSource = `
+local v = redis.call('GET', KEYS[1])
+if not v then
+	return false
+end
+local ttl = tonumber(ARGV[1])
+if redis.call('PTTL', KEYS[1]) < ttl - tonumber(ARGV[2]) then
+	redis.call('PEXPIRE', KEYS[1], ttl)
+end
+return v
+`
+
+// slideHash is slideSource's SHA-1, for EVALSHA.
+var slideHash = redis.NewScript(slideSource).Hash()
+
+// slideGrain is the fraction of the ttl by which a sliding Get may leave
+// a key's expiry short of the full ttl before it resets it: 1/slideGrain.
+const slideGrain = 10
+
 // unlockScript deletes the lock KEYS[1] only if it still holds the token
 // ARGV[1], so a holder whose lock expired cannot free the next holder's.
 var unlockScript = redis.NewScript(`
@@ -60,6 +85,13 @@ return 0
 
 // Store is a session.Store and session.Locker on Redis. It is safe for
 // concurrent use. Build it with New or NewFromClient.
+//
+// Sliding expiry has a grain of a tenth of the ttl: a sliding Get resets
+// the key's expiry only when more than ttl/10 has passed since the last
+// reset, so API requests on a busy session cost Redis reads, not writes
+// (no replication, no AOF append), and at most one write per ttl/10 per
+// session. The price: a session may end up to ttl/10 before a full idle
+// timeout after its last request (48 minutes of an 8-hour idle timeout).
 type Store struct {
 	c      redis.UniversalClient
 	prefix string
@@ -119,9 +151,10 @@ func (s *Store) Ping(ctx context.Context) error {
 	return nil
 }
 
-// Get implements session.Store with GETEX, which reads the value and
-// resets its expiry to ttl in one command, when ttl > 0, and GET
-// otherwise. With the read cache on, a Get with ttl > 0 may be answered
+// Get implements session.Store with GET when ttl is 0, and otherwise with
+// one script (EVALSHA, EVAL if the server does not have it yet) that reads
+// the value and resets its expiry to ttl if less than ttl - ttl/10 is left
+// (see Store). With the read cache on, a Get with ttl > 0 may be answered
 // from the cache without a round trip, and then does not slide the
 // expiry in Redis (see Config.CacheTTLMS); a Get with ttl 0 always reads
 // Redis, so a caller that re-reads a session under the refresh lock sees
@@ -132,20 +165,34 @@ func (s *Store) Get(ctx context.Context, key string, ttl time.Duration) ([]byte,
 	}
 	ttl = roundUpMS(ttl)
 	if s.cache == nil {
-		return s.get(ctx, s.c.GetEx(ctx, s.prefix+sessionSpace+key, ttl))
+		return s.slide(ctx, key, ttl)
 	}
 	if v, ok := s.cache.get(key); ok {
 		return v, nil
 	}
 	start, gen := s.cache.begin()
-	v, err := s.get(ctx, s.c.GetEx(ctx, s.prefix+sessionSpace+key, ttl))
+	v, err := s.slide(ctx, key, ttl)
 	if err == nil {
 		s.cache.fill(key, v, ttl, start, gen)
 	}
 	return v, err
 }
 
-// get translates a GET or GETEX reply.
+// slide runs the slide script on key: EVALSHA, and EVAL when the server
+// answers NOSCRIPT (its first time, or after a failover: scripts are not
+// replicated). It builds the command itself rather than use redis.Script,
+// whose reply is a string the caller would copy again.
+func (s *Store) slide(ctx context.Context, key string, ttl time.Duration) ([]byte, error) {
+	k, n := s.prefix+sessionSpace+key, ttl.Milliseconds()
+	cmd := redis.NewStringCmd(ctx, "evalsha", slideHash, 1, k, n, n/slideGrain)
+	if err := s.c.Process(ctx, cmd); redis.HasErrorPrefix(err, "NOSCRIPT") {
+		cmd = redis.NewStringCmd(ctx, "eval", slideSource, 1, k, n, n/slideGrain)
+		_ = s.c.Process(ctx, cmd)
+	}
+	return s.get(ctx, cmd)
+}
+
+// get translates a GET or slide script reply.
 func (s *Store) get(ctx context.Context, cmd *redis.StringCmd) ([]byte, error) {
 	v, err := cmd.Bytes()
 	if errors.Is(err, redis.Nil) {

@@ -5,6 +5,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/redis/go-redis/v9"
+
 	"github.com/bffgate/bffgate/core/session/redisstore"
 	"github.com/bffgate/bffgate/core/session/redisstore/redistest"
 	"github.com/bffgate/bffgate/core/session/sessiontest"
@@ -25,6 +27,13 @@ func TestSentinel(t *testing.T) {
 			c.KeyPrefix = randomPrefix(t)
 			return harness(newStore(t, c))
 		})
+	})
+
+	t.Run("reads within the slide grain write nothing", func(t *testing.T) {
+		c := cfg
+		c.KeyPrefix = randomPrefix(t)
+		master := top.Master.Client(t, db)
+		testSlideGrain(t, newStore(t, c), pttlOf(t, master, c.KeyPrefix), []*redis.Client{master})
 	})
 
 	ctx := context.Background()
