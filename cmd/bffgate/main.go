@@ -80,7 +80,7 @@ func run(args []string, serveIt bool) error {
 	// This process is bffgate's own, so go-redis's process-wide logger
 	// may be ours too.
 	redisstore.LogTo(logger)
-	h, _, err := serve.New(cfg)
+	p, err := serve.New(cfg)
 	if err != nil {
 		return err
 	}
@@ -101,6 +101,6 @@ func run(args []string, serveIt bool) error {
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	logger.Info("bffgate: serving", "url", "http://"+ln.Addr().String())
-	return serve.Serve(ctx, cfg, ln, h)
+	logger.Info("bffgate: serving", "url", "http://"+ln.Addr().String(), "admin", cfg.AdminListen)
+	return serve.Serve(ctx, cfg, ln, p)
 }

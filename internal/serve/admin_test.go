@@ -2,10 +2,12 @@ package serve
 
 import (
 	"io"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/bffgate/bffgate/core/bff"
 	"github.com/bffgate/bffgate/internal/metrics"
@@ -45,5 +47,53 @@ func TestAdmin(t *testing.T) {
 		if status, body := get(tt.h, tt.path); status != tt.wantStatus || !strings.Contains(body, tt.wantBody) {
 			t.Errorf("GET %s = %d %q, want %d containing %q", tt.path, status, body, tt.wantStatus, tt.wantBody)
 		}
+	}
+}
+
+// TestAdminListener: with admin_listen, Serve answers health and metrics
+// there, apart from the app, and the metrics count the app's requests.
+func TestAdminListener(t *testing.T) {
+	up := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { io.WriteString(w, "up") }))
+	defer up.Close()
+	c := testConfig(t, up.URL)
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.AdminListen = l.Addr().String()
+	l.Close()
+	app := startServe(t, c)
+	get := func(u string) (int, string) {
+		req, _ := http.NewRequest("GET", u, nil)
+		req.Header.Set("X-CSRF", "1")
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		return resp.StatusCode, string(b)
+	}
+	if status, _ := get("http://" + app + "/api/x"); status != http.StatusUnauthorized {
+		t.Fatalf("app /api/x: %d", status)
+	}
+	if status, _ := get("http://" + app + "/direct/x"); status != http.StatusOK {
+		t.Fatalf("app /direct/x: %d", status)
+	}
+	admin := "http://" + c.AdminListen
+	eventually := func(path, want string) {
+		for range 50 {
+			if status, body := get(admin + path); status == 200 && strings.Contains(body, want) {
+				return
+			}
+			time.Sleep(20 * time.Millisecond)
+		}
+		t.Fatalf("admin %s never had %q", path, want)
+	}
+	eventually("/healthz", `"ok"`)
+	eventually("/metrics", `bffgate_requests_total{kind="api",outcome="unauthenticated"} 1`)
+	eventually("/metrics", `bffgate_upstream_request_duration_seconds_count{route="/direct/"} 1`)
+	if status, _ := get(admin + "/api/x"); status != http.StatusNotFound {
+		t.Fatalf("the admin listener serves app routes: %d", status)
 	}
 }

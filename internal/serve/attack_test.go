@@ -50,11 +50,11 @@ func newAttackEnv(t *testing.T) *attackEnv {
 		{Path: "/files/api/", Upstream: up.URL},
 		{Path: "/files/public/", Upstream: up.URL, Public: true},
 	}
-	h, _, err := New(c)
+	p, err := New(c)
 	if err != nil {
 		t.Fatal(err)
 	}
-	e.srv = httptest.NewServer(h)
+	e.srv = httptest.NewServer(p.Handler)
 	t.Cleanup(e.srv.Close)
 
 	// A logged-in user, put in the store as a login would.

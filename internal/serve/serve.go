@@ -18,8 +18,10 @@ import (
 	"path/filepath"
 	"sort"
 	"strings"
+	"time"
 
 	"github.com/bffgate/bffgate/core/bff"
+	"github.com/bffgate/bffgate/internal/metrics"
 )
 
 // Config is the file `bffgate serve -config FILE` reads.
@@ -36,6 +38,10 @@ type Config struct {
 	StaticDir string `json:"static_dir"`
 	// Limits bound connections, timeouts and request bodies (server.go).
 	Limits Limits `json:"limits"`
+	// AdminListen, when set, is the address of the admin listener, apart
+	// from the app's routes: /healthz, /readyz and /metrics (Prometheus),
+	// e.g. "127.0.0.1:9090". Defaults to none.
+	AdminListen string `json:"admin_listen"`
 }
 
 // Route is one upstream behind the proxy.
@@ -73,13 +79,36 @@ func Load(file string) (*Config, error) {
 }
 
 // New builds the proxy's handler.
-func New(c *Config) (http.Handler, *bff.Engine, error) {
-	b, err := bff.New(c.BFF)
-	if err != nil {
-		return nil, nil, err
+func New(c *Config) (*Proxy, error) {
+	var m *metrics.Metrics
+	bc := c.BFF
+	if c.AdminListen != "" {
+		m = metrics.New()
+		bc.Observer = m
 	}
+	b, err := bff.New(bc)
+	if err != nil {
+		return nil, err
+	}
+	p, err := newProxy(c, b, m)
+	if err != nil {
+		b.Close()
+		return nil, err
+	}
+	return p, nil
+}
+
+// Proxy is a built bffgate serve: the app's handler, the engine, and the
+// admin listener's handler (nil without admin_listen).
+type Proxy struct {
+	Handler http.Handler
+	Engine  *bff.Engine
+	Admin   http.Handler
+}
+
+func newProxy(c *Config, b *bff.Engine, m *metrics.Metrics) (*Proxy, error) {
 	if len(c.Routes) == 0 && c.StaticDir == "" {
-		return nil, nil, errors.New("bffgate serve: config: routes: add at least one route, e.g. {\"path\": \"/\", \"upstream\": \"http://127.0.0.1:9000\"}")
+		return nil, errors.New("bffgate serve: config: routes: add at least one route, e.g. {\"path\": \"/\", \"upstream\": \"http://127.0.0.1:9000\"}")
 	}
 	h := &handler{bff: b}
 	// One transport for all routes, keeping enough idle connections per
@@ -91,11 +120,12 @@ func New(c *Config) (http.Handler, *bff.Engine, error) {
 	for i, r := range c.Routes {
 		u, err := url.Parse(r.Upstream)
 		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-			return nil, nil, fmt.Errorf("bffgate serve: config: routes[%d].upstream: %q is not an http(s) URL", i, r.Upstream)
+			return nil, fmt.Errorf("bffgate serve: config: routes[%d].upstream: %q is not an http(s) URL", i, r.Upstream)
 		}
 		if !strings.HasPrefix(r.Path, "/") {
-			return nil, nil, fmt.Errorf("bffgate serve: config: routes[%d].path: %q must start with /", i, r.Path)
+			return nil, fmt.Errorf("bffgate serve: config: routes[%d].path: %q must start with /", i, r.Path)
 		}
+		routePath := r.Path
 		proxy := &httputil.ReverseProxy{
 			Rewrite: func(pr *httputil.ProxyRequest) {
 				pr.SetURL(u)
@@ -111,10 +141,18 @@ func New(c *Config) (http.Handler, *bff.Engine, error) {
 				if res, ok := resp.Request.Context().Value(resultKey{}).(*bff.Result); ok {
 					res.ApplyToResponse(resp.Header)
 				}
+				if m != nil {
+					m.Upstream(routePath, time.Since(startOf(resp.Request)), nil)
+				}
 				return nil
 			},
-			Transport:    transport,
-			ErrorHandler: proxyError,
+			Transport: transport,
+			ErrorHandler: func(w http.ResponseWriter, r *http.Request, err error) {
+				if m != nil {
+					m.Upstream(routePath, time.Since(startOf(r)), err)
+				}
+				proxyError(w, r, err)
+			},
 		}
 		h.routes = append(h.routes, route{prefix: r.Path, next: forward(b, proxy, r.Public)})
 	}
@@ -124,7 +162,7 @@ func New(c *Config) (http.Handler, *bff.Engine, error) {
 	sort.SliceStable(h.routes, func(i, j int) bool { return len(h.routes[i].prefix) > len(h.routes[j].prefix) })
 	if c.StaticDir != "" {
 		if st, err := os.Stat(c.StaticDir); err != nil || !st.IsDir() {
-			return nil, nil, fmt.Errorf("bffgate serve: config: static_dir: %q is not a directory", c.StaticDir)
+			return nil, fmt.Errorf("bffgate serve: config: static_dir: %q is not a directory", c.StaticDir)
 		}
 		h.static = spa(os.DirFS(c.StaticDir))
 	}
@@ -132,7 +170,19 @@ func New(c *Config) (http.Handler, *bff.Engine, error) {
 		// Only reached if the engine forwards a path it owns: never.
 		http.Error(w, "not found", http.StatusNotFound)
 	})), c.Limits.maxBody(0))
-	return h, b, nil
+	p := &Proxy{Handler: h, Engine: b}
+	if m != nil {
+		p.Admin = AdminHandler(b, m.Handler())
+	}
+	return p, nil
+}
+
+// startKey carries when a request reached the proxy, for upstream timing.
+type startKey struct{}
+
+func startOf(r *http.Request) time.Time {
+	t, _ := r.Context().Value(startKey{}).(time.Time)
+	return t
 }
 
 // resultKey carries the engine's Result from the route to the proxy's
@@ -156,7 +206,8 @@ func forward(b *bff.Engine, proxy http.Handler, public bool) http.Handler {
 			res.Write(w)
 			return
 		}
-		proxy.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), resultKey{}, &res)))
+		ctx := context.WithValue(context.WithValue(r.Context(), resultKey{}, &res), startKey{}, time.Now())
+		proxy.ServeHTTP(w, r.WithContext(ctx))
 	})
 }
 

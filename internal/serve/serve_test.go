@@ -42,10 +42,11 @@ func TestRouting(t *testing.T) {
 		io.WriteString(w, "upstream")
 	}))
 	defer up.Close()
-	h, _, err := New(testConfig(t, up.URL))
+	p, err := New(testConfig(t, up.URL))
 	if err != nil {
 		t.Fatal(err)
 	}
+	h := p.Handler
 	do := func(method, path, cookie string) (int, string) {
 		req := httptest.NewRequest(method, path, nil)
 		if cookie != "" {
@@ -114,7 +115,7 @@ func TestNewRejects(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			c := testConfig(t, "http://127.0.0.1:1")
 			tt.edit(c)
-			if _, _, err := New(c); err == nil || !strings.Contains(err.Error(), tt.want) {
+			if _, err := New(c); err == nil || !strings.Contains(err.Error(), tt.want) {
 				t.Fatalf("New error = %v, want one naming %s", err, tt.want)
 			}
 		})

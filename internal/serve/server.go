@@ -3,6 +3,7 @@ package serve
 import (
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"net"
 	"net/http"
@@ -106,11 +107,22 @@ func (l Limits) tune(t *http.Transport) {
 	t.ResponseHeaderTimeout = seconds(l.UpstreamTimeout, defaultUpstreamTimeout)
 }
 
-// Serve answers requests with h on ln, under c.Limits, until ctx is done;
+// Serve answers requests with p's handler on ln, under c.Limits, and the
+// admin listener's on c.AdminListen when p has one, until ctx is done;
 // then it stops accepting and waits up to 5 seconds for the requests in
 // flight before closing every connection. It closes ln.
-func Serve(ctx context.Context, c *Config, ln net.Listener, h http.Handler) error {
-	srv := newServer(c.Limits, h)
+func Serve(ctx context.Context, c *Config, ln net.Listener, p *Proxy) error {
+	if p.Admin != nil {
+		aln, err := net.Listen("tcp", c.AdminListen)
+		if err != nil {
+			ln.Close()
+			return fmt.Errorf("admin_listen: %w", err)
+		}
+		admin := &http.Server{Handler: p.Admin, ReadHeaderTimeout: 5 * time.Second, IdleTimeout: time.Minute}
+		go func() { _ = admin.Serve(aln) }()
+		defer admin.Close()
+	}
+	srv := newServer(c.Limits, p.Handler)
 	if n := c.Limits.maxConnections(); n > 0 {
 		ln = limitListener(ln, n)
 	}

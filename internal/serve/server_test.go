@@ -17,7 +17,7 @@ import (
 // startServe runs Serve for c on a loopback port and returns its address.
 func startServe(t *testing.T, c *Config) string {
 	t.Helper()
-	h, _, err := New(c)
+	h, err := New(c)
 	if err != nil {
 		t.Fatal(err)
 	}

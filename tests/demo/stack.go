@@ -138,11 +138,11 @@ func Start(o Options) (_ *Stack, err error) {
 		},
 		StaticDir: o.StaticDir,
 	}
-	h, _, err := serve.New(cfg)
+	p, err := serve.New(cfg)
 	if err != nil {
 		return nil, err
 	}
-	s.srv = &http.Server{Handler: h, ReadHeaderTimeout: 5 * time.Second}
+	s.srv = &http.Server{Handler: p.Handler, ReadHeaderTimeout: 5 * time.Second}
 	go s.srv.Serve(ln)
 	return s, nil
 }
