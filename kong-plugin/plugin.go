@@ -3,7 +3,6 @@ package main
 import (
 	"bytes"
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -101,7 +100,7 @@ func (c *Config) serve(k kong) {
 	defer func() {
 		if p := recover(); p != nil && !exited {
 			_ = k.LogErr(fmt.Sprintf("bffgate: internal error: %v", p))
-			exit(http.StatusInternalServerError, internalError, jsonHeader())
+			exit(internalError())
 		}
 	}()
 
@@ -120,7 +119,7 @@ func (c *Config) serve(k kong) {
 	}
 	req, err := readRequest(k)
 	if err != nil {
-		exit(http.StatusInternalServerError, internalError, jsonHeader())
+		exit(internalError())
 		return
 	}
 	// Kong's side waits for the answer without a deadline of its own; the
@@ -133,7 +132,7 @@ func (c *Config) serve(k kong) {
 		return
 	}
 	if err := k.SetUpstreamHeaders(upstreamHeaders(&res)); err != nil {
-		exit(http.StatusInternalServerError, internalError, jsonHeader())
+		exit(internalError())
 	}
 }
 
@@ -230,13 +229,15 @@ func requestTimeout(c *Config) time.Duration {
 	return 2*time.Duration(t)*time.Second + time.Second
 }
 
-var internalError = []byte(`{"error":"internal_error","error_description":"the bffgate plugin failed; the Kong error log says why"}`)
+// internalError is the answer when the plugin failed.
+func internalError() (int, []byte, map[string][]string) {
+	return errorAnswer(http.StatusInternalServerError, bff.CodeInternal, "the bffgate plugin failed; the Kong error log says why")
+}
 
-func jsonHeader() map[string][]string {
-	return map[string][]string{
-		"Content-Type":  {"application/json"},
-		"Cache-Control": {"no-store"},
-	}
+// errorAnswer is bffgate's one JSON error shape, as Exit takes it.
+func errorAnswer(status int, code bff.Code, desc string) (int, []byte, map[string][]string) {
+	r := bff.ErrorResult(status, code, desc)
+	return r.Status, r.Body, r.Header
 }
 
 // failure is the answer when no engine could be built: 500 for a config
@@ -246,11 +247,8 @@ func jsonHeader() map[string][]string {
 func failure(err error) (int, []byte, map[string][]string) {
 	var ce *bff.ConfigError
 	if !errors.As(err, &ce) {
-		return http.StatusServiceUnavailable, []byte(`{"error":"bffgate_unavailable","error_description":"the bffgate engine could not start; the Kong error log says why"}`), jsonHeader()
+		return errorAnswer(http.StatusServiceUnavailable, bff.CodeUnavailable, "the bffgate engine could not start; the Kong error log says why")
 	}
-	body, _ := json.Marshal(struct {
-		Error       string `json:"error"`
-		Description string `json:"error_description"`
-	}{"bffgate_config_invalid", "the bffgate plugin's configuration is invalid at " + ce.Field + "; the Kong error log says how to fix it"})
-	return http.StatusInternalServerError, body, jsonHeader()
+	return errorAnswer(http.StatusInternalServerError, bff.CodeConfigInvalid,
+		"the bffgate plugin's configuration is invalid at "+ce.Field+"; the Kong error log says how to fix it")
 }

@@ -30,6 +30,7 @@ var (
 		"scopes":                   []any{"openid", "profile", "email", "offline_access"},
 		"mode":                     "bff",
 		"pushed_authorization":     "auto",
+		"memory_max_sessions":      100000.0,
 		"allowed_methods":          []any{"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"},
 		"paths.login":              "/login",
 		"paths.callback":           "/oauth/callback",

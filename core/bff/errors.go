@@ -54,6 +54,9 @@ const (
 	CodeNoAPI               Code = "bffgate_no_api"         // 500: Tyk: no API of the config matches
 	CodeUnavailable         Code = "bffgate_unavailable"    // 503: the engine could not start
 	CodeUpstreamUnavailable Code = "upstream_unavailable"   // 502: bffgate serve could not reach the upstream
+	CodeUpstreamTimeout     Code = "upstream_timeout"       // 504: bffgate serve: the upstream did not answer in time
+	CodeBodyTooLarge        Code = "body_too_large"         // 413: bffgate serve: over the route's body limit
+	CodeBodyTimeout         Code = "body_timeout"           // 408: bffgate serve: the body did not arrive in time
 )
 
 // Codes is every Code, for documentation and clients to be checked
@@ -67,6 +70,7 @@ var Codes = []Code{
 	CodeInvalidScope, CodeExchangeUnsupported,
 	CodeIdPUnavailable, CodeIdPError, CodeIdPTimeout, CodeTimeout,
 	CodeConfigInvalid, CodeNoAPI, CodeUnavailable, CodeUpstreamUnavailable,
+	CodeUpstreamTimeout, CodeBodyTooLarge, CodeBodyTimeout,
 }
 
 // failure is a request the engine refuses or cannot serve: found where it

@@ -9,6 +9,8 @@ import (
 	"net/http"
 	"sync"
 	"time"
+
+	"github.com/bffgate/bffgate/core/bff"
 )
 
 // Limits bound what one client, or one upstream, can hold of the proxy:
@@ -231,7 +233,7 @@ func limitBody(h http.Handler, n int64) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if r.ContentLength > n {
 			w.Header().Set("Connection", "close")
-			writeJSON(w, http.StatusRequestEntityTooLarge, bodyTooLarge)
+			writeError(w, http.StatusRequestEntityTooLarge, bff.CodeBodyTooLarge, bodyTooLarge)
 			// Send the answer, then read on up to n bytes more (within the
 			// body timeout), so that a body just over the cap is consumed
 			// and the client reads the 413 rather than a reset.
@@ -246,7 +248,7 @@ func limitBody(h http.Handler, n int64) http.Handler {
 	})
 }
 
-const bodyTooLarge = `{"error":"body_too_large","error_description":"the request body is larger than this route allows"}`
+const bodyTooLarge = "the request body is larger than this route allows"
 
 // proxyError is the reverse proxy's ErrorHandler.
 func proxyError(w http.ResponseWriter, r *http.Request, err error) {
@@ -256,17 +258,17 @@ func proxyError(w http.ResponseWriter, r *http.Request, err error) {
 	switch {
 	case errors.As(err, &big):
 		w.Header().Set("Connection", "close")
-		writeJSON(w, http.StatusRequestEntityTooLarge, bodyTooLarge)
+		writeError(w, http.StatusRequestEntityTooLarge, bff.CodeBodyTooLarge, bodyTooLarge)
 	case errors.As(err, &be) && errors.As(be.err, &ne) && ne.Timeout():
 		w.Header().Set("Connection", "close")
-		writeJSON(w, http.StatusRequestTimeout, `{"error":"body_timeout","error_description":"the request body did not arrive in time"}`)
+		writeError(w, http.StatusRequestTimeout, bff.CodeBodyTimeout, "the request body did not arrive in time")
 	case errors.As(err, &be):
 		w.Header().Set("Connection", "close")
-		writeJSON(w, http.StatusBadRequest, `{"error":"invalid_request","error_description":"the request body could not be read"}`)
+		writeError(w, http.StatusBadRequest, bff.CodeInvalidRequest, "the request body could not be read")
 	case errors.As(err, &ne) && ne.Timeout() && r.Context().Err() == nil:
-		writeJSON(w, http.StatusGatewayTimeout, `{"error":"upstream_timeout","error_description":"the upstream did not answer in time"}`)
+		writeError(w, http.StatusGatewayTimeout, bff.CodeUpstreamTimeout, "the upstream did not answer in time")
 	default:
-		writeJSON(w, http.StatusBadGateway, `{"error":"upstream_unavailable","error_description":"the upstream could not be reached"}`)
+		writeError(w, http.StatusBadGateway, bff.CodeUpstreamUnavailable, "the upstream could not be reached")
 	}
 }
 

@@ -34,4 +34,7 @@ export type BffErrorCode =
   | 'bffgate_config_invalid'
   | 'bffgate_no_api'
   | 'bffgate_unavailable'
-  | 'upstream_unavailable';
+  | 'upstream_unavailable'
+  | 'upstream_timeout'
+  | 'body_too_large'
+  | 'body_timeout';
