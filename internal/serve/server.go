@@ -114,12 +114,13 @@ func Serve(ctx context.Context, c *Config, ln net.Listener, h http.Handler) erro
 	if n := c.Limits.maxConnections(); n > 0 {
 		ln = limitListener(ln, n)
 	}
-	done := make(chan struct{})
-	defer close(done)
+	served := make(chan struct{})  // Serve returned
+	stopped := make(chan struct{}) // the shutdown is over, or never began
 	go func() {
+		defer close(stopped)
 		select {
 		case <-ctx.Done():
-		case <-done:
+		case <-served:
 			return
 		}
 		sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
@@ -128,7 +129,10 @@ func Serve(ctx context.Context, c *Config, ln net.Listener, h http.Handler) erro
 			_ = srv.Close()
 		}
 	}()
-	if err := srv.Serve(ln); !errors.Is(err, http.ErrServerClosed) {
+	err := srv.Serve(ln)
+	close(served)
+	<-stopped // Serve returns as soon as Shutdown begins
+	if !errors.Is(err, http.ErrServerClosed) {
 		return err
 	}
 	return nil
