@@ -10,7 +10,6 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 )
@@ -346,63 +345,5 @@ func TestStreamOutlivesWriteTimeout(t *testing.T) {
 	body, err := io.ReadAll(resp.Body)
 	if got := strings.Count(string(body), "data: "); err != nil || got != events {
 		t.Fatalf("a stream of %d events through a 1 s write timeout: got %d, %v; want all", events, got, err)
-	}
-}
-
-func TestServeWaitsForRequestsInFlight(t *testing.T) {
-	arrived, release := make(chan struct{}), make(chan struct{})
-	up := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		close(arrived)
-		<-release
-		io.WriteString(w, "done")
-	}))
-	t.Cleanup(up.Close)
-	free := sync.OnceFunc(func() { close(release) })
-	t.Cleanup(free) // before up.Close, should the test fail early
-	c := testConfig(t, up.URL)
-	h, _, err := New(c)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	returned := make(chan error, 1)
-	go func() { returned <- Serve(ctx, c, ln, h) }()
-	answered := make(chan string, 1)
-	go func() {
-		resp, err := http.Get("http://" + ln.Addr().String() + "/direct/slow")
-		if err != nil {
-			answered <- err.Error()
-			return
-		}
-		b, _ := io.ReadAll(resp.Body)
-		resp.Body.Close()
-		answered <- string(b)
-	}()
-	select {
-	case <-arrived:
-	case <-time.After(10 * time.Second):
-		t.Fatal("the request did not reach the upstream")
-	}
-	cancel()
-	select {
-	case err := <-returned:
-		t.Fatalf("Serve returned (%v) with a request in flight; want it to wait", err)
-	case <-time.After(500 * time.Millisecond):
-	}
-	free()
-	if got := <-answered; got != "done" {
-		t.Fatalf("the request in flight got %q, want done", got)
-	}
-	select {
-	case err := <-returned:
-		if err != nil {
-			t.Fatalf("Serve: %v", err)
-		}
-	case <-time.After(10 * time.Second):
-		t.Fatal("Serve did not return after the last request")
 	}
 }
