@@ -128,12 +128,13 @@ func Serve(ctx context.Context, c *Config, ln net.Listener, p *Proxy) error {
 	if n := c.Limits.maxConnections(); n > 0 {
 		ln = limitListener(ln, n)
 	}
-	done := make(chan struct{})
-	defer close(done)
+	served := make(chan struct{})  // Serve returned
+	stopped := make(chan struct{}) // the shutdown is over, or never began
 	go func() {
+		defer close(stopped)
 		select {
 		case <-ctx.Done():
-		case <-done:
+		case <-served:
 			return
 		}
 		sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
@@ -142,7 +143,10 @@ func Serve(ctx context.Context, c *Config, ln net.Listener, p *Proxy) error {
 			_ = srv.Close()
 		}
 	}()
-	if err := srv.Serve(ln); !errors.Is(err, http.ErrServerClosed) {
+	err := srv.Serve(ln)
+	close(served)
+	<-stopped // Serve returns as soon as Shutdown begins
+	if !errors.Is(err, http.ErrServerClosed) {
 		return err
 	}
 	return nil
