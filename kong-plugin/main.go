@@ -21,10 +21,12 @@ import (
 	"fmt"
 	"io"
 	"log"
+	"log/slog"
 	"os"
 
 	"github.com/Kong/go-pdk/server"
 
+	"github.com/bffgate/bffgate/core/session/redisstore"
 	"github.com/bffgate/bffgate/internal/version"
 )
 
@@ -48,6 +50,9 @@ func main() {
 		}
 		return
 	}
+	// The plugin server is bffgate's own process: go-redis's process-wide
+	// logger may write through slog, to the stderr Kong logs.
+	redisstore.LogTo(slog.New(slog.NewTextHandler(exitNoise, nil)))
 	if err := server.StartServer(New, version.Version, Priority); err != nil {
 		log.Fatalf("bffgate: %v", err)
 	}
