@@ -57,13 +57,7 @@ func hook(w http.ResponseWriter, r *http.Request, public bool) {
 			"no API in the file named by BFFGATE_CONFIG has a listen_path (and host) matching this request: add one, or remove the BFFGate hook from this API")
 		return
 	}
-	req := bff.NewRequest(r)
-	var res bff.Result
-	if public {
-		res = b.HandlePublic(r.Context(), req)
-	} else {
-		res = b.Handle(r.Context(), req)
-	}
+	res := b.HandleHTTP(r, public)
 	if !res.Forward() {
 		res.Write(w)
 		return

@@ -17,6 +17,16 @@ func NewRequest(r *http.Request) *Request {
 	}
 }
 
+// HandleHTTP decides on an *http.Request: Handle, or HandlePublic for a
+// public route. Adapters built on net/http (bffgate serve, the Tyk
+// plugin) share it.
+func (b *Engine) HandleHTTP(r *http.Request, public bool) Result {
+	if public {
+		return b.HandlePublic(r.Context(), NewRequest(r))
+	}
+	return b.Handle(r.Context(), NewRequest(r))
+}
+
 // ApplyTo edits the upstream request's headers as a forwarding Result
 // says: Del first, then Set. Call it last, on the request that is sent.
 func (r *Result) ApplyTo(h http.Header) {

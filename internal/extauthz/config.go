@@ -1,8 +1,6 @@
 package extauthz
 
 import (
-	"bytes"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"net"
@@ -11,6 +9,7 @@ import (
 	"strings"
 
 	"github.com/bffgate/bffgate/core/bff"
+	"github.com/bffgate/bffgate/internal/configfile"
 )
 
 // Config is the file `bffgate extauthz -config FILE` reads.
@@ -57,18 +56,9 @@ const (
 // Load reads a config file strictly: unknown fields are errors, so a typo
 // does not silently fall back to a default.
 func Load(file string) (*Config, error) {
-	data, err := os.ReadFile(file)
-	if err != nil {
-		return nil, err
-	}
-	dec := json.NewDecoder(bytes.NewReader(data))
-	dec.DisallowUnknownFields()
 	var c Config
-	if err := dec.Decode(&c); err != nil {
-		return nil, fmt.Errorf("%s: %w", file, err)
-	}
-	if dec.More() {
-		return nil, fmt.Errorf("%s: more than one JSON value", file)
+	if err := configfile.Load(file, &c); err != nil {
+		return nil, err
 	}
 	return &c, nil
 }

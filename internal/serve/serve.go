@@ -4,9 +4,7 @@
 package serve
 
 import (
-	"bytes"
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -21,6 +19,7 @@ import (
 	"time"
 
 	"github.com/bffgate/bffgate/core/bff"
+	"github.com/bffgate/bffgate/internal/configfile"
 	"github.com/bffgate/bffgate/internal/metrics"
 )
 
@@ -62,15 +61,9 @@ type Route struct {
 // Load reads a config file strictly: unknown fields are errors, so a typo
 // does not silently fall back to a default.
 func Load(file string) (*Config, error) {
-	data, err := os.ReadFile(file)
-	if err != nil {
-		return nil, err
-	}
-	dec := json.NewDecoder(bytes.NewReader(data))
-	dec.DisallowUnknownFields()
 	var c Config
-	if err := dec.Decode(&c); err != nil {
-		return nil, fmt.Errorf("%s: %w", file, err)
+	if err := configfile.Load(file, &c); err != nil {
+		return nil, err
 	}
 	if c.StaticDir != "" && !filepath.IsAbs(c.StaticDir) {
 		c.StaticDir = filepath.Join(filepath.Dir(file), c.StaticDir)
@@ -195,13 +188,7 @@ type resultKey struct{}
 // methods and removes the BFF's cookies and forged identity headers.
 func forward(b *bff.Engine, proxy http.Handler, public bool) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		req := bff.NewRequest(r)
-		var res bff.Result
-		if public {
-			res = b.HandlePublic(r.Context(), req)
-		} else {
-			res = b.Handle(r.Context(), req)
-		}
+		res := b.HandleHTTP(r, public)
 		if !res.Forward() {
 			res.Write(w)
 			return
