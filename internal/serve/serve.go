@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"log/slog"
 	"net/http"
 	"net/http/httputil"
 	"net/url"
@@ -37,6 +38,9 @@ type Config struct {
 	StaticDir string `json:"static_dir"`
 	// Limits bound connections, timeouts and request bodies (server.go).
 	Limits Limits `json:"limits"`
+	// AccessLog is "on" (one line per request, see accessLog) or "off".
+	// Defaults to "on".
+	AccessLog string `json:"access_log"`
 	// AdminListen, when set, is the address of the admin listener, apart
 	// from the app's routes: /healthz, /readyz and /metrics (Prometheus),
 	// e.g. "127.0.0.1:9090". Defaults to none.
@@ -163,7 +167,23 @@ func newProxy(c *Config, b *bff.Engine, m *metrics.Metrics) (*Proxy, error) {
 		// Only reached if the engine forwards a path it owns: never.
 		http.Error(w, "not found", http.StatusNotFound)
 	})), c.Limits.maxBody(0))
-	p := &Proxy{Handler: h, Engine: b}
+	var app http.Handler = h
+	switch c.AccessLog {
+	case "", "on":
+		log := c.BFF.Logger
+		if log == nil {
+			log = slog.Default()
+		}
+		name := c.BFF.CookieName
+		if name == "" {
+			name = c.BFF.WithDefaults().CookieName
+		}
+		app = accessLog(h, log, name)
+	case "off":
+	default:
+		return nil, fmt.Errorf("bffgate serve: config: access_log: %q: use \"on\" or \"off\"", c.AccessLog)
+	}
+	p := &Proxy{Handler: app, Engine: b}
 	if m != nil {
 		p.Admin = AdminHandler(b, m.Handler())
 	}
