@@ -18,6 +18,7 @@ import (
 	"net"
 	"os"
 	"os/signal"
+	"strings"
 	"syscall"
 
 	"github.com/bffgate/bffgate/core/session/redisstore"
@@ -29,7 +30,11 @@ import (
 const usage = `usage:
   bffgate serve -config FILE [-listen ADDR]   run the BFF reverse proxy
   bffgate check -config FILE                  validate a config file
-  bffgate version
+  bffgate extauthz -config FILE               run the forward-auth service (nginx, Caddy, Traefik, Envoy)
+  bffgate version                             print the version
+  bffgate help                                print this help
+
+Configuration reference: docs/config.md and docs/extauthz.md.
 `
 
 func main() {
@@ -47,14 +52,29 @@ func main() {
 		err = extauthz.Run(os.Args[2:])
 	case "version":
 		fmt.Println(versionLine())
+	case "help", "-h", "-help", "--help":
+		fmt.Print(usage)
 	default:
 		fmt.Fprint(os.Stderr, usage)
 		os.Exit(2)
 	}
+	if errors.Is(err, flag.ErrHelp) {
+		return // the flag set printed its usage
+	}
 	if err != nil {
-		fmt.Fprintln(os.Stderr, "bffgate:", err)
+		fmt.Fprintln(os.Stderr, errorLine(err))
 		os.Exit(1)
 	}
+}
+
+// errorLine is how an error is printed: with one "bffgate:" prefix, the
+// errors of the engine and its config carrying one of their own.
+func errorLine(err error) string {
+	msg := err.Error()
+	if strings.HasPrefix(msg, "bffgate:") || strings.HasPrefix(msg, "bffgate ") {
+		return msg
+	}
+	return "bffgate: " + msg
 }
 
 // versionLine is what `bffgate version` prints: the project's one version
