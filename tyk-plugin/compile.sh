@@ -78,9 +78,12 @@ case "$name" in /*) out=$name ;; *) out=$out_dir/$name ;; esac
 mkdir -p "$(dirname "$out")"
 
 # Build from a copy: the checkout stays untouched, and a build_id can rename it.
+# The copy leaves out the checkout's top-level hidden folders (.git, and Go
+# caches a CI may keep in the checkout: a build_id rewrite must not touch
+# them) and what is not source.
 build="$work/bffgate_plugin${build_id:+_$build_id}"
 rm -rf "$build" && mkdir -p "$build"
-(cd "$src" && tar -cf - --exclude=.git --exclude=node_modules --exclude='*.so' --exclude=bin .) | (cd "$build" && tar -xf -)
+(cd "$src" && tar -cf - --exclude='./.?*' --exclude=node_modules --exclude='*.so' --exclude=bin .) | (cd "$build" && tar -xf -)
 if [ -n "$build_id" ]; then
 	case "$build_id" in *[!A-Za-z0-9_.-]*)
 		echo "compile.sh: build_id may hold only letters, digits, _ . -" >&2; exit 1 ;;
