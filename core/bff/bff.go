@@ -187,6 +187,16 @@ func (b *Engine) Handle(ctx context.Context, req *Request) Result {
 	return r
 }
 
+// isPublic reports whether path is below one of public_paths.
+func (b *Engine) isPublic(path string) bool {
+	for _, p := range b.public {
+		if strings.HasPrefix(path, p) {
+			return true
+		}
+	}
+	return false
+}
+
 // requestKind names a request for Observer.Request.
 func (b *Engine) requestKind(req *Request) string {
 	switch {
@@ -194,11 +204,8 @@ func (b *Engine) requestKind(req *Request) string {
 		return "preflight"
 	case b.kinds[req.Path] != "":
 		return b.kinds[req.Path]
-	}
-	for _, p := range b.public {
-		if strings.HasPrefix(req.Path, p) {
-			return "public"
-		}
+	case b.isPublic(req.Path):
+		return "public"
 	}
 	return "api"
 }
@@ -226,10 +233,8 @@ func (b *Engine) handle(ctx context.Context, req *Request) Result {
 	if !b.methods[req.Method] {
 		return b.methodNotAllowed(req, strings.Join(b.cfg.AllowedMethods, ", "))
 	}
-	for _, p := range b.public {
-		if strings.HasPrefix(req.Path, p) {
-			return b.publicForward(req)
-		}
+	if b.isPublic(req.Path) {
+		return b.upstreamEdits(req, nil)
 	}
 	return b.api(ctx, req)
 }
@@ -244,27 +249,16 @@ func (b *Engine) HandlePublic(ctx context.Context, req *Request) Result {
 	if !SafePath(req.Path) || b.Owns(req.Path) {
 		return b.Handle(ctx, req)
 	}
+	start := time.Now()
 	var r Result
 	if !b.methods[req.Method] {
 		r = b.methodNotAllowed(req, strings.Join(b.cfg.AllowedMethods, ", "))
 	} else {
-		r = b.publicForward(req)
+		r = b.upstreamEdits(req, nil)
 	}
 	if b.observed {
-		b.obs.Request("public", r.Status, r.code, 0)
+		b.obs.Request("public", r.Status, r.code, time.Since(start))
 	}
-	return r
-}
-
-func (b *Engine) publicForward(req *Request) Result {
-	r := Result{Del: b.headerDel(req.Header)}
-	if v, changed := b.upstreamCookie(req.Header); changed {
-		r.setOrDel("Cookie", v)
-	}
-	if v, changed := connectionTokens(req.Header); changed {
-		r.setOrDel("Connection", v)
-	}
-	r.ResponseHeader = b.corsHeader(req)
 	return r
 }
 

@@ -23,20 +23,31 @@ func (b *Engine) api(ctx context.Context, req *Request) Result {
 	return b.forward(req, s)
 }
 
-// forward builds the upstream header edits for an authenticated request.
+// forward builds the upstream header edits for an authenticated request:
+// those of every forwarded request, and the bearer and identity headers.
 func (b *Engine) forward(req *Request, s *session.Session) Result {
-	r := Result{Set: make(http.Header, 2+len(b.cfg.IdentityHeaders)), Del: b.headerDel(req.Header)}
+	r := b.upstreamEdits(req, make(http.Header, 2+len(b.cfg.IdentityHeaders)))
 	r.Set["Authorization"] = []string{bearer(s) + s.AccessToken}
+	for i, h := range b.cfg.IdentityHeaders {
+		if v, ok := identityClaim(s.Identity, h.Claim); ok {
+			r.Set[b.identityDel[i]] = []string{v}
+		}
+	}
+	return r
+}
+
+// upstreamEdits are the edits every forwarded request gets, public or
+// not: the BFF's cookies, client-sent identity headers and their
+// look-alikes removed, Connection kept to the options proxies act on,
+// and CORS headers for the answer of an allowed cross-origin caller. set
+// is the Result's Set (nil for none yet).
+func (b *Engine) upstreamEdits(req *Request, set http.Header) Result {
+	r := Result{Set: set, Del: b.headerDel(req.Header)}
 	if v, changed := b.upstreamCookie(req.Header); changed {
 		r.setOrDel("Cookie", v)
 	}
 	if v, changed := connectionTokens(req.Header); changed {
 		r.setOrDel("Connection", v)
-	}
-	for i, h := range b.cfg.IdentityHeaders {
-		if v, ok := identityClaim(s.Identity, h.Claim); ok {
-			r.Set[b.identityDel[i]] = []string{v}
-		}
 	}
 	r.ResponseHeader = b.corsHeader(req)
 	return r

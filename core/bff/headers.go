@@ -61,25 +61,15 @@ func cgiByte(c byte) byte {
 // headerDel returns the names to remove from a request before it goes
 // upstream: the identity headers under their own names, and every header
 // that only a CGI-style upstream would read as one of them or as a
-// gateway header. Built once per request; the common request has none of
-// the aliases and allocates nothing beyond the configured names.
-func (b *Engine) headerDel(h http.Header, extra ...string) []string {
+// gateway header. The common request has none of the aliases and gets
+// the configured names, shared: callers append to it only through a
+// capacity-capped slice (Result.setOrDel).
+func (b *Engine) headerDel(h http.Header) []string {
 	del := b.identityDel
-	grown := false
 	for name := range h {
-		if canonicalDashed(name) {
-			continue // a canonical name is the header itself, not an alias
+		if !canonicalDashed(name) && b.aliasOfManaged(name) {
+			del = append(del[:len(del):len(del)], name) // a copy: never b.identityDel's array
 		}
-		if b.aliasOfManaged(name) {
-			if !grown {
-				del = append(append(make([]string, 0, len(del)+2+len(extra)), del...), extra...)
-				grown = true
-			}
-			del = append(del, name)
-		}
-	}
-	if !grown && len(extra) > 0 {
-		del = append(del[:len(del):len(del)], extra...)
 	}
 	return del
 }

@@ -2,6 +2,7 @@ package bff
 
 import (
 	"context"
+	"errors"
 	"net/http"
 	"strings"
 	"time"
@@ -72,11 +73,11 @@ func observeStore(s session.Store, obs Observer) session.Store {
 func (s *observedStore) Get(ctx context.Context, key string, ttl time.Duration) ([]byte, error) {
 	t := time.Now()
 	v, err := s.Store.Get(ctx, key, ttl)
-	if err == session.ErrNotFound {
-		s.obs.StoreCall("get", time.Since(t), nil) // an answer, not a failure
-	} else {
-		s.obs.StoreCall("get", time.Since(t), err)
+	failed := err
+	if errors.Is(err, session.ErrNotFound) {
+		failed = nil // an answer, not a failure
 	}
+	s.obs.StoreCall("get", time.Since(t), failed)
 	return v, err
 }
 

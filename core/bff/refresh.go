@@ -100,7 +100,11 @@ func (b *Engine) refresh(ctx context.Context, id session.ID) (*session.Session, 
 			s = res.Val.(*session.Session)
 		}
 		if b.observed && err == nil {
-			b.obs.Refresh(map[bool]string{true: "refreshed", false: "shared"}[ran], "")
+			outcome := "shared"
+			if ran {
+				outcome = "refreshed"
+			}
+			b.obs.Refresh(outcome, "")
 		}
 	}
 	if b.observed && err != nil {
