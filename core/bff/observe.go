@@ -116,23 +116,27 @@ func (t *observedTransport) RoundTrip(r *http.Request) (*http.Response, error) {
 	return resp, err
 }
 
-// providerOp names a call to the provider by the endpoint it goes to.
+// providerOp names a call to the provider by the endpoint it goes to,
+// compared whole: endpoints may be below one another (oidc-provider's
+// revocation is <token>/revocation).
 func (b *Engine) providerOp(r *http.Request) string {
-	u := r.URL.String()
 	if strings.HasSuffix(r.URL.Path, "/.well-known/openid-configuration") {
 		return "discovery"
 	}
 	p := b.prov.cached()
-	switch {
-	case p == nil:
+	if p == nil {
 		return "other"
-	case strings.HasPrefix(u, p.tokenURL):
+	}
+	u := *r.URL
+	u.RawQuery, u.Fragment = "", ""
+	switch u.String() {
+	case p.tokenURL:
 		return "token"
-	case p.parEndpoint != "" && strings.HasPrefix(u, p.parEndpoint):
+	case p.parEndpoint:
 		return "par"
-	case p.revocation != "" && strings.HasPrefix(u, p.revocation):
+	case p.revocation:
 		return "revocation"
-	case p.jwksURL != "" && strings.HasPrefix(u, p.jwksURL):
+	case p.jwksURL:
 		return "jwks"
 	}
 	return "other"

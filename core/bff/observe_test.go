@@ -79,7 +79,11 @@ func TestObserver(t *testing.T) {
 	if n := rec.get("refresh shared "); n > 4 {
 		t.Errorf("refresh shared: %d, want at most 4", n)
 	}
-	for _, key := range []string{"provider token true", "provider jwks true", "store get true", "store set true", "store delete true"} {
+	// Logout revokes the refresh token in the background.
+	for i := 0; rec.get("provider revocation true") == 0 && i < 200; i++ {
+		time.Sleep(25 * time.Millisecond)
+	}
+	for _, key := range []string{"provider token true", "provider jwks true", "provider revocation true", "store get true", "store set true", "store delete true"} {
 		if rec.get(key) == 0 {
 			t.Errorf("%q never observed (all: %v)", key, rec.counts)
 		}
