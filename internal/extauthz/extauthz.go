@@ -32,6 +32,7 @@ import (
 	"net/http"
 	"os"
 	"os/signal"
+	"slices"
 	"sort"
 	"strings"
 	"sync/atomic"
@@ -183,7 +184,8 @@ func (s *Server) Close() error {
 }
 
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	write(w, s.decide(r))
+	res := s.decide(r)
+	res.Write(w)
 }
 
 // decide answers one request to bffgate: a subrequest of one of the
@@ -263,7 +265,7 @@ func (s *Server) stripOthers(a *app, res *bff.Result, in http.Header) {
 	switch v, ok := res.Set["Cookie"]; {
 	case ok:
 		h["Cookie"] = v
-	case contains(res.Del, "Cookie"):
+	case slices.Contains(res.Del, "Cookie"):
 		return
 	default:
 		if v := in.Values("Cookie"); len(v) > 0 {
@@ -408,12 +410,12 @@ func (s *Server) app(host, path string) *app {
 func (a *app) allowForward(res *bff.Result, in http.Header) bff.Result {
 	managed := a.managed
 	for name := range res.Set {
-		if name != "Connection" && !contains(managed, name) {
+		if name != "Connection" && !slices.Contains(managed, name) {
 			return lookAlike()
 		}
 	}
 	for _, name := range res.Del {
-		if name != "Connection" && !contains(managed, name) {
+		if name != "Connection" && !slices.Contains(managed, name) {
 			return lookAlike()
 		}
 	}
@@ -423,7 +425,7 @@ func (a *app) allowForward(res *bff.Result, in http.Header) bff.Result {
 		switch set, ok := res.Set[name]; {
 		case ok:
 			v = strings.Join(set, ", ")
-		case contains(res.Del, name):
+		case slices.Contains(res.Del, name):
 		case name == "Cookie":
 			v = strings.Join(in.Values(name), "; ")
 		default:
@@ -470,15 +472,6 @@ func allowEnvoy(res *bff.Result) bff.Result {
 	return bff.Result{Status: http.StatusOK, Header: out}
 }
 
-func contains(list []string, s string) bool {
-	for _, v := range list {
-		if v == s {
-			return true
-		}
-	}
-	return false
-}
-
 // validToken reports whether s is an RFC 9110 token (a method or a header
 // name).
 func validToken(s string) bool {
@@ -492,17 +485,6 @@ func validToken(s string) bool {
 		}
 	}
 	return true
-}
-
-func write(w http.ResponseWriter, res bff.Result) {
-	h := w.Header()
-	for name, v := range res.Header {
-		h[name] = v
-	}
-	w.WriteHeader(res.Status)
-	if len(res.Body) > 0 {
-		_, _ = w.Write(res.Body)
-	}
 }
 
 // Run is `bffgate extauthz -config FILE [-listen ADDR]`: it serves until

@@ -9,6 +9,7 @@ import (
 	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -183,11 +184,11 @@ func TestEnvoyHTTPContract(t *testing.T) {
 	}
 	remove := strings.Split(w.Header().Get(HeaderRemove), ", ")
 	for _, want := range []string{"cookie", "x_user"} {
-		if !contains(remove, want) {
+		if !slices.Contains(remove, want) {
 			t.Errorf("%s = %q, want it to list %q", HeaderRemove, remove, want)
 		}
 	}
-	if contains(remove, "x-user") || contains(remove, "authorization") {
+	if slices.Contains(remove, "x-user") || slices.Contains(remove, "authorization") {
 		t.Errorf("%s = %q removes a header it sets", HeaderRemove, remove)
 	}
 
@@ -614,7 +615,7 @@ func TestCheck(t *testing.T) {
 	}
 	h := http.Header{"Cookie": {"__Host-other=x; " + f.cookie}, "X-Csrf": {"1"}, DefaultSecretHeader: {"s"}}
 	res := f.s.Check(ctx, "GET", "/api/x?y=1", "app.example", h, nil)
-	if !res.Forward() || res.Set.Get("Authorization") != "Bearer access-token-0123456789" || !contains(res.Del, "Cookie") {
+	if !res.Forward() || res.Set.Get("Authorization") != "Bearer access-token-0123456789" || !slices.Contains(res.Del, "Cookie") {
 		t.Fatalf("API request: %+v", res)
 	}
 	if _, ok := h[DefaultSecretHeader]; ok {
