@@ -41,6 +41,7 @@ type registry struct {
 // engine is one bff.Engine, built on first use.
 type engine struct {
 	cfg      bff.Config
+	deadline time.Duration // bounds the engine's work on one request
 	ready    atomic.Pointer[bff.Engine]
 	mu       sync.Mutex // guards err; held while building
 	err      error      // a *bff.ConfigError: the config will not get better
@@ -58,7 +59,8 @@ func (r *registry) forConfig(c *Config) *engine {
 	r.clock++
 	e := r.byKey[key]
 	if e == nil {
-		e = &engine{cfg: bff.Config(*c)}
+		cfg := bff.Config(*c)
+		e = &engine{cfg: cfg, deadline: requestDeadline(cfg)}
 		r.byKey[key] = e
 	}
 	e.attached = r.clock
@@ -115,6 +117,12 @@ func configKey(c *Config) string {
 		key += fmt.Sprintf("/%p", c)
 	}
 	return key
+}
+
+// requestDeadline bounds the engine's work on one request: the provider's
+// discovery and a refresh wait (http_timeout each) and the store.
+func requestDeadline(c bff.Config) time.Duration {
+	return 2*time.Duration(c.WithDefaults().HTTPTimeout)*time.Second + time.Second
 }
 
 // get returns the engine, building it on first use. A config error is

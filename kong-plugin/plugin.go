@@ -8,7 +8,6 @@ import (
 	"io"
 	"net/http"
 	"strings"
-	"time"
 
 	"github.com/Kong/go-pdk"
 
@@ -124,7 +123,7 @@ func (c *Config) serve(k kong) {
 	}
 	// Kong's side waits for the answer without a deadline of its own; the
 	// engine waits at most http_timeout for the provider or a refresh.
-	ctx, cancel := context.WithTimeout(context.Background(), requestTimeout(c))
+	ctx, cancel := context.WithTimeout(context.Background(), e.deadline)
 	defer cancel()
 	res := b.Handle(ctx, req)
 	if !res.Forward() {
@@ -217,16 +216,6 @@ func upstreamHeaders(res *bff.Result) map[string][]string {
 		h[http.CanonicalHeaderKey(name)] = v
 	}
 	return h
-}
-
-// requestTimeout bounds the engine's work on one request: the provider's
-// discovery and a refresh wait (http_timeout each) and the store.
-func requestTimeout(c *Config) time.Duration {
-	t := c.HTTPTimeout
-	if t <= 0 {
-		t = 10 // bff.Config's default
-	}
-	return 2*time.Duration(t)*time.Second + time.Second
 }
 
 // internalError is the answer when the plugin failed.

@@ -8,7 +8,6 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
-	"log/slog"
 	"net/http"
 	"net/http/httputil"
 	"net/url"
@@ -170,15 +169,8 @@ func newProxy(c *Config, b *bff.Engine, m *metrics.Metrics) (*Proxy, error) {
 	var app http.Handler = h
 	switch c.AccessLog {
 	case "", "on":
-		log := c.BFF.Logger
-		if log == nil {
-			log = slog.Default()
-		}
-		name := c.BFF.CookieName
-		if name == "" {
-			name = c.BFF.WithDefaults().CookieName
-		}
-		app = accessLog(h, log, name)
+		d := c.BFF.WithDefaults() // the logger and cookie name the engine uses
+		app = accessLog(h, d.Logger, d.CookieName)
 	case "off":
 	default:
 		return nil, fmt.Errorf("bffgate serve: config: access_log: %q: use \"on\" or \"off\"", c.AccessLog)
