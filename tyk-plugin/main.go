@@ -43,17 +43,17 @@ func hook(w http.ResponseWriter, r *http.Request, public bool) {
 	defer func() {
 		if p := recover(); p != nil {
 			log.Printf("bffgate: internal error: %v", p)
-			writeError(w, http.StatusInternalServerError, bff.CodeInternal, "the bffgate plugin failed; the gateway log says why")
+			bff.WriteError(w, http.StatusInternalServerError, bff.CodeInternal, "the bffgate plugin failed; the gateway log says why")
 		}
 	}()
 	apis, err := loadAPIs()
 	if err != nil {
-		writeError(w, http.StatusInternalServerError, bff.CodeConfigInvalid, err.Error())
+		bff.WriteError(w, http.StatusInternalServerError, bff.CodeConfigInvalid, err.Error())
 		return
 	}
 	b := apis.match(r.Host, r.URL.EscapedPath())
 	if b == nil {
-		writeError(w, http.StatusInternalServerError, bff.CodeNoAPI,
+		bff.WriteError(w, http.StatusInternalServerError, bff.CodeNoAPI,
 			"no API in the file named by BFFGATE_CONFIG has a listen_path (and host) matching this request: add one, or remove the BFFGate hook from this API")
 		return
 	}
@@ -78,12 +78,6 @@ var loadAPIs = sync.OnceValues(func() (*apis, error) {
 	}
 	return a, err
 })
-
-// writeError answers with the JSON error shape of every bffgate error.
-func writeError(w http.ResponseWriter, status int, code bff.Code, desc string) {
-	res := bff.ErrorResult(status, code, desc)
-	res.Write(w)
-}
 
 // main is never run: a plugin is loaded, not started. Package main needs
 // it to build without -buildmode=plugin (go vet, go test).

@@ -63,6 +63,13 @@ func (r *Result) Write(w http.ResponseWriter) {
 	}
 }
 
+// WriteError answers w with ErrorResult: the error shape of every
+// bffgate answer, for net/http adapters' own errors.
+func WriteError(w http.ResponseWriter, status int, code Code, desc string) {
+	r := ErrorResult(status, code, desc)
+	r.Write(w)
+}
+
 // Middleware returns a handler that runs the BFF in front of next: the
 // BFF's endpoints and every refusal are answered here; authenticated API
 // requests reach next with the access token in Authorization and without

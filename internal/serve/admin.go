@@ -22,8 +22,7 @@ func AdminHandler(b *bff.Engine, metrics http.Handler) http.Handler {
 		ctx, cancel := context.WithTimeout(r.Context(), 2*time.Second)
 		defer cancel()
 		if err := b.Ready(ctx); err != nil {
-			res := bff.ErrorResult(http.StatusServiceUnavailable, bff.CodeUnavailable, "not ready: "+err.Error())
-			res.Write(w)
+			bff.WriteError(w, http.StatusServiceUnavailable, bff.CodeUnavailable, "not ready: "+err.Error())
 			return
 		}
 		writeJSON(w, http.StatusOK, `{"status":"ready"}`)

@@ -240,7 +240,7 @@ func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		h.static.ServeHTTP(w, r)
 		return
 	}
-	writeError(w, http.StatusNotFound, bff.CodeNotFound, "no route for this path")
+	bff.WriteError(w, http.StatusNotFound, bff.CodeNotFound, "no route for this path")
 }
 
 // spa serves files, and index.html for paths that name no file, so the
@@ -259,12 +259,6 @@ func spa(root fs.FS) http.Handler {
 		w.Header().Set("X-Content-Type-Options", "nosniff")
 		files.ServeHTTP(w, r)
 	})
-}
-
-// writeError answers with bffgate's one JSON error shape.
-func writeError(w http.ResponseWriter, status int, code bff.Code, desc string) {
-	res := bff.ErrorResult(status, code, desc)
-	res.Write(w)
 }
 
 func writeJSON(w http.ResponseWriter, status int, body string) {

@@ -237,7 +237,7 @@ func limitBody(h http.Handler, n int64) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if r.ContentLength > n {
 			w.Header().Set("Connection", "close")
-			writeError(w, http.StatusRequestEntityTooLarge, bff.CodeBodyTooLarge, bodyTooLarge)
+			bff.WriteError(w, http.StatusRequestEntityTooLarge, bff.CodeBodyTooLarge, bodyTooLarge)
 			// Send the answer, then read on up to n bytes more (within the
 			// body timeout), so that a body just over the cap is consumed
 			// and the client reads the 413 rather than a reset.
@@ -262,17 +262,17 @@ func proxyError(w http.ResponseWriter, r *http.Request, err error) {
 	switch {
 	case errors.As(err, &big):
 		w.Header().Set("Connection", "close")
-		writeError(w, http.StatusRequestEntityTooLarge, bff.CodeBodyTooLarge, bodyTooLarge)
+		bff.WriteError(w, http.StatusRequestEntityTooLarge, bff.CodeBodyTooLarge, bodyTooLarge)
 	case errors.As(err, &be) && errors.As(be.err, &ne) && ne.Timeout():
 		w.Header().Set("Connection", "close")
-		writeError(w, http.StatusRequestTimeout, bff.CodeBodyTimeout, "the request body did not arrive in time")
+		bff.WriteError(w, http.StatusRequestTimeout, bff.CodeBodyTimeout, "the request body did not arrive in time")
 	case errors.As(err, &be):
 		w.Header().Set("Connection", "close")
-		writeError(w, http.StatusBadRequest, bff.CodeInvalidRequest, "the request body could not be read")
+		bff.WriteError(w, http.StatusBadRequest, bff.CodeInvalidRequest, "the request body could not be read")
 	case errors.As(err, &ne) && ne.Timeout() && r.Context().Err() == nil:
-		writeError(w, http.StatusGatewayTimeout, bff.CodeUpstreamTimeout, "the upstream did not answer in time")
+		bff.WriteError(w, http.StatusGatewayTimeout, bff.CodeUpstreamTimeout, "the upstream did not answer in time")
 	default:
-		writeError(w, http.StatusBadGateway, bff.CodeUpstreamUnavailable, "the upstream could not be reached")
+		bff.WriteError(w, http.StatusBadGateway, bff.CodeUpstreamUnavailable, "the upstream could not be reached")
 	}
 }
 
