@@ -3,7 +3,6 @@ package bff_test
 import (
 	"bytes"
 	"context"
-	"io"
 	"log/slog"
 	"net/http"
 	"net/url"
@@ -14,6 +13,7 @@ import (
 	"github.com/bffgate/bffgate/core/bff"
 	"github.com/bffgate/bffgate/core/session"
 	"github.com/bffgate/bffgate/core/session/sessiontest"
+	"github.com/bffgate/bffgate/tests/flowtest"
 	"github.com/bffgate/bffgate/tests/op"
 )
 
@@ -66,20 +66,9 @@ func TestSafePath(t *testing.T) {
 
 // rawRequest sends a request with the path exactly as given, as curl's
 // --path-as-is does.
-func (e *env) rawRequest(c *http.Client, method, path string, header http.Header) *response {
+func (e *env) rawRequest(c *http.Client, method, path string, header http.Header) *flowtest.Response {
 	e.t.Helper()
-	u, _ := url.Parse(e.bff.URL)
-	req := &http.Request{Method: method, URL: &url.URL{Scheme: u.Scheme, Host: u.Host, Opaque: path}, Header: header, Host: u.Host}
-	if req.Header == nil {
-		req.Header = http.Header{}
-	}
-	resp, err := c.Do(req)
-	if err != nil {
-		e.t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	body, _ := io.ReadAll(resp.Body)
-	return &response{resp.StatusCode, resp.Header, body}
+	return flowtest.DoRaw(e.t, c, method, e.bff.URL, path, header)
 }
 
 func TestUnsafePathsRefused(t *testing.T) {
@@ -91,17 +80,17 @@ func TestUnsafePathsRefused(t *testing.T) {
 		// before any route or public prefix is chosen.
 		for _, cl := range []*http.Client{e.browser(), c} {
 			r := e.rawRequest(cl, "GET", p, http.Header{"X-Csrf": {"1"}})
-			if r.status != http.StatusBadRequest {
-				t.Errorf("GET %s: status %d, want 400 (body %s)", p, r.status, r.body)
+			if r.Status != http.StatusBadRequest {
+				t.Errorf("GET %s: status %d, want 400 (body %s)", p, r.Status, r.Body)
 			}
 		}
 	}
-	if n := e.up.count(); n != 0 {
+	if n := e.up.Count(); n != 0 {
 		t.Fatalf("the upstream received %d requests with unsafe paths", n)
 	}
 	// The same prefix with a plain path is public.
-	if r := e.rawRequest(e.browser(), "GET", "/public/app.js", nil); r.status != http.StatusOK {
-		t.Fatalf("GET /public/app.js: status %d (body %s)", r.status, r.body)
+	if r := e.rawRequest(e.browser(), "GET", "/public/app.js", nil); r.Status != http.StatusOK {
+		t.Fatalf("GET /public/app.js: status %d (body %s)", r.Status, r.Body)
 	}
 }
 
@@ -117,10 +106,10 @@ func TestPublicPathsStripForgeries(t *testing.T) {
 	c.Jar.SetCookies(u, []*http.Cookie{{Name: "theme", Value: "dark"}})
 	r := e.do(c, "GET", "/public/x", "X-User", "admin", "X_User", "admin", "x-uSER", "admin",
 		"X_Forwarded_For", "10.0.0.1", "Authorization", "Bearer app-token")
-	if r.status != http.StatusOK {
-		t.Fatalf("status %d (body %s)", r.status, r.body)
+	if r.Status != http.StatusOK {
+		t.Fatalf("status %d (body %s)", r.Status, r.Body)
 	}
-	got := e.up.last(t)
+	got := e.up.Last(t)
 	for name := range got.Header {
 		if n := strings.ToLower(strings.ReplaceAll(name, "_", "-")); n == "x-user" || (n == "x-forwarded-for" && name != "X-Forwarded-For") {
 			t.Errorf("upstream got %s: %q", name, got.Header[name])
@@ -145,10 +134,10 @@ func TestManagedHeadersCannotBeUndone(t *testing.T) {
 	s := e.sessionOf(c)
 	r := e.do(c, "GET", "/api/x", "X-CSRF", "1", "Connection", "Authorization, X-User, keep-alive",
 		"X_User", "admin", "X-Forwarded_Host", "evil.example")
-	if r.status != http.StatusOK {
-		t.Fatalf("status %d (body %s)", r.status, r.body)
+	if r.Status != http.StatusOK {
+		t.Fatalf("status %d (body %s)", r.Status, r.Body)
 	}
-	got := e.up.last(t)
+	got := e.up.Last(t)
 	if a := got.Header.Get("Authorization"); a != "Bearer "+s.AccessToken {
 		t.Errorf("upstream Authorization = %q, want the session's bearer", a)
 	}
@@ -171,12 +160,12 @@ func TestMethodsRefused(t *testing.T) {
 	for _, m := range []string{"TRACE", "TRACK", "CONNECT", "PROPFIND", "FOO"} {
 		for _, p := range []string{"/api/x", "/public/x"} {
 			r := e.rawRequest(c, m, p, http.Header{"X-Csrf": {"1"}})
-			if r.status != http.StatusMethodNotAllowed {
-				t.Errorf("%s %s: status %d, want 405", m, p, r.status)
+			if r.Status != http.StatusMethodNotAllowed {
+				t.Errorf("%s %s: status %d, want 405", m, p, r.Status)
 			}
 		}
 	}
-	if n := e.up.count(); n != 0 {
+	if n := e.up.Count(); n != 0 {
 		t.Fatalf("the upstream received %d requests", n)
 	}
 	if _, err := bff.New(bff.Config{Issuer: "https://idp.example", ClientID: "c", ClientSecret: "s",
@@ -195,10 +184,10 @@ func TestOriginScheme(t *testing.T) {
 	host := strings.TrimPrefix(e.bff.URL, "http://")
 	for _, o := range []string{"https://" + host, "evil://" + host, "HTTP://" + host + ".evil"} {
 		r := e.do(c, "GET", "/api/x", "X-CSRF", "1", "Origin", o)
-		wantError(t, r, http.StatusForbidden, "origin_not_allowed")
+		r.WantError(t, http.StatusForbidden, "origin_not_allowed")
 	}
-	if r := e.do(c, "GET", "/api/x", "X-CSRF", "1", "Origin", "http://"+host); r.status != http.StatusOK {
-		t.Fatalf("same origin: status %d (body %s)", r.status, r.body)
+	if r := e.do(c, "GET", "/api/x", "X-CSRF", "1", "Origin", "http://"+host); r.Status != http.StatusOK {
+		t.Fatalf("same origin: status %d (body %s)", r.Status, r.Body)
 	}
 }
 
@@ -210,11 +199,11 @@ func TestCORSOnForwardedAnswers(t *testing.T) {
 	c := e.browser()
 	e.login(c, op.AliceUser, op.AlicePassword)
 	r := e.do(c, "GET", "/api/x", "X-CSRF", "1", "Origin", spa)
-	if r.status != http.StatusOK || r.header.Get("Access-Control-Allow-Origin") != spa || r.header.Get("Access-Control-Allow-Credentials") != "true" {
-		t.Fatalf("status %d, CORS headers %q", r.status, r.header)
+	if r.Status != http.StatusOK || r.Header.Get("Access-Control-Allow-Origin") != spa || r.Header.Get("Access-Control-Allow-Credentials") != "true" {
+		t.Fatalf("status %d, CORS headers %q", r.Status, r.Header)
 	}
-	if r := e.do(c, "GET", "/api/x", "X-CSRF", "1"); r.header.Get("Access-Control-Allow-Origin") != "" {
-		t.Fatalf("a same-origin answer got CORS headers: %q", r.header)
+	if r := e.do(c, "GET", "/api/x", "X-CSRF", "1"); r.Header.Get("Access-Control-Allow-Origin") != "" {
+		t.Fatalf("a same-origin answer got CORS headers: %q", r.Header)
 	}
 }
 
@@ -236,8 +225,8 @@ func TestReturnToCookieBomb(t *testing.T) {
 	if total > 8<<10-512 {
 		t.Fatalf("four login cookies are %d bytes: they must leave room under 8 KiB", total)
 	}
-	if r := e.do(c, "GET", "/login?returnTo=/"+strings.Repeat("a", 1100)); r.status != http.StatusBadRequest {
-		t.Fatalf("returnTo of 1100 bytes: status %d, want 400", r.status)
+	if r := e.do(c, "GET", "/login?returnTo=/"+strings.Repeat("a", 1100)); r.Status != http.StatusBadRequest {
+		t.Fatalf("returnTo of 1100 bytes: status %d, want 400", r.Status)
 	}
 
 	// A Cookie header over the limit gets a 431 that deletes the BFF's
@@ -298,13 +287,13 @@ func TestSessionProbe(t *testing.T) {
 	e := newEnv(t, nil)
 	c := e.browser()
 	r := e.do(c, "GET", "/session?probe=1")
-	if r.status != http.StatusOK || r.json(t)["authenticated"] != false {
-		t.Fatalf("probe signed out: %d %s", r.status, r.body)
+	if r.Status != http.StatusOK || r.JSON(t)["authenticated"] != false {
+		t.Fatalf("probe signed out: %d %s", r.Status, r.Body)
 	}
-	wantError(t, e.do(c, "GET", "/session"), http.StatusUnauthorized, "unauthenticated")
+	e.do(c, "GET", "/session").WantError(t, http.StatusUnauthorized, "unauthenticated")
 	e.login(c, op.AliceUser, op.AlicePassword)
-	if r := e.do(c, "GET", "/session?probe=1"); r.status != http.StatusOK || r.json(t)["authenticated"] != true {
-		t.Fatalf("probe signed in: %d %s", r.status, r.body)
+	if r := e.do(c, "GET", "/session?probe=1"); r.Status != http.StatusOK || r.JSON(t)["authenticated"] != true {
+		t.Fatalf("probe signed in: %d %s", r.Status, r.Body)
 	}
 }
 
@@ -320,29 +309,29 @@ func TestLoginErrorsLandInTheApp(t *testing.T) {
 		c := e.browser()
 		state := mustQuery(t, e.startLogin(c, "?returnTo=%2Fapp%3Fx%3D1%23top"), "state")
 		r := e.do(c, "GET", "/oauth/callback?error=access_denied&error_description=secret%20stuff&state="+state+"&iss="+url.QueryEscape(e.op.Issuer), nav...)
-		if r.status != http.StatusFound || r.header.Get("Location") != "/app?x=1&error=login_failed&provider_error=access_denied#top" {
-			t.Fatalf("status %d, Location %q", r.status, r.header.Get("Location"))
+		if r.Status != http.StatusFound || r.Header.Get("Location") != "/app?x=1&error=login_failed&provider_error=access_denied#top" {
+			t.Fatalf("status %d, Location %q", r.Status, r.Header.Get("Location"))
 		}
-		if ck := r.header.Values("Set-Cookie"); len(ck) != 1 || !strings.Contains(ck[0], "Max-Age=0") {
+		if ck := r.Header.Values("Set-Cookie"); len(ck) != 1 || !strings.Contains(ck[0], "Max-Age=0") {
 			t.Fatalf("Set-Cookie %q, want the login cookie deleted", ck)
 		}
 	})
 	t.Run("unknown state", func(t *testing.T) {
 		r := e.do(e.browser(), "GET", "/oauth/callback?code=x&state=forged", nav...)
-		if r.status != http.StatusFound || r.header.Get("Location") != "/?error=invalid_state" {
-			t.Fatalf("status %d, Location %q", r.status, r.header.Get("Location"))
+		if r.Status != http.StatusFound || r.Header.Get("Location") != "/?error=invalid_state" {
+			t.Fatalf("status %d, Location %q", r.Status, r.Header.Get("Location"))
 		}
 	})
 	t.Run("script", func(t *testing.T) {
-		wantError(t, e.do(e.browser(), "GET", "/oauth/callback?code=x&state=forged", "Sec-Fetch-Mode", "cors"), http.StatusBadRequest, "invalid_state")
+		e.do(e.browser(), "GET", "/oauth/callback?code=x&state=forged", "Sec-Fetch-Mode", "cors").WantError(t, http.StatusBadRequest, "invalid_state")
 	})
 	t.Run("login_error_path", func(t *testing.T) {
 		e := newEnv(t, func(c *bff.Config) { noPAR(c); c.LoginErrorPath = "/signin" })
 		c := e.browser()
 		state := mustQuery(t, e.startLogin(c, "?returnTo=/app"), "state")
 		r := e.do(c, "GET", "/oauth/callback?error=login_required&state="+state+"&iss="+url.QueryEscape(e.op.Issuer), nav...)
-		if r.header.Get("Location") != "/signin?error=login_failed&provider_error=login_required" {
-			t.Fatalf("Location %q", r.header.Get("Location"))
+		if r.Header.Get("Location") != "/signin?error=login_failed&provider_error=login_required" {
+			t.Fatalf("Location %q", r.Header.Get("Location"))
 		}
 	})
 }
@@ -380,12 +369,12 @@ func TestStreamsByOrigin(t *testing.T) {
 		{"plain GET without CSRF header", []string{"Origin", self}, http.StatusForbidden},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
-			before := e.up.count()
+			before := e.up.Count()
 			r := e.do(c, "GET", "/api/stream", tt.header...)
-			if r.status != tt.want {
-				t.Fatalf("status %d, want %d (body %s)", r.status, tt.want, r.body)
+			if r.Status != tt.want {
+				t.Fatalf("status %d, want %d (body %s)", r.Status, tt.want, r.Body)
 			}
-			if forwarded := e.up.count() > before; forwarded != (tt.want == http.StatusOK) {
+			if forwarded := e.up.Count() > before; forwarded != (tt.want == http.StatusOK) {
 				t.Fatalf("forwarded = %v", forwarded)
 			}
 		})
@@ -434,8 +423,8 @@ func TestLogoutRevokesRefreshToken(t *testing.T) {
 	if in, err := e.op.Introspect(ctx, rt); err != nil || in["active"] != true {
 		t.Fatalf("before logout: introspection %v, %v; want active", in, err)
 	}
-	if r := e.do(c, "POST", "/logout", "X-CSRF", "1"); r.status != http.StatusOK {
-		t.Fatalf("logout: %d %s", r.status, r.body)
+	if r := e.do(c, "POST", "/logout", "X-CSRF", "1"); r.Status != http.StatusOK {
+		t.Fatalf("logout: %d %s", r.Status, r.Body)
 	}
 	eventually(t, "the refresh token revoked", func() bool {
 		in, err := e.op.Introspect(ctx, rt)

@@ -2,7 +2,6 @@ package bff_test
 
 import (
 	"context"
-	"encoding/json"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -17,6 +16,7 @@ import (
 	"github.com/bffgate/bffgate/core/session"
 	"github.com/bffgate/bffgate/core/session/memstore"
 	"github.com/bffgate/bffgate/core/session/sessiontest"
+	"github.com/bffgate/bffgate/tests/flowtest"
 	"github.com/bffgate/bffgate/tests/op"
 )
 
@@ -25,34 +25,12 @@ import (
 
 const cookieKey = "MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY="
 
-// upstream records what the API behind the BFF received.
-type upstream struct {
-	mu   sync.Mutex // guards reqs
-	reqs []*http.Request
-	srv  *httptest.Server
-}
-
-func (u *upstream) last(t *testing.T) *http.Request {
-	t.Helper()
-	u.mu.Lock()
-	defer u.mu.Unlock()
-	if len(u.reqs) == 0 {
-		t.Fatal("the upstream received no request")
-	}
-	return u.reqs[len(u.reqs)-1]
-}
-
-func (u *upstream) count() int {
-	u.mu.Lock()
-	defer u.mu.Unlock()
-	return len(u.reqs)
-}
-
 type env struct {
 	t     *testing.T
 	op    *op.Server
 	bff   *httptest.Server
-	up    *upstream
+	up    *flowtest.Upstream
+	upURL string
 	clock *sessiontest.OffsetClock
 	store *memstore.Store
 	eng   *bff.Engine
@@ -62,15 +40,10 @@ type env struct {
 // change the config before the engine is built.
 func newEnv(t *testing.T, edit func(c *bff.Config)) *env {
 	t.Helper()
-	e := &env{t: t, clock: &sessiontest.OffsetClock{}, up: &upstream{}}
-	e.up.srv = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		e.up.mu.Lock()
-		e.up.reqs = append(e.up.reqs, r.Clone(context.Background()))
-		e.up.mu.Unlock()
-		w.Header().Set("Content-Type", "application/json")
-		io.WriteString(w, `{"ok":true}`)
-	}))
-	t.Cleanup(e.up.srv.Close)
+	e := &env{t: t, clock: &sessiontest.OffsetClock{}, up: &flowtest.Upstream{}}
+	upSrv := httptest.NewServer(e.up)
+	t.Cleanup(upSrv.Close)
+	e.upURL = upSrv.URL
 	var handler http.Handler
 	e.bff = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { handler.ServeHTTP(w, r) }))
 	t.Cleanup(e.bff.Close)
@@ -97,7 +70,7 @@ func newEnv(t *testing.T, edit func(c *bff.Config)) *env {
 	if e.eng, err = bff.New(cfg); err != nil {
 		t.Fatal(err)
 	}
-	target, _ := url.Parse(e.up.srv.URL)
+	target, _ := url.Parse(e.upURL)
 	handler = e.eng.Middleware(httputil.NewSingleHostReverseProxy(target))
 	return e
 }
@@ -105,95 +78,39 @@ func newEnv(t *testing.T, edit func(c *bff.Config)) *env {
 // browser is one browser profile: a cookie jar, redirects not followed.
 func (e *env) browser() *http.Client { return op.Browser() }
 
-type response struct {
-	status int
-	header http.Header
-	body   []byte
-}
-
-func (r *response) json(t *testing.T) map[string]any {
-	t.Helper()
-	var m map[string]any
-	if err := json.Unmarshal(r.body, &m); err != nil {
-		t.Fatalf("body %q is not JSON: %v", r.body, err)
-	}
-	return m
-}
-
-// do sends a request to the BFF; header pairs are name, value, ...
-func (e *env) do(c *http.Client, method, path string, header ...string) *response {
+// do sends a request to the BFF; path is a path on it or an absolute URL;
+// header pairs are name, value, ...
+func (e *env) do(c *http.Client, method, path string, header ...string) *flowtest.Response {
 	e.t.Helper()
-	target := path
-	if !strings.HasPrefix(path, "http") {
-		target = e.bff.URL + path
-	}
-	req, err := http.NewRequest(method, target, nil)
-	if err != nil {
-		e.t.Fatal(err)
-	}
-	for i := 0; i+1 < len(header); i += 2 {
-		req.Header.Set(header[i], header[i+1])
-	}
-	resp, err := c.Do(req)
-	if err != nil {
-		e.t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	body, _ := io.ReadAll(resp.Body)
-	return &response{resp.StatusCode, resp.Header, body}
-}
-
-// wantError asserts an error response: status, JSON error code.
-func wantError(t *testing.T, r *response, status int, code string) {
-	t.Helper()
-	if r.status != status {
-		t.Fatalf("status = %d, want %d (body %s)", r.status, status, r.body)
-	}
-	if got := r.json(t)["error"]; got != code {
-		t.Fatalf("error = %v, want %q (body %s)", got, code, r.body)
-	}
+	return flowtest.Do(e.t, c, method, flowtest.Resolve(e.bff.URL, path), header...)
 }
 
 // startLogin GETs /login and returns the provider's authorization URL.
 func (e *env) startLogin(c *http.Client, query string) string {
 	e.t.Helper()
 	r := e.do(c, "GET", "/login"+query)
-	if r.status != http.StatusFound {
-		e.t.Fatalf("/login status = %d, want 302 (body %s)", r.status, r.body)
+	if r.Status != http.StatusFound {
+		e.t.Fatalf("/login status = %d, want 302 (body %s)", r.Status, r.Body)
 	}
-	return r.header.Get("Location")
+	return r.Header.Get("Location")
 }
 
-// authorize logs alice in at the provider for authURL and returns the
+// authorize logs user in at the provider for authURL and returns the
 // callback URL, not yet requested.
 func (e *env) authorize(c *http.Client, authURL, user, password string) string {
 	e.t.Helper()
-	cb, err := e.op.Login(context.Background(), c, authURL, user, password)
-	if err != nil {
-		e.t.Fatalf("login at the provider: %v", err)
-	}
-	return cb.String()
+	return flowtest.Authorize(e.t, e.op, c, authURL, user, password)
 }
 
 // login runs the whole flow for user and returns where the callback sent
 // the browser.
 func (e *env) login(c *http.Client, user, password string) string {
 	e.t.Helper()
-	r := e.do(c, "GET", e.authorize(c, e.startLogin(c, "?returnTo=%2Fapp%3Fx%3D1"), user, password))
-	if r.status != http.StatusFound {
-		e.t.Fatalf("callback status = %d, want 302 (body %s)", r.status, r.body)
-	}
-	return r.header.Get("Location")
+	return flowtest.Login(e.t, e.op, c, e.bff.URL+"/login?returnTo=%2Fapp%3Fx%3D1", user, password)
 }
 
 func (e *env) sessionCookie(c *http.Client) string {
-	u, _ := url.Parse(e.bff.URL)
-	for _, ck := range c.Jar.Cookies(u) {
-		if ck.Name == "__Host-bffgate" {
-			return ck.Value
-		}
-	}
-	return ""
+	return flowtest.Cookie(c, e.bff.URL, "__Host-bffgate")
 }
 
 // sessionOf reads the session of a browser from the store, as the test
@@ -217,11 +134,7 @@ func (e *env) sessionOf(c *http.Client) *session.Session {
 
 func (e *env) grants(kind string) int {
 	e.t.Helper()
-	st, err := e.op.Stats(context.Background())
-	if err != nil {
-		e.t.Fatal(err)
-	}
-	return st.Grants[kind]
+	return flowtest.Grants(e.t, e.op, kind)
 }
 
 func TestFlow(t *testing.T) {
@@ -234,18 +147,18 @@ func TestFlow(t *testing.T) {
 
 	// The session endpoint shows the user, and nothing of the tokens.
 	r := e.do(c, "GET", "/session")
-	if r.status != http.StatusOK {
-		t.Fatalf("/session status = %d (body %s)", r.status, r.body)
+	if r.Status != http.StatusOK {
+		t.Fatalf("/session status = %d (body %s)", r.Status, r.Body)
 	}
-	info := r.json(t)
+	info := r.JSON(t)
 	user, _ := info["user"].(map[string]any)
 	if info["authenticated"] != true || user["name"] != "Alice Example" || user["email"] != "alice@example.com" || info["mode"] != "bff" {
-		t.Fatalf("/session = %s", r.body)
+		t.Fatalf("/session = %s", r.Body)
 	}
 	s := e.sessionOf(c)
 	for _, secret := range []string{s.AccessToken, s.RefreshToken} {
-		if secret == "" || strings.Contains(string(r.body), secret) {
-			t.Fatalf("/session reveals a token, or the session lacks one: %s", r.body)
+		if secret == "" || strings.Contains(string(r.Body), secret) {
+			t.Fatalf("/session reveals a token, or the session lacks one: %s", r.Body)
 		}
 	}
 	if s.IDToken != "" {
@@ -258,10 +171,10 @@ func TestFlow(t *testing.T) {
 	u, _ := url.Parse(e.bff.URL)
 	c.Jar.SetCookies(u, []*http.Cookie{{Name: "theme", Value: "dark"}})
 	r = e.do(c, "POST", "/api/orders?page=2", "X-CSRF", "1", "X-User", "admin")
-	if r.status != http.StatusOK {
-		t.Fatalf("API status = %d (body %s)", r.status, r.body)
+	if r.Status != http.StatusOK {
+		t.Fatalf("API status = %d (body %s)", r.Status, r.Body)
 	}
-	got := e.up.last(t)
+	got := e.up.Last(t)
 	if want := "Bearer " + s.AccessToken; got.Header.Get("Authorization") != want {
 		t.Fatalf("upstream Authorization = %q, want the session's access token", got.Header.Get("Authorization"))
 	}
@@ -308,7 +221,7 @@ func TestFlow(t *testing.T) {
 	if s2.AccessToken == s.AccessToken || s2.RefreshToken == s.RefreshToken {
 		t.Fatal("refresh did not replace the access token and the rotated refresh token")
 	}
-	if got := e.up.last(t).Header.Get("Authorization"); got != "Bearer "+s2.AccessToken {
+	if got := e.up.Last(t).Header.Get("Authorization"); got != "Bearer "+s2.AccessToken {
 		t.Fatal("the upstream did not get the refreshed access token")
 	}
 	if e.sessionCookie(c) == "" {
@@ -316,22 +229,22 @@ func TestFlow(t *testing.T) {
 	}
 
 	// The token endpoint is off in bff mode.
-	wantError(t, e.do(c, "GET", "/token", "X-CSRF", "1"), http.StatusNotFound, "not_found")
+	e.do(c, "GET", "/token", "X-CSRF", "1").WantError(t, http.StatusNotFound, "not_found")
 
 	// Logout needs the CSRF header, ends the session, clears the cookie and
 	// gives the provider's end-session URL.
-	wantError(t, e.do(c, "POST", "/logout"), http.StatusForbidden, "csrf_header_missing")
+	e.do(c, "POST", "/logout").WantError(t, http.StatusForbidden, "csrf_header_missing")
 	r = e.do(c, "POST", "/logout", "X-CSRF", "1")
-	if r.status != http.StatusOK {
-		t.Fatalf("/logout status = %d (body %s)", r.status, r.body)
+	if r.Status != http.StatusOK {
+		t.Fatalf("/logout status = %d (body %s)", r.Status, r.Body)
 	}
-	lu, _ := url.Parse(r.json(t)["logoutUrl"].(string))
+	lu, _ := url.Parse(r.JSON(t)["logoutUrl"].(string))
 	if !strings.HasPrefix(lu.String(), e.op.Issuer) || lu.Query().Get("client_id") != e.op.ClientID ||
 		lu.Query().Get("post_logout_redirect_uri") != e.bff.URL+"/logout/callback" {
 		t.Fatalf("logoutUrl = %s", lu)
 	}
-	if !strings.Contains(r.header.Get("Set-Cookie"), "Max-Age=0") {
-		t.Fatalf("logout did not clear the cookie: %q", r.header.Values("Set-Cookie"))
+	if !strings.Contains(r.Header.Get("Set-Cookie"), "Max-Age=0") {
+		t.Fatalf("logout did not clear the cookie: %q", r.Header.Values("Set-Cookie"))
 	}
 	if lu.Query().Has("id_token_hint") {
 		t.Fatal("logout handed the ID token to the browser without logout_id_token_hint")
@@ -339,14 +252,14 @@ func TestFlow(t *testing.T) {
 	if e.store.Len() != 0 {
 		t.Fatalf("the store still holds %d sessions after logout", e.store.Len())
 	}
-	wantError(t, e.do(c, "GET", "/api/orders", "X-CSRF", "1"), http.StatusUnauthorized, "unauthenticated")
+	e.do(c, "GET", "/api/orders", "X-CSRF", "1").WantError(t, http.StatusUnauthorized, "unauthenticated")
 	back, err := e.op.ConfirmLogout(context.Background(), c, lu.String())
 	if err != nil {
 		t.Fatal(err)
 	}
 	r = e.do(c, "GET", back.String())
-	if r.status != http.StatusFound || r.header.Get("Location") != "/" {
-		t.Fatalf("logout callback = %d %q, want 302 to /", r.status, r.header.Get("Location"))
+	if r.Status != http.StatusFound || r.Header.Get("Location") != "/" {
+		t.Fatalf("logout callback = %d %q, want 302 to /", r.Status, r.Header.Get("Location"))
 	}
 }
 
@@ -356,7 +269,7 @@ func TestLogoutIDTokenHint(t *testing.T) {
 	e.login(c, op.AliceUser, op.AlicePassword)
 	idToken := e.sessionOf(c).IDToken
 	r := e.do(c, "POST", "/logout", "X-CSRF", "1")
-	lu, _ := url.Parse(r.json(t)["logoutUrl"].(string))
+	lu, _ := url.Parse(r.JSON(t)["logoutUrl"].(string))
 	if lu.Query().Get("id_token_hint") != idToken {
 		t.Fatalf("logoutUrl %s lacks the id_token_hint asked for", lu)
 	}
@@ -371,7 +284,7 @@ func TestCookieAttributes(t *testing.T) {
 	c := e.browser()
 	r := e.do(c, "GET", e.authorize(c, e.startLogin(c, ""), op.AliceUser, op.AlicePassword))
 	var sessionCookie string
-	for _, sc := range r.header.Values("Set-Cookie") {
+	for _, sc := range r.Header.Values("Set-Cookie") {
 		if strings.HasPrefix(sc, "__Host-bffgate=") {
 			sessionCookie = sc
 		}
@@ -396,34 +309,34 @@ func TestTokenMediating(t *testing.T) {
 	s := e.sessionOf(c)
 	ctx := context.Background()
 
-	wantError(t, e.do(c, "GET", "/token"), http.StatusForbidden, "csrf_header_missing")
+	e.do(c, "GET", "/token").WantError(t, http.StatusForbidden, "csrf_header_missing")
 
 	// The session's own token is short-lived enough: handed out as is.
 	r := e.do(c, "GET", "/token", "X-CSRF", "1")
-	if r.status != http.StatusOK {
-		t.Fatalf("/token status = %d (body %s)", r.status, r.body)
+	if r.Status != http.StatusOK {
+		t.Fatalf("/token status = %d (body %s)", r.Status, r.Body)
 	}
-	tok := r.json(t)
+	tok := r.JSON(t)
 	if tok["access_token"] != s.AccessToken || tok["token_type"] != "Bearer" {
 		t.Fatalf("/token = %v, want the session's access token", tok)
 	}
 	if exp, _ := tok["expires_in"].(float64); exp <= 0 || exp > 60 {
 		t.Fatalf("expires_in = %v, want within the token's 60 s", tok["expires_in"])
 	}
-	if _, has := tok["refresh_token"]; has || strings.Contains(string(r.body), s.RefreshToken) {
+	if _, has := tok["refresh_token"]; has || strings.Contains(string(r.Body), s.RefreshToken) {
 		t.Fatal("/token revealed the refresh token")
 	}
-	if r.header.Get("Cache-Control") != "no-store" {
-		t.Fatalf("/token Cache-Control = %q, want no-store", r.header.Get("Cache-Control"))
+	if r.Header.Get("Cache-Control") != "no-store" {
+		t.Fatalf("/token Cache-Control = %q, want no-store", r.Header.Get("Cache-Control"))
 	}
 
 	// Asking for less scope gets a narrower token by RFC 8693 exchange.
 	before := e.grants(op.GrantTokenExchange)
 	r = e.do(c, "GET", "/token?scope=openid", "X-CSRF", "1")
-	if r.status != http.StatusOK {
-		t.Fatalf("/token?scope=openid status = %d (body %s)", r.status, r.body)
+	if r.Status != http.StatusOK {
+		t.Fatalf("/token?scope=openid status = %d (body %s)", r.Status, r.Body)
 	}
-	narrow := r.json(t)
+	narrow := r.JSON(t)
 	if narrow["access_token"] == s.AccessToken || narrow["scope"] != "openid" {
 		t.Fatalf("narrowed token = %v", narrow)
 	}
@@ -439,11 +352,11 @@ func TestTokenMediating(t *testing.T) {
 	}
 
 	// More scope than the session has is refused before asking anyone.
-	wantError(t, e.do(c, "GET", "/token?scope=openid+admin", "X-CSRF", "1"), http.StatusBadRequest, "invalid_scope")
+	e.do(c, "GET", "/token?scope=openid+admin", "X-CSRF", "1").WantError(t, http.StatusBadRequest, "invalid_scope")
 
 	// The API path still works with the cookie in this mode.
-	if r := e.do(c, "GET", "/api/x", "X-CSRF", "1"); r.status != http.StatusOK {
-		t.Fatalf("API status = %d", r.status)
+	if r := e.do(c, "GET", "/api/x", "X-CSRF", "1"); r.Status != http.StatusOK {
+		t.Fatalf("API status = %d", r.Status)
 	}
 }
 
@@ -455,10 +368,10 @@ func TestTokenMaxLifetimeExchanges(t *testing.T) {
 	c := e.browser()
 	e.login(c, op.AliceUser, op.AlicePassword)
 	r := e.do(c, "GET", "/token", "X-CSRF", "1")
-	if r.status != http.StatusOK {
-		t.Fatalf("/token status = %d (body %s)", r.status, r.body)
+	if r.Status != http.StatusOK {
+		t.Fatalf("/token status = %d (body %s)", r.Status, r.Body)
 	}
-	if tok := r.json(t); tok["access_token"] == e.sessionOf(c).AccessToken {
+	if tok := r.JSON(t); tok["access_token"] == e.sessionOf(c).AccessToken {
 		t.Fatal("a token living longer than token_max_lifetime was handed out instead of exchanged")
 	}
 }
@@ -489,14 +402,14 @@ func TestBackchannelLogout(t *testing.T) {
 
 	r := e.do(a, "POST", "/logout", "X-CSRF", "1")
 	before, _ := e.op.Stats(context.Background())
-	if _, err := e.op.ConfirmLogout(context.Background(), a, r.json(t)["logoutUrl"].(string)); err != nil {
+	if _, err := e.op.ConfirmLogout(context.Background(), a, r.JSON(t)["logoutUrl"].(string)); err != nil {
 		t.Fatal(err)
 	}
 	after, _ := e.op.Stats(context.Background())
 	if after.Backchannel <= before.Backchannel {
 		t.Fatal("the provider sent no back-channel logout")
 	}
-	wantError(t, e.do(b, "GET", "/api/x", "X-CSRF", "1"), http.StatusUnauthorized, "invalid_session")
+	e.do(b, "GET", "/api/x", "X-CSRF", "1").WantError(t, http.StatusUnauthorized, "invalid_session")
 	if e.store.Len() != 0 {
 		t.Fatalf("store still holds %d sessions", e.store.Len())
 	}
@@ -508,16 +421,10 @@ func TestBackchannelLogoutRejects(t *testing.T) {
 	c := e.browser()
 	e.login(c, op.AliceUser, op.AlicePassword)
 	idToken := e.sessionOf(c).IDToken
-	post := func(contentType, body string) *response {
+	post := func(contentType, body string) *flowtest.Response {
 		req, _ := http.NewRequest("POST", e.bff.URL+"/backchannel-logout", strings.NewReader(body))
 		req.Header.Set("Content-Type", contentType)
-		resp, err := http.DefaultClient.Do(req)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer resp.Body.Close()
-		b, _ := io.ReadAll(resp.Body)
-		return &response{resp.StatusCode, resp.Header, b}
+		return flowtest.Send(t, http.DefaultClient, req)
 	}
 	for _, tt := range []struct{ name, contentType, body string }{
 		{"no token", "application/x-www-form-urlencoded", ""},
@@ -528,10 +435,10 @@ func TestBackchannelLogoutRejects(t *testing.T) {
 		{"too large", "application/x-www-form-urlencoded", "logout_token=" + strings.Repeat("a", 70<<10)},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
-			wantError(t, post(tt.contentType, tt.body), http.StatusBadRequest, "invalid_request")
+			post(tt.contentType, tt.body).WantError(t, http.StatusBadRequest, "invalid_request")
 		})
 	}
-	if r := e.do(c, "GET", "/api/x", "X-CSRF", "1"); r.status != http.StatusOK {
-		t.Fatalf("the session did not survive rejected logout tokens: %d", r.status)
+	if r := e.do(c, "GET", "/api/x", "X-CSRF", "1"); r.Status != http.StatusOK {
+		t.Fatalf("the session did not survive rejected logout tokens: %d", r.Status)
 	}
 }

@@ -47,7 +47,7 @@ func TestObserver(t *testing.T) {
 	c := e.browser()
 	e.login(c, op.AliceUser, op.AlicePassword)
 	e.apiOK(c)
-	wantError(t, e.do(c, "GET", "/api/x"), http.StatusForbidden, "csrf_header_missing")
+	e.do(c, "GET", "/api/x").WantError(t, http.StatusForbidden, "csrf_header_missing")
 	e.clock.Advance(45 * time.Second) // the token needs a refresh: 5 requests share one
 	var wg sync.WaitGroup
 	for range 5 {
@@ -55,8 +55,8 @@ func TestObserver(t *testing.T) {
 		go func() { defer wg.Done(); e.apiOK(c) }()
 	}
 	wg.Wait()
-	if r := e.do(c, "POST", "/logout", "X-CSRF", "1"); r.status != http.StatusOK {
-		t.Fatalf("logout: %d", r.status)
+	if r := e.do(c, "POST", "/logout", "X-CSRF", "1"); r.Status != http.StatusOK {
+		t.Fatalf("logout: %d", r.Status)
 	}
 	for key, want := range map[string]int{
 		"request login 302 ":                  1,

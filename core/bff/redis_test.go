@@ -17,6 +17,7 @@ import (
 	"github.com/bffgate/bffgate/core/bff"
 	"github.com/bffgate/bffgate/core/session/redisstore"
 	"github.com/bffgate/bffgate/core/session/redisstore/redistest"
+	"github.com/bffgate/bffgate/tests/flowtest"
 	"github.com/bffgate/bffgate/tests/op"
 )
 
@@ -50,8 +51,8 @@ func redisEnv(t *testing.T, rc redisstore.Config, edit func(c *bff.Config)) *env
 // apiOK asserts that an API request with the browser's session succeeds.
 func (e *env) apiOK(c *http.Client) {
 	e.t.Helper()
-	if r := e.do(c, "GET", "/api/x", "X-CSRF", "1"); r.status != http.StatusOK {
-		e.t.Fatalf("API status = %d (body %s)", r.status, r.body)
+	if r := e.do(c, "GET", "/api/x", "X-CSRF", "1"); r.Status != http.StatusOK {
+		e.t.Fatalf("API status = %d (body %s)", r.Status, r.Body)
 	}
 }
 
@@ -75,16 +76,16 @@ func TestRedisTopologies(t *testing.T) {
 			c := e.browser()
 			e.login(c, op.AliceUser, op.AlicePassword)
 			e.apiOK(c)
-			first := e.up.last(t).Header.Get("Authorization")
+			first := e.up.Last(t).Header.Get("Authorization")
 			e.clock.Advance(45 * time.Second) // near expiry: refresh
 			e.apiOK(c)
-			if e.up.last(t).Header.Get("Authorization") == first {
+			if e.up.Last(t).Header.Get("Authorization") == first {
 				t.Fatal("no refresh on Redis")
 			}
-			if r := e.do(c, "POST", "/logout", "X-CSRF", "1"); r.status != http.StatusOK {
-				t.Fatalf("logout: %d", r.status)
+			if r := e.do(c, "POST", "/logout", "X-CSRF", "1"); r.Status != http.StatusOK {
+				t.Fatalf("logout: %d", r.Status)
 			}
-			wantError(t, e.do(c, "GET", "/api/x", "X-CSRF", "1"), http.StatusUnauthorized, "unauthenticated")
+			e.do(c, "GET", "/api/x", "X-CSRF", "1").WantError(t, http.StatusUnauthorized, "unauthenticated")
 		})
 	}
 }
@@ -108,12 +109,12 @@ func TestRedisTwoNodesRefreshOnce(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer nodeB.Close()
-	target, _ := url.Parse(e.up.srv.URL)
+	target, _ := url.Parse(e.upURL)
 	b := httptest.NewServer(nodeB.Middleware(httputil.NewSingleHostReverseProxy(target)))
 	defer b.Close()
 	onB := b.URL + "/api/x"
-	if r := e.do(c, "GET", onB, "X-CSRF", "1"); r.status != http.StatusOK {
-		t.Fatalf("the session made on node A does not work on node B: %d %s", r.status, r.body)
+	if r := e.do(c, "GET", onB, "X-CSRF", "1"); r.Status != http.StatusOK {
+		t.Fatalf("the session made on node A does not work on node B: %d %s", r.Status, r.Body)
 	}
 
 	e.clock.Advance(45 * time.Second)
@@ -161,12 +162,12 @@ func TestRedisOutage(t *testing.T) {
 	c := e.browser()
 	e.login(c, op.AliceUser, op.AlicePassword)
 	e.apiOK(c)
-	forwarded := e.up.count()
+	forwarded := e.up.Count()
 
 	srv.Stop(t)
-	wantError(t, e.do(c, "GET", "/api/x", "X-CSRF", "1"), http.StatusServiceUnavailable, "session_store_unavailable")
-	wantError(t, e.do(c, "GET", "/session"), http.StatusServiceUnavailable, "session_store_unavailable")
-	if e.up.count() != forwarded {
+	e.do(c, "GET", "/api/x", "X-CSRF", "1").WantError(t, http.StatusServiceUnavailable, "session_store_unavailable")
+	e.do(c, "GET", "/session").WantError(t, http.StatusServiceUnavailable, "session_store_unavailable")
+	if e.up.Count() != forwarded {
 		t.Fatal("a request was forwarded while Redis was down")
 	}
 	// Starting a login needs no store.
@@ -174,8 +175,8 @@ func TestRedisOutage(t *testing.T) {
 
 	srv.Restart(t)
 	e.apiOK(c)
-	if r := e.do(c, "GET", "/session"); r.status != http.StatusOK {
-		t.Fatalf("after Redis came back, /session = %d", r.status)
+	if r := e.do(c, "GET", "/session"); r.Status != http.StatusOK {
+		t.Fatalf("after Redis came back, /session = %d", r.Status)
 	}
 }
 
@@ -207,11 +208,11 @@ func TestRedisSentinelFailover(t *testing.T) {
 	deadline = time.Now().Add(10 * time.Second)
 	for {
 		r := e.do(c, "GET", "/api/x", "X-CSRF", "1")
-		if r.status == http.StatusOK {
+		if r.Status == http.StatusOK {
 			break
 		}
-		if r.status != http.StatusServiceUnavailable || time.Now().After(deadline) {
-			t.Fatalf("after the failover: %d %s", r.status, r.body)
+		if r.Status != http.StatusServiceUnavailable || time.Now().After(deadline) {
+			t.Fatalf("after the failover: %d %s", r.Status, r.Body)
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
@@ -256,13 +257,13 @@ func TestRedisLostBetweenAnswerAndSave(t *testing.T) {
 	c := e.browser()
 	e.login(c, op.AliceUser, op.AlicePassword)
 	e.clock.Advance(61 * time.Second) // the access token has expired
-	done := make(chan *response, 1)
+	done := make(chan *flowtest.Response, 1)
 	go func() { done <- e.do(c, "GET", "/api/x", "X-CSRF", "1") }()
 	<-stopped
 	time.Sleep(300 * time.Millisecond) // the save fails meanwhile
 	srv.Restart(t)
-	if r := <-done; r.status != http.StatusOK {
-		t.Fatalf("the request that refreshed: %d %s, want 200 once Redis was back", r.status, r.body)
+	if r := <-done; r.Status != http.StatusOK {
+		t.Fatalf("the request that refreshed: %d %s, want 200 once Redis was back", r.Status, r.Body)
 	}
 	// The rotated refresh token was saved: the next refresh works (a lost
 	// one would have the provider revoke the grant).

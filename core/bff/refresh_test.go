@@ -76,25 +76,25 @@ func TestRefreshOutlivesTheRequest(t *testing.T) {
 	e.clock.Advance(61 * time.Second) // the access token has expired
 
 	// The provider answers after http_timeout: the request is told so.
-	wantError(t, e.do(c, "GET", "/api/x", "X-CSRF", "1"), http.StatusGatewayTimeout, "idp_timeout")
-	if e.up.count() != 0 {
+	e.do(c, "GET", "/api/x", "X-CSRF", "1").WantError(t, http.StatusGatewayTimeout, "idp_timeout")
+	if e.up.Count() != 0 {
 		t.Fatal("a request was forwarded with an expired token")
 	}
 	// The refresh went on and saved the provider's late answer.
 	eventually(t, "the late refresh saved", func() bool { return e.sessionOf(c).RefreshToken != old.RefreshToken })
 	r := e.do(c, "GET", "/api/x", "X-CSRF", "1")
-	if r.status != http.StatusOK || e.up.last(t).Header.Get("Authorization") == "Bearer "+old.AccessToken {
-		t.Fatalf("after the late refresh: status %d (body %s), want 200 with the new token", r.status, r.body)
+	if r.Status != http.StatusOK || e.up.Last(t).Header.Get("Authorization") == "Bearer "+old.AccessToken {
+		t.Fatalf("after the late refresh: status %d (body %s), want 200 with the new token", r.Status, r.Body)
 	}
 	// The rotated token works: a second refresh succeeds (a lost one
 	// would have had the provider revoke the grant).
 	e.clock.Advance(61 * time.Second)
 	eventually(t, "a second refresh", func() bool {
 		r := e.do(c, "GET", "/api/x", "X-CSRF", "1")
-		if r.status == http.StatusUnauthorized {
-			t.Fatalf("second refresh: the session ended (%s)", r.body)
+		if r.Status == http.StatusUnauthorized {
+			t.Fatalf("second refresh: the session ended (%s)", r.Body)
 		}
-		return r.status == http.StatusOK
+		return r.Status == http.StatusOK
 	})
 	if n := e.grants(op.GrantRefreshToken); n != 2 {
 		t.Fatalf("the provider saw %d refresh grants, want 2", n)
@@ -138,20 +138,20 @@ func TestRefreshSaveRetried(t *testing.T) {
 		fs.down.Store(false)
 	}()
 	r := e.do(c, "GET", "/api/x", "X-CSRF", "1")
-	if r.status != http.StatusOK {
-		t.Fatalf("status %d (body %s), want 200 once the save was retried", r.status, r.body)
+	if r.Status != http.StatusOK {
+		t.Fatalf("status %d (body %s), want 200 once the save was retried", r.Status, r.Body)
 	}
 	if got := e.sessionOf(c); got.RefreshToken == old.RefreshToken || got.AccessToken == old.AccessToken {
 		t.Fatal("the refreshed tokens were not saved")
 	}
 	e.clock.Advance(61 * time.Second)
-	if r := e.do(c, "GET", "/api/x", "X-CSRF", "1"); r.status != http.StatusOK {
-		t.Fatalf("the next refresh: status %d (body %s), want 200 (the rotated token was kept)", r.status, r.body)
+	if r := e.do(c, "GET", "/api/x", "X-CSRF", "1"); r.Status != http.StatusOK {
+		t.Fatalf("the next refresh: status %d (body %s), want 200 (the rotated token was kept)", r.Status, r.Body)
 	}
 	if n := fs.sets.Load(); n < 3 {
 		t.Fatalf("%d failed saves, want at least 3", n)
 	}
-	if strings.Contains(string(r.body), old.RefreshToken) {
+	if strings.Contains(string(r.Body), old.RefreshToken) {
 		t.Fatal("a refresh token in a response")
 	}
 }

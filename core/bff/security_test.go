@@ -13,6 +13,7 @@ import (
 
 	"github.com/bffgate/bffgate/core/bff"
 	"github.com/bffgate/bffgate/core/session"
+	"github.com/bffgate/bffgate/tests/flowtest"
 	"github.com/bffgate/bffgate/tests/op"
 )
 
@@ -46,90 +47,90 @@ func TestCallbackRejects(t *testing.T) {
 	tests := []struct {
 		name string
 		// run returns the callback response to check.
-		run        func(c *http.Client) *response
+		run        func(c *http.Client) *flowtest.Response
 		wantStatus int
 		wantCode   string
 	}{
-		{"missing state", func(c *http.Client) *response {
+		{"missing state", func(c *http.Client) *flowtest.Response {
 			cb := e.authorize(c, e.startLogin(c, ""), op.AliceUser, op.AlicePassword)
 			return e.do(c, "GET", editURL(t, cb, "state", ""))
 		}, 400, "invalid_state"},
-		{"wrong state", func(c *http.Client) *response {
+		{"wrong state", func(c *http.Client) *flowtest.Response {
 			cb := e.authorize(c, e.startLogin(c, ""), op.AliceUser, op.AlicePassword)
 			return e.do(c, "GET", editURL(t, cb, "state", "forged-state"))
 		}, 400, "invalid_state"},
-		{"state of another browser", func(c *http.Client) *response {
+		{"state of another browser", func(c *http.Client) *flowtest.Response {
 			other := e.browser()
 			cb := e.authorize(other, e.startLogin(other, ""), op.AliceUser, op.AlicePassword)
 			return e.do(c, "GET", cb) // c has no login cookie for that state
 		}, 400, "invalid_state"},
-		{"tampered login cookie", func(c *http.Client) *response {
+		{"tampered login cookie", func(c *http.Client) *flowtest.Response {
 			cb := e.authorize(c, e.startLogin(c, ""), op.AliceUser, op.AlicePassword)
 			tamperCookies(t, e, c, "__Host-bffgate-login-", func(v string) string { return flip(v) })
 			return e.do(c, "GET", cb)
 		}, 400, "invalid_state"},
-		{"login cookie sealed with another key", func(c *http.Client) *response {
+		{"login cookie sealed with another key", func(c *http.Client) *flowtest.Response {
 			other := newEnvSharingOP(t, e, "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=")
 			cb := e.authorize(c, other.startLogin(c, ""), op.AliceUser, op.AlicePassword)
 			return e.do(c, "GET", strings.Replace(cb, other.bff.URL, e.bff.URL, 1))
 		}, 400, "invalid_state"},
-		{"expired login", func(c *http.Client) *response {
+		{"expired login", func(c *http.Client) *flowtest.Response {
 			cb := e.authorize(c, e.startLogin(c, ""), op.AliceUser, op.AlicePassword)
 			e.clock.Advance(11 * time.Minute)
 			defer e.clock.Advance(-11 * time.Minute)
 			return e.do(c, "GET", cb)
 		}, 400, "invalid_state"},
-		{"iss of another issuer", func(c *http.Client) *response {
+		{"iss of another issuer", func(c *http.Client) *flowtest.Response {
 			cb := e.authorize(c, e.startLogin(c, ""), op.AliceUser, op.AlicePassword)
 			return e.do(c, "GET", editURL(t, cb, "iss", "https://evil.example"))
 		}, 400, "invalid_issuer"},
-		{"iss missing", func(c *http.Client) *response {
+		{"iss missing", func(c *http.Client) *flowtest.Response {
 			cb := e.authorize(c, e.startLogin(c, ""), op.AliceUser, op.AlicePassword)
 			return e.do(c, "GET", editURL(t, cb, "iss", ""))
 		}, 400, "invalid_issuer"},
-		{"nonce mismatch", func(c *http.Client) *response {
+		{"nonce mismatch", func(c *http.Client) *flowtest.Response {
 			auth := editURL(t, plain.startLogin(c, ""), "nonce", "attacker-nonce")
 			return plain.do(c, "GET", plain.authorize(c, auth, op.AliceUser, op.AlicePassword))
 		}, 400, "invalid_nonce"},
-		{"PKCE verifier mismatch", func(c *http.Client) *response {
+		{"PKCE verifier mismatch", func(c *http.Client) *flowtest.Response {
 			auth := editURL(t, plain.startLogin(c, ""), "code_challenge", "E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM")
 			return plain.do(c, "GET", plain.authorize(c, auth, op.AliceUser, op.AlicePassword))
 		}, 400, "invalid_grant"},
-		{"forged code", func(c *http.Client) *response {
+		{"forged code", func(c *http.Client) *flowtest.Response {
 			cb := e.authorize(c, e.startLogin(c, ""), op.AliceUser, op.AlicePassword)
 			return e.do(c, "GET", editURL(t, cb, "code", "forged-code"))
 		}, 400, "invalid_grant"},
-		{"replayed code", func(c *http.Client) *response {
+		{"replayed code", func(c *http.Client) *flowtest.Response {
 			cb := e.authorize(c, e.startLogin(c, ""), op.AliceUser, op.AlicePassword)
 			u, _ := url.Parse(e.bff.URL)
 			saved := c.Jar.Cookies(u) // the login cookie, which the callback deletes
-			if r := e.do(c, "GET", cb); r.status != http.StatusFound {
-				t.Fatalf("first use of the code: %d %s", r.status, r.body)
+			if r := e.do(c, "GET", cb); r.Status != http.StatusFound {
+				t.Fatalf("first use of the code: %d %s", r.Status, r.Body)
 			}
 			c.Jar.SetCookies(u, saved)
 			return e.do(c, "GET", cb)
 		}, 400, "invalid_grant"},
-		{"replayed callback without its login cookie", func(c *http.Client) *response {
+		{"replayed callback without its login cookie", func(c *http.Client) *flowtest.Response {
 			cb := e.authorize(c, e.startLogin(c, ""), op.AliceUser, op.AlicePassword)
 			e.do(c, "GET", cb)
 			return e.do(c, "GET", cb)
 		}, 400, "invalid_state"},
-		{"error from the provider", func(c *http.Client) *response {
+		{"error from the provider", func(c *http.Client) *flowtest.Response {
 			cb := e.authorize(c, e.startLogin(c, ""), op.AliceUser, op.AlicePassword)
 			return e.do(c, "GET", editURL(t, cb, "code", "", "error", "access_denied"))
 		}, 400, "login_failed"},
-		{"oversized state", func(c *http.Client) *response {
+		{"oversized state", func(c *http.Client) *flowtest.Response {
 			return e.do(c, "GET", "/oauth/callback?state="+strings.Repeat("s", 300)+"&code=x")
 		}, 400, "invalid_state"},
-		{"POST", func(c *http.Client) *response { return e.do(c, "POST", "/oauth/callback") }, 405, "method_not_allowed"},
+		{"POST", func(c *http.Client) *flowtest.Response { return e.do(c, "POST", "/oauth/callback") }, 405, "method_not_allowed"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			c := e.browser()
 			r := tt.run(c)
-			wantError(t, r, tt.wantStatus, tt.wantCode)
-			if strings.Contains(strings.Join(r.header.Values("Set-Cookie"), ";"), "__Host-bffgate=") &&
-				!strings.Contains(strings.Join(r.header.Values("Set-Cookie"), ";"), "__Host-bffgate=;") {
+			r.WantError(t, tt.wantStatus, tt.wantCode)
+			if strings.Contains(strings.Join(r.Header.Values("Set-Cookie"), ";"), "__Host-bffgate=") &&
+				!strings.Contains(strings.Join(r.Header.Values("Set-Cookie"), ";"), "__Host-bffgate=;") {
 				t.Fatal("a failed callback set a session cookie")
 			}
 			if e.sessionCookie(c) != "" && tt.name != "replayed code" && tt.name != "replayed callback without its login cookie" {
@@ -137,8 +138,8 @@ func TestCallbackRejects(t *testing.T) {
 			}
 		})
 	}
-	if e.up.count() != 0 {
-		t.Fatalf("the upstream received %d requests", e.up.count())
+	if e.up.Count() != 0 {
+		t.Fatalf("the upstream received %d requests", e.up.Count())
 	}
 }
 
@@ -201,11 +202,11 @@ func TestOpenRedirects(t *testing.T) {
 		"https://spa.example@evil.example", "javascript:alert(document.cookie)", "/\t/evil.example", "evil.example",
 	} {
 		t.Run(rt, func(t *testing.T) {
-			wantError(t, e.do(c, "GET", "/login?returnTo="+url.QueryEscape(rt)), http.StatusBadRequest, "invalid_return_to")
+			e.do(c, "GET", "/login?returnTo="+url.QueryEscape(rt)).WantError(t, http.StatusBadRequest, "invalid_return_to")
 		})
 	}
 	// The percent-encoded form in the raw query decodes to the same check.
-	wantError(t, e.do(c, "GET", "/login?returnTo=%2F%2Fevil.example"), http.StatusBadRequest, "invalid_return_to")
+	e.do(c, "GET", "/login?returnTo=%2F%2Fevil.example").WantError(t, http.StatusBadRequest, "invalid_return_to")
 	for _, rt := range []string{"/dashboard?tab=1", "https://spa.example/after-login"} {
 		if loc := e.startLogin(c, "?returnTo="+url.QueryEscape(rt)); !strings.HasPrefix(loc, e.op.Issuer) {
 			t.Fatalf("returnTo %q: login went to %q", rt, loc)
@@ -213,8 +214,8 @@ func TestOpenRedirects(t *testing.T) {
 	}
 	// An allowed absolute returnTo is where the callback lands.
 	cb := e.authorize(c, e.startLogin(c, "?returnTo="+url.QueryEscape("https://spa.example/after-login")), op.AliceUser, op.AlicePassword)
-	if r := e.do(c, "GET", cb); r.header.Get("Location") != "https://spa.example/after-login" {
-		t.Fatalf("callback went to %q", r.header.Get("Location"))
+	if r := e.do(c, "GET", cb); r.Header.Get("Location") != "https://spa.example/after-login" {
+		t.Fatalf("callback went to %q", r.Header.Get("Location"))
 	}
 }
 
@@ -238,7 +239,7 @@ func TestSessionFixation(t *testing.T) {
 		t.Fatalf("victim's session is %q's", s.Subject)
 	}
 	// The planted session ends: the attacker cannot ride the victim's login.
-	wantError(t, e.do(attacker, "GET", "/api/x", "X-CSRF", "1"), http.StatusUnauthorized, "invalid_session")
+	e.do(attacker, "GET", "/api/x", "X-CSRF", "1").WantError(t, http.StatusUnauthorized, "invalid_session")
 
 	// A planted ID that names no session is never adopted either.
 	unknown, _ := session.NewID()
@@ -292,35 +293,35 @@ func TestAPIRejects(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			r := e.do(tt.client, tt.method, tt.path, tt.header...)
-			wantError(t, r, tt.wantStatus, tt.wantCode)
-			if loc := r.header.Get("Location"); loc != "" {
+			r.WantError(t, tt.wantStatus, tt.wantCode)
+			if loc := r.Header.Get("Location"); loc != "" {
 				t.Fatalf("an API refusal redirected to %q", loc)
 			}
-			if tt.wantStatus == 401 && r.json(t)["authenticated"] != false {
-				t.Fatalf("401 body %s lacks authenticated:false", r.body)
+			if tt.wantStatus == 401 && r.JSON(t)["authenticated"] != false {
+				t.Fatalf("401 body %s lacks authenticated:false", r.Body)
 			}
 		})
 	}
-	if e.up.count() != 0 {
-		t.Fatalf("the upstream received %d refused requests", e.up.count())
+	if e.up.Count() != 0 {
+		t.Fatalf("the upstream received %d refused requests", e.up.Count())
 	}
 	// The real session survived all of that.
-	if r := e.do(c, "GET", "/api/x", "X-CSRF", "1", "Origin", "https://spa.example"); r.status != 200 {
-		t.Fatalf("allowed origin: status %d (body %s)", r.status, r.body)
+	if r := e.do(c, "GET", "/api/x", "X-CSRF", "1", "Origin", "https://spa.example"); r.Status != 200 {
+		t.Fatalf("allowed origin: status %d (body %s)", r.Status, r.Body)
 	}
 	// A preflight from an allowed origin is answered here, never forwarded.
 	r := e.do(c, "OPTIONS", "/api/x", "Origin", "https://spa.example", "Access-Control-Request-Method", "POST", "Access-Control-Request-Headers", "x-csrf")
-	if r.status != http.StatusNoContent || r.header.Get("Access-Control-Allow-Origin") != "https://spa.example" ||
-		r.header.Get("Access-Control-Allow-Credentials") != "true" || r.header.Get("Access-Control-Allow-Headers") != "x-csrf" {
-		t.Fatalf("preflight = %d %v", r.status, r.header)
+	if r.Status != http.StatusNoContent || r.Header.Get("Access-Control-Allow-Origin") != "https://spa.example" ||
+		r.Header.Get("Access-Control-Allow-Credentials") != "true" || r.Header.Get("Access-Control-Allow-Headers") != "x-csrf" {
+		t.Fatalf("preflight = %d %v", r.Status, r.Header)
 	}
-	if e.up.count() != 1 {
-		t.Fatalf("upstream received %d requests, want 1", e.up.count())
+	if e.up.Count() != 1 {
+		t.Fatalf("upstream received %d requests, want 1", e.up.Count())
 	}
 	// A refusal to an allowed cross-origin caller is readable by it (CORS).
 	r = e.do(e.browser(), "GET", "/session", "Origin", "https://spa.example")
-	if r.status != 401 || r.header.Get("Access-Control-Allow-Origin") != "https://spa.example" {
-		t.Fatalf("401 to an allowed origin: %d, ACAO %q", r.status, r.header.Get("Access-Control-Allow-Origin"))
+	if r.Status != 401 || r.Header.Get("Access-Control-Allow-Origin") != "https://spa.example" {
+		t.Fatalf("401 to an allowed origin: %d, ACAO %q", r.Status, r.Header.Get("Access-Control-Allow-Origin"))
 	}
 }
 
@@ -328,14 +329,14 @@ func TestCSRFUnsafeMethodsOnly(t *testing.T) {
 	e := newEnv(t, func(c *bff.Config) { c.CSRFUnsafeMethodsOnly = true })
 	c := e.browser()
 	e.login(c, op.AliceUser, op.AlicePassword)
-	if r := e.do(c, "GET", "/api/x"); r.status != http.StatusOK {
-		t.Fatalf("GET without the header in relaxed mode: %d (body %s)", r.status, r.body)
+	if r := e.do(c, "GET", "/api/x"); r.Status != http.StatusOK {
+		t.Fatalf("GET without the header in relaxed mode: %d (body %s)", r.Status, r.Body)
 	}
 	for _, m := range []string{"POST", "PUT", "PATCH", "DELETE"} {
-		wantError(t, e.do(c, m, "/api/x"), http.StatusForbidden, "csrf_header_missing")
+		e.do(c, m, "/api/x").WantError(t, http.StatusForbidden, "csrf_header_missing")
 	}
 	// /logout and /token stay guarded in relaxed mode.
-	wantError(t, e.do(c, "POST", "/logout"), http.StatusForbidden, "csrf_header_missing")
+	e.do(c, "POST", "/logout").WantError(t, http.StatusForbidden, "csrf_header_missing")
 }
 
 func TestSessionTimeouts(t *testing.T) {
@@ -344,8 +345,8 @@ func TestSessionTimeouts(t *testing.T) {
 	e.login(c, op.AliceUser, op.AlicePassword)
 	ok := func() {
 		t.Helper()
-		if r := e.do(c, "GET", "/session"); r.status != http.StatusOK {
-			t.Fatalf("/session: %d (body %s)", r.status, r.body)
+		if r := e.do(c, "GET", "/session"); r.Status != http.StatusOK {
+			t.Fatalf("/session: %d (body %s)", r.Status, r.Body)
 		}
 	}
 	// Use every 9 minutes keeps the session past its 10-minute idle time...
@@ -355,7 +356,7 @@ func TestSessionTimeouts(t *testing.T) {
 	}
 	// ...but 11 idle minutes end it.
 	e.clock.Advance(11 * time.Minute)
-	wantError(t, e.do(c, "GET", "/session"), http.StatusUnauthorized, "invalid_session")
+	e.do(c, "GET", "/session").WantError(t, http.StatusUnauthorized, "invalid_session")
 
 	// The absolute lifetime ends a session however busy it is.
 	c = e.browser()
@@ -366,8 +367,8 @@ func TestSessionTimeouts(t *testing.T) {
 	}
 	e.clock.Advance(9 * time.Minute) // 63 minutes after login
 	r := e.do(c, "GET", "/session")
-	wantError(t, r, http.StatusUnauthorized, "session_expired")
-	if !strings.Contains(r.header.Get("Set-Cookie"), "Max-Age=0") {
+	r.WantError(t, http.StatusUnauthorized, "session_expired")
+	if !strings.Contains(r.Header.Get("Set-Cookie"), "Max-Age=0") {
 		t.Fatal("an expired session's cookie was not cleared")
 	}
 }
@@ -388,7 +389,7 @@ func TestRefreshRejectedEndsSession(t *testing.T) {
 	}
 	resp.Body.Close()
 	e.clock.Advance(45 * time.Second)
-	wantError(t, e.do(c, "GET", "/api/x", "X-CSRF", "1"), http.StatusUnauthorized, "session_expired")
+	e.do(c, "GET", "/api/x", "X-CSRF", "1").WantError(t, http.StatusUnauthorized, "session_expired")
 	if e.store.Len() != 0 {
 		t.Fatal("a session whose refresh token was rejected is still stored")
 	}
@@ -405,17 +406,17 @@ func TestProviderDown(t *testing.T) {
 	// (D8): the request goes on with it.
 	s := e.sessionOf(c)
 	e.clock.Advance(45 * time.Second)
-	if r := e.do(c, "GET", "/api/x", "X-CSRF", "1"); r.status != http.StatusOK || e.up.last(t).Header.Get("Authorization") != "Bearer "+s.AccessToken {
-		t.Fatalf("inside the skew with the provider down: status %d, want 200 with the still valid token", r.status)
+	if r := e.do(c, "GET", "/api/x", "X-CSRF", "1"); r.Status != http.StatusOK || e.up.Last(t).Header.Get("Authorization") != "Bearer "+s.AccessToken {
+		t.Fatalf("inside the skew with the provider down: status %d, want 200 with the still valid token", r.Status)
 	}
 	// Expired and the provider is gone: 502, session kept.
 	e.clock.Advance(16 * time.Second)
 	r := e.do(c, "GET", "/api/x", "X-CSRF", "1")
-	wantError(t, r, http.StatusBadGateway, "idp_unavailable")
+	r.WantError(t, http.StatusBadGateway, "idp_unavailable")
 	if e.store.Len() != 1 {
 		t.Fatal("the session was dropped because the provider was down")
 	}
-	if e.up.count() != 1 {
+	if e.up.Count() != 1 {
 		t.Fatal("a request was forwarded with an expired token")
 	}
 	// A new login cannot start without discovery... on a fresh engine.
@@ -449,14 +450,14 @@ func TestStoreDownFailsClosed(t *testing.T) {
 	id, _ := session.NewID()
 	u, _ := url.Parse(e.bff.URL)
 	c.Jar.SetCookies(u, []*http.Cookie{{Name: "__Host-bffgate", Value: id.String(), Path: "/", Secure: true}})
-	wantError(t, e.do(c, "GET", "/api/x", "X-CSRF", "1"), http.StatusServiceUnavailable, "session_store_unavailable")
-	wantError(t, e.do(c, "GET", "/session"), http.StatusServiceUnavailable, "session_store_unavailable")
-	wantError(t, e.do(c, "POST", "/logout", "X-CSRF", "1"), http.StatusServiceUnavailable, "session_store_unavailable")
+	e.do(c, "GET", "/api/x", "X-CSRF", "1").WantError(t, http.StatusServiceUnavailable, "session_store_unavailable")
+	e.do(c, "GET", "/session").WantError(t, http.StatusServiceUnavailable, "session_store_unavailable")
+	e.do(c, "POST", "/logout", "X-CSRF", "1").WantError(t, http.StatusServiceUnavailable, "session_store_unavailable")
 	// Login still starts (it needs no store) and its callback says why it
 	// cannot finish.
 	cb := e.authorize(c, e.startLogin(c, ""), op.AliceUser, op.AlicePassword)
-	wantError(t, e.do(c, "GET", cb), http.StatusServiceUnavailable, "session_store_unavailable")
-	if e.up.count() != 0 {
+	e.do(c, "GET", cb).WantError(t, http.StatusServiceUnavailable, "session_store_unavailable")
+	if e.up.Count() != 0 {
 		t.Fatal("a request was forwarded while the store was down")
 	}
 }
@@ -479,8 +480,8 @@ func TestLoginCookiesDoNotPileUp(t *testing.T) {
 	}
 	// The newest flow still completes.
 	r := e.do(c, "GET", e.authorize(c, e.startLogin(c, ""), op.AliceUser, op.AlicePassword))
-	if r.status != http.StatusFound {
-		t.Fatalf("login after abandoned ones: %d (body %s)", r.status, r.body)
+	if r.Status != http.StatusFound {
+		t.Fatalf("login after abandoned ones: %d (body %s)", r.Status, r.Body)
 	}
 }
 

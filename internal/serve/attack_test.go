@@ -5,16 +5,15 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
-	"net/url"
 	"path"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/bffgate/bffgate/core/bff"
 	"github.com/bffgate/bffgate/core/session"
 	"github.com/bffgate/bffgate/core/session/memstore"
+	"github.com/bffgate/bffgate/tests/flowtest"
 )
 
 // The attacks of issue #11 against the documented layout: /files/api/
@@ -23,23 +22,18 @@ import (
 
 type attackEnv struct {
 	srv    *httptest.Server
+	up     *flowtest.Upstream
 	cookie string // a valid session cookie
 	token  string // its access token
-
-	mu   sync.Mutex // guards seen
-	seen []*http.Request
 }
 
 func newAttackEnv(t *testing.T) *attackEnv {
 	t.Helper()
-	e := &attackEnv{}
-	up := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		e.mu.Lock()
-		e.seen = append(e.seen, r.Clone(context.Background()))
-		e.mu.Unlock()
+	e := &attackEnv{up: &flowtest.Upstream{Answer: func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Access-Control-Allow-Origin", "*") // overridden for the BFF's origins
 		io.WriteString(w, "upstream saw "+path.Clean(r.URL.Path))
-	}))
+	}}}
+	up := httptest.NewServer(e.up)
 	t.Cleanup(up.Close)
 	store := memstore.New(time.Now)
 	c := testConfig(t, up.URL)
@@ -76,33 +70,8 @@ func newAttackEnv(t *testing.T) *attackEnv {
 // do sends the request with its path exactly as given (curl --path-as-is).
 func (e *attackEnv) do(t *testing.T, method, p string, h http.Header) (int, string, http.Header) {
 	t.Helper()
-	u, _ := url.Parse(e.srv.URL)
-	if h == nil {
-		h = http.Header{}
-	}
-	resp, err := http.DefaultClient.Do(&http.Request{Method: method, URL: &url.URL{Scheme: "http", Host: u.Host, Opaque: p}, Header: h, Host: u.Host})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	body, _ := io.ReadAll(resp.Body)
-	return resp.StatusCode, string(body), resp.Header
-}
-
-func (e *attackEnv) last(t *testing.T) *http.Request {
-	t.Helper()
-	e.mu.Lock()
-	defer e.mu.Unlock()
-	if len(e.seen) == 0 {
-		t.Fatal("the upstream received nothing")
-	}
-	return e.seen[len(e.seen)-1]
-}
-
-func (e *attackEnv) count() int {
-	e.mu.Lock()
-	defer e.mu.Unlock()
-	return len(e.seen)
+	r := flowtest.DoRaw(t, http.DefaultClient, method, e.srv.URL, p, h)
+	return r.Status, string(r.Body), r.Header
 }
 
 // TestPublicRouteTraversal is D1: the public route was chosen on the path
@@ -126,7 +95,7 @@ func TestPublicRouteTraversal(t *testing.T) {
 			t.Errorf("GET %s = %d %s, want 400 invalid_path", p, status, body)
 		}
 	}
-	if n := e.count(); n != 0 {
+	if n := e.up.Count(); n != 0 {
 		t.Fatalf("the upstream received %d requests with dot segments", n)
 	}
 	if status, body, _ := e.do(t, "GET", "/files/public/readme.txt", nil); status != 200 || body != "upstream saw /files/public/readme.txt" {
@@ -142,7 +111,7 @@ func TestPublicRouteIdentityHeaders(t *testing.T) {
 	if status != 200 {
 		t.Fatalf("status %d", status)
 	}
-	got := e.last(t)
+	got := e.up.Last(t)
 	for name, v := range got.Header {
 		if strings.EqualFold(strings.ReplaceAll(name, "_", "-"), "X-User-Id") || name == "Authorization" || name == "Cookie" {
 			t.Errorf("public route forwarded %s: %q", name, v)
@@ -162,7 +131,7 @@ func TestConnectionCannotStripBFFHeaders(t *testing.T) {
 	if status != 200 {
 		t.Fatalf("status %d %s", status, body)
 	}
-	got := e.last(t)
+	got := e.up.Last(t)
 	if a := got.Header.Get("Authorization"); a != "Bearer "+e.token {
 		t.Errorf("upstream Authorization = %q, want the session's bearer", a)
 	}

@@ -100,7 +100,7 @@ func TestAPIDefinitions(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			before := up.count()
+			before := up.Count()
 			rec := httptest.NewRecorder()
 			tykhost.New(apis...).ServeHTTP(rec, httptest.NewRequest("GET", gw.URL+"/app/session", nil))
 			if rec.Code != tt.want {
@@ -109,7 +109,7 @@ func TestAPIDefinitions(t *testing.T) {
 			if tt.want == http.StatusUnauthorized && !strings.Contains(rec.Body.String(), `"authenticated":false`) {
 				t.Fatalf("GET /app/session: %s, want the hook's answer", rec.Body)
 			}
-			if up.count() != before {
+			if up.Count() != before {
 				t.Fatal("the request reached the upstream")
 			}
 		})

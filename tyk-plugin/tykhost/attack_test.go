@@ -1,48 +1,38 @@
 package tykhost_test
 
 import (
-	"io"
 	"net/http"
-	"net/url"
 	"strings"
 	"testing"
+
+	"github.com/bffgate/bffgate/tests/flowtest"
 )
 
 // The attacks of issue #11 through the real bffgate.so in the Tyk host:
 // the same defences as bffgate serve, by the same engine.
 
 // raw sends a request with its path exactly as given (curl --path-as-is).
-func raw(t *testing.T, c *http.Client, method, path string, h http.Header) *response {
+func raw(t *testing.T, c *http.Client, method, path string, h http.Header) *flowtest.Response {
 	t.Helper()
-	u, _ := url.Parse(gw.URL)
-	if h == nil {
-		h = http.Header{}
-	}
-	resp, err := c.Do(&http.Request{Method: method, URL: &url.URL{Scheme: u.Scheme, Host: u.Host, Opaque: path}, Header: h, Host: u.Host})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	body, _ := io.ReadAll(resp.Body)
-	return &response{resp.StatusCode, resp.Header, body}
+	return flowtest.DoRaw(t, c, method, gw.URL, path, h)
 }
 
 func TestTykPathTricksRefused(t *testing.T) {
 	c := browser()
 	login(t, c, "/app")
-	before := up.count()
+	before := up.Count()
 	for _, p := range []string{
 		"/app/public/../api/secret", "/app/public/%2e%2e/api/secret", "/app/public%2f..%2fapi",
 		"/app/public/..;/api/secret", "/app/api/%252e%252e/x", "/app/public/..%5capi",
 	} {
 		for _, cl := range []*http.Client{browser(), c} {
 			r := raw(t, cl, "GET", p, http.Header{"X-Csrf": {"1"}})
-			if r.status != http.StatusBadRequest || !strings.Contains(string(r.body), "invalid_path") {
-				t.Errorf("GET %s = %d %s, want 400 invalid_path", p, r.status, r.body)
+			if r.Status != http.StatusBadRequest || !strings.Contains(string(r.Body), "invalid_path") {
+				t.Errorf("GET %s = %d %s, want 400 invalid_path", p, r.Status, r.Body)
 			}
 		}
 	}
-	if n := up.count() - before; n != 0 {
+	if n := up.Count() - before; n != 0 {
 		t.Fatalf("the upstream received %d requests with unsafe paths", n)
 	}
 }
@@ -54,10 +44,10 @@ func TestTykPublicAPI(t *testing.T) {
 	c := browser()
 	login(t, c, "/app")
 	r := do(t, c, "GET", "/app/public/index.html", "X-User", "admin", "X_User", "admin")
-	if r.status != http.StatusOK {
-		t.Fatalf("status %d (body %s)", r.status, r.body)
+	if r.Status != http.StatusOK {
+		t.Fatalf("status %d (body %s)", r.Status, r.Body)
 	}
-	got := up.last(t)
+	got := up.Last(t)
 	if got.URL.Path != "/app/public/index.html" {
 		t.Fatalf("upstream got %s", got.URL)
 	}
@@ -75,10 +65,10 @@ func TestTykConnectionAndLookalikes(t *testing.T) {
 	c := browser()
 	login(t, c, "/app")
 	r := do(t, c, "GET", "/app/api/x", "X-CSRF", "1", "Connection", "Authorization, X-User", "X_User", "admin")
-	if r.status != http.StatusOK {
-		t.Fatalf("status %d (body %s)", r.status, r.body)
+	if r.Status != http.StatusOK {
+		t.Fatalf("status %d (body %s)", r.Status, r.Body)
 	}
-	got := up.last(t)
+	got := up.Last(t)
 	if !strings.HasPrefix(got.Header.Get("Authorization"), "Bearer ") || got.Header.Get("X-User") != "alice" {
 		t.Fatalf("upstream Authorization %q, X-User %q: the client stripped the BFF's headers", got.Header.Get("Authorization"), got.Header.Get("X-User"))
 	}
@@ -96,10 +86,10 @@ func TestTykCORSOnProxiedAnswers(t *testing.T) {
 	c := browser()
 	login(t, c, "/app")
 	r := do(t, c, "GET", "/app/api/x", "X-CSRF", "1", "Origin", spaOrigin)
-	if r.status != http.StatusOK || r.header.Get("Access-Control-Allow-Origin") != spaOrigin || r.header.Get("Access-Control-Allow-Credentials") != "true" {
-		t.Fatalf("status %d, headers %q", r.status, r.header)
+	if r.Status != http.StatusOK || r.Header.Get("Access-Control-Allow-Origin") != spaOrigin || r.Header.Get("Access-Control-Allow-Credentials") != "true" {
+		t.Fatalf("status %d, headers %q", r.Status, r.Header)
 	}
-	if !strings.Contains(string(r.body), "upstream") {
-		t.Fatalf("body %s is not the upstream's", r.body)
+	if !strings.Contains(string(r.Body), "upstream") {
+		t.Fatalf("body %s is not the upstream's", r.Body)
 	}
 }

@@ -39,11 +39,11 @@ func TestFlow(t *testing.T) {
 	}
 
 	r := do(t, c, "GET", "/app/session")
-	if r.status != http.StatusOK {
-		t.Fatalf("/app/session status = %d (body %s)", r.status, r.body)
+	if r.Status != http.StatusOK {
+		t.Fatalf("/app/session status = %d (body %s)", r.Status, r.Body)
 	}
-	if info := r.json(t); info["authenticated"] != true {
-		t.Fatalf("/app/session = %s", r.body)
+	if info := r.JSON(t); info["authenticated"] != true {
+		t.Fatalf("/app/session = %s", r.Body)
 	}
 
 	// The API request goes through the hook and the proxy: the upstream
@@ -51,15 +51,15 @@ func TestFlow(t *testing.T) {
 	// cookie or the forged identity header, and the listen path stripped.
 	u, _ := url.Parse(gw.URL)
 	c.Jar.SetCookies(u, []*http.Cookie{{Name: "theme", Value: "dark"}})
-	before := up.count()
+	before := up.Count()
 	r = do(t, c, "POST", "/app/api/orders?page=2", "X-CSRF", "1", "X-User", "admin")
-	if r.status != http.StatusOK || string(r.body) != `{"upstream":true}` {
-		t.Fatalf("API = %d %s, want the upstream's answer", r.status, r.body)
+	if r.Status != http.StatusOK || string(r.Body) != `{"upstream":true}` {
+		t.Fatalf("API = %d %s, want the upstream's answer", r.Status, r.Body)
 	}
-	if up.count() != before+1 {
+	if up.Count() != before+1 {
 		t.Fatal("the API request did not reach the upstream once")
 	}
-	got := up.last(t)
+	got := up.Last(t)
 	bearer := got.Header.Get("Authorization")
 	if !strings.HasPrefix(bearer, "Bearer ") || len(bearer) < 20 {
 		t.Fatalf("upstream Authorization = %q, want a bearer token", bearer)
@@ -73,7 +73,7 @@ func TestFlow(t *testing.T) {
 	if got.Method != "POST" || got.URL.Path != "/api/orders" || got.URL.RawQuery != "page=2" {
 		t.Fatalf("upstream got %s %s, want POST /api/orders?page=2", got.Method, got.URL)
 	}
-	if strings.Contains(string(r.body), strings.TrimPrefix(bearer, "Bearer ")) {
+	if strings.Contains(string(r.Body), strings.TrimPrefix(bearer, "Bearer ")) {
 		t.Fatal("the access token reached the browser")
 	}
 
@@ -88,10 +88,10 @@ func TestFlow(t *testing.T) {
 		}
 		time.Sleep(500 * time.Millisecond)
 		r = do(t, c, "GET", "/app/api/orders", "X-CSRF", "1")
-		if r.status != http.StatusOK {
-			t.Fatalf("API during refresh = %d (body %s)", r.status, r.body)
+		if r.Status != http.StatusOK {
+			t.Fatalf("API during refresh = %d (body %s)", r.Status, r.Body)
 		}
-		if b := up.last(t).Header.Get("Authorization"); b != bearer {
+		if b := up.Last(t).Header.Get("Authorization"); b != bearer {
 			refreshed = b
 		}
 	}
@@ -103,21 +103,21 @@ func TestFlow(t *testing.T) {
 	}
 
 	// Logout needs the CSRF header; then the session is over.
-	wantError(t, do(t, c, "POST", "/app/logout"), http.StatusForbidden, "csrf_header_missing")
+	do(t, c, "POST", "/app/logout").WantError(t, http.StatusForbidden, "csrf_header_missing")
 	r = do(t, c, "POST", "/app/logout", "X-CSRF", "1")
-	if r.status != http.StatusOK {
-		t.Fatalf("/app/logout status = %d (body %s)", r.status, r.body)
+	if r.Status != http.StatusOK {
+		t.Fatalf("/app/logout status = %d (body %s)", r.Status, r.Body)
 	}
-	lu, _ := url.Parse(r.json(t)["logoutUrl"].(string))
+	lu, _ := url.Parse(r.JSON(t)["logoutUrl"].(string))
 	if !strings.HasPrefix(lu.String(), opSrv.Issuer) || lu.Query().Get("post_logout_redirect_uri") != gw.URL+"/app/logout/callback" {
 		t.Fatalf("logoutUrl = %s", lu)
 	}
-	if sc := strings.Join(r.header.Values("Set-Cookie"), "\n"); !strings.Contains(sc, "__Host-app=") || !strings.Contains(sc, "Max-Age=0") {
+	if sc := strings.Join(r.Header.Values("Set-Cookie"), "\n"); !strings.Contains(sc, "__Host-app=") || !strings.Contains(sc, "Max-Age=0") {
 		t.Fatalf("logout did not clear the session cookie: %q", sc)
 	}
-	before = up.count()
-	wantError(t, do(t, c, "GET", "/app/api/orders", "X-CSRF", "1"), http.StatusUnauthorized, "unauthenticated")
-	if up.count() != before {
+	before = up.Count()
+	do(t, c, "GET", "/app/api/orders", "X-CSRF", "1").WantError(t, http.StatusUnauthorized, "unauthenticated")
+	if up.Count() != before {
 		t.Fatal("a request after logout reached the upstream")
 	}
 	back, err := opSrv.ConfirmLogout(context.Background(), c, lu.String())
@@ -125,8 +125,8 @@ func TestFlow(t *testing.T) {
 		t.Fatal(err)
 	}
 	r = do(t, c, "GET", back.String())
-	if r.status != http.StatusFound || r.header.Get("Location") != "/" {
-		t.Fatalf("logout callback = %d %q, want 302 to /", r.status, r.header.Get("Location"))
+	if r.Status != http.StatusFound || r.Header.Get("Location") != "/" {
+		t.Fatalf("logout callback = %d %q, want 302 to /", r.Status, r.Header.Get("Location"))
 	}
 }
 
@@ -136,12 +136,12 @@ func TestLoginResponse(t *testing.T) {
 	c := browser()
 	// Two logins in flight: two login cookies.
 	do(t, c, "GET", "/app/login")
-	before := up.count()
+	before := up.Count()
 	r := do(t, c, "GET", "/app/login?returnTo=%2Fapp%2Fx")
-	if r.status != http.StatusFound || !strings.HasPrefix(r.header.Get("Location"), opSrv.Issuer) {
-		t.Fatalf("/app/login = %d to %q, want 302 to the provider", r.status, r.header.Get("Location"))
+	if r.Status != http.StatusFound || !strings.HasPrefix(r.Header.Get("Location"), opSrv.Issuer) {
+		t.Fatalf("/app/login = %d to %q, want 302 to the provider", r.Status, r.Header.Get("Location"))
 	}
-	if sc := r.header.Values("Set-Cookie"); len(sc) < 1 || !strings.Contains(sc[0], "HttpOnly") {
+	if sc := r.Header.Values("Set-Cookie"); len(sc) < 1 || !strings.Contains(sc[0], "HttpOnly") {
 		t.Fatalf("/app/login Set-Cookie = %q", sc)
 	}
 	u, _ := url.Parse(gw.URL)
@@ -154,7 +154,7 @@ func TestLoginResponse(t *testing.T) {
 	if n != 2 {
 		t.Fatalf("the browser holds %d login cookies, want 2", n)
 	}
-	if up.count() != before {
+	if up.Count() != before {
 		t.Fatal("a request the hook answered reached the upstream")
 	}
 }
@@ -162,15 +162,15 @@ func TestLoginResponse(t *testing.T) {
 func TestTokenMediating(t *testing.T) {
 	c := browser()
 	login(t, c, "/tm")
-	wantError(t, do(t, c, "GET", "/tm/token"), http.StatusForbidden, "csrf_header_missing")
+	do(t, c, "GET", "/tm/token").WantError(t, http.StatusForbidden, "csrf_header_missing")
 	r := do(t, c, "GET", "/tm/token", "X-CSRF", "1")
-	if r.status != http.StatusOK {
-		t.Fatalf("/tm/token status = %d (body %s)", r.status, r.body)
+	if r.Status != http.StatusOK {
+		t.Fatalf("/tm/token status = %d (body %s)", r.Status, r.Body)
 	}
-	tok := r.json(t)
+	tok := r.JSON(t)
 	at, _ := tok["access_token"].(string)
 	if at == "" || tok["token_type"] != "Bearer" {
-		t.Fatalf("/tm/token = %s", r.body)
+		t.Fatalf("/tm/token = %s", r.Body)
 	}
 	if _, has := tok["refresh_token"]; has {
 		t.Fatal("/tm/token revealed a refresh token")
@@ -187,10 +187,10 @@ func TestTokenMediating(t *testing.T) {
 	}
 	// The bff-mode API has no token endpoint, and /tm's session is not
 	// /app's.
-	wantError(t, do(t, c, "GET", "/app/token", "X-CSRF", "1"), http.StatusNotFound, "not_found")
-	wantError(t, do(t, c, "GET", "/app/api/x", "X-CSRF", "1"), http.StatusUnauthorized, "unauthenticated")
-	if r := do(t, c, "GET", "/tm/api/x", "X-CSRF", "1"); r.status != http.StatusOK {
-		t.Fatalf("/tm API status = %d (body %s)", r.status, r.body)
+	do(t, c, "GET", "/app/token", "X-CSRF", "1").WantError(t, http.StatusNotFound, "not_found")
+	do(t, c, "GET", "/app/api/x", "X-CSRF", "1").WantError(t, http.StatusUnauthorized, "unauthenticated")
+	if r := do(t, c, "GET", "/tm/api/x", "X-CSRF", "1"); r.Status != http.StatusOK {
+		t.Fatalf("/tm API status = %d (body %s)", r.Status, r.Body)
 	}
 }
 
@@ -211,19 +211,19 @@ func TestBackchannelLogout(t *testing.T) {
 	}
 	b.Jar.SetCookies(opURL, shared)
 	login(t, b, "/app")
-	if r := do(t, b, "GET", "/app/api/x", "X-CSRF", "1"); r.status != http.StatusOK {
-		t.Fatalf("second session API status = %d", r.status)
+	if r := do(t, b, "GET", "/app/api/x", "X-CSRF", "1"); r.Status != http.StatusOK {
+		t.Fatalf("second session API status = %d", r.Status)
 	}
 	r := do(t, a, "POST", "/app/logout", "X-CSRF", "1")
 	before, _ := opSrv.Stats(context.Background())
-	if _, err := opSrv.ConfirmLogout(context.Background(), a, r.json(t)["logoutUrl"].(string)); err != nil {
+	if _, err := opSrv.ConfirmLogout(context.Background(), a, r.JSON(t)["logoutUrl"].(string)); err != nil {
 		t.Fatal(err)
 	}
 	after, _ := opSrv.Stats(context.Background())
 	if after.Backchannel <= before.Backchannel {
 		t.Fatal("the provider sent no back-channel logout")
 	}
-	wantError(t, do(t, b, "GET", "/app/api/x", "X-CSRF", "1"), http.StatusUnauthorized, "invalid_session")
+	do(t, b, "GET", "/app/api/x", "X-CSRF", "1").WantError(t, http.StatusUnauthorized, "invalid_session")
 }
 
 func TestRefusals(t *testing.T) {
@@ -255,20 +255,20 @@ func TestRefusals(t *testing.T) {
 		{"path outside every API", c, "GET", "/elsewhere/x", []string{"X-CSRF", "1"}, 500, "bffgate_no_api"},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
-			before := up.count()
+			before := up.Count()
 			r := do(t, tt.c, tt.method, tt.path, tt.header...)
-			wantError(t, r, tt.status, tt.code)
-			if loc := r.header.Get("Location"); loc != "" {
+			r.WantError(t, tt.status, tt.code)
+			if loc := r.Header.Get("Location"); loc != "" {
 				t.Fatalf("a refusal redirects to %q", loc)
 			}
-			if up.count() != before {
+			if up.Count() != before {
 				t.Fatal("a refused request reached the upstream")
 			}
 		})
 	}
 	// The refusals left the good session alone.
-	if r := do(t, c, "GET", "/app/api/x", "X-CSRF", "1"); r.status != http.StatusOK || cookie(c, "__Host-app") != good {
-		t.Fatalf("the session did not survive the refusals: %d", r.status)
+	if r := do(t, c, "GET", "/app/api/x", "X-CSRF", "1"); r.Status != http.StatusOK || cookie(c, "__Host-app") != good {
+		t.Fatalf("the session did not survive the refusals: %d", r.Status)
 	}
 }
 
@@ -277,13 +277,13 @@ func TestRefusals(t *testing.T) {
 func TestHostProxiesWithoutHook(t *testing.T) {
 	c := browser()
 	r := do(t, c, "GET", "/open/x?y=1", "Authorization", "Bearer client")
-	if r.status != http.StatusOK {
-		t.Fatalf("status = %d", r.status)
+	if r.Status != http.StatusOK {
+		t.Fatalf("status = %d", r.Status)
 	}
-	if got := up.last(t); got.URL.Path != "/x" || got.Header.Get("Authorization") != "Bearer client" {
+	if got := up.Last(t); got.URL.Path != "/x" || got.Header.Get("Authorization") != "Bearer client" {
 		t.Fatalf("upstream got %s with Authorization %q", got.URL, got.Header.Get("Authorization"))
 	}
-	if r := do(t, c, "GET", "/nowhere"); r.status != http.StatusNotFound {
-		t.Fatalf("no API: status = %d, want 404", r.status)
+	if r := do(t, c, "GET", "/nowhere"); r.Status != http.StatusNotFound {
+		t.Fatalf("no API: status = %d, want 404", r.Status)
 	}
 }

@@ -1,7 +1,6 @@
 package tykhost_test
 
 import (
-	"context"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -11,10 +10,10 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
+	"github.com/bffgate/bffgate/tests/flowtest"
 	"github.com/bffgate/bffgate/tests/op"
 	"github.com/bffgate/bffgate/tyk-plugin/tykhost"
 )
@@ -46,7 +45,7 @@ var (
 	soPath     string       // the bffgate.so every test loads
 	hook       tykhost.Hook // its BFFGate
 	gw         *httptest.Server
-	up         = &upstream{}
+	up         = &flowtest.Upstream{Body: `{"upstream":true}`}
 	opSrv      *op.Server
 )
 
@@ -169,88 +168,14 @@ func configFile(base string, o *op.Server) []byte {
 // spaOrigin is a cross-origin SPA allowed to call the APIs.
 const spaOrigin = "https://spa.example"
 
-// upstream records the requests the gateway proxied.
-type upstream struct {
-	mu   sync.Mutex // guards reqs
-	reqs []*http.Request
-}
-
-func (u *upstream) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	u.mu.Lock()
-	u.reqs = append(u.reqs, r.Clone(context.Background()))
-	u.mu.Unlock()
-	w.Header().Set("Content-Type", "application/json")
-	io.WriteString(w, `{"upstream":true}`)
-}
-
-func (u *upstream) count() int {
-	u.mu.Lock()
-	defer u.mu.Unlock()
-	return len(u.reqs)
-}
-
-func (u *upstream) last(t *testing.T) *http.Request {
-	t.Helper()
-	u.mu.Lock()
-	defer u.mu.Unlock()
-	if len(u.reqs) == 0 {
-		t.Fatal("the upstream received no request")
-	}
-	return u.reqs[len(u.reqs)-1]
-}
-
 // browser is a cookie jar (keeping Secure cookies on http://127.0.0.1)
 // that does not follow redirects.
 func browser() *http.Client { return op.Browser() }
 
-type response struct {
-	status int
-	header http.Header
-	body   []byte
-}
-
-func (r *response) json(t *testing.T) map[string]any {
-	t.Helper()
-	var m map[string]any
-	if err := json.Unmarshal(r.body, &m); err != nil {
-		t.Fatalf("body %q is not JSON: %v", r.body, err)
-	}
-	return m
-}
-
 // do sends a request through the gateway; header holds name, value pairs.
-func do(t *testing.T, c *http.Client, method, target string, header ...string) *response {
+func do(t *testing.T, c *http.Client, method, target string, header ...string) *flowtest.Response {
 	t.Helper()
-	if !strings.HasPrefix(target, "http") {
-		target = gw.URL + target
-	}
-	req, err := http.NewRequest(method, target, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	for i := 0; i+1 < len(header); i += 2 {
-		req.Header.Set(header[i], header[i+1])
-	}
-	resp, err := c.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	body, _ := io.ReadAll(resp.Body)
-	return &response{resp.StatusCode, resp.Header, body}
-}
-
-func wantError(t *testing.T, r *response, status int, code string) {
-	t.Helper()
-	if r.status != status {
-		t.Fatalf("status = %d, want %d (body %s)", r.status, status, r.body)
-	}
-	if got := r.json(t)["error"]; got != code {
-		t.Fatalf("error = %v, want %q (body %s)", got, code, r.body)
-	}
-	if ct := r.header.Get("Content-Type"); ct != "application/json" {
-		t.Fatalf("Content-Type = %q, want application/json", ct)
-	}
+	return flowtest.Do(t, c, method, flowtest.Resolve(gw.URL, target), header...)
 }
 
 // login runs the code flow for alice through the API at prefix and returns
@@ -258,29 +183,18 @@ func wantError(t *testing.T, r *response, status int, code string) {
 func login(t *testing.T, c *http.Client, prefix string) string {
 	t.Helper()
 	r := do(t, c, "GET", prefix+"/login?returnTo="+url.QueryEscape(prefix+"/home"))
-	if r.status != http.StatusFound {
-		t.Fatalf("%s/login status = %d, want 302 (body %s)", prefix, r.status, r.body)
+	if r.Status != http.StatusFound {
+		t.Fatalf("%s/login status = %d, want 302 (body %s)", prefix, r.Status, r.Body)
 	}
-	cb, err := opSrv.Login(context.Background(), c, r.header.Get("Location"), op.AliceUser, op.AlicePassword)
-	if err != nil {
-		t.Fatalf("login at the provider: %v", err)
-	}
-	if !strings.HasPrefix(cb.String(), gw.URL+prefix+"/oauth/callback?") {
+	cb := flowtest.Authorize(t, opSrv, c, r.Header.Get("Location"), op.AliceUser, op.AlicePassword)
+	if !strings.HasPrefix(cb, gw.URL+prefix+"/oauth/callback?") {
 		t.Fatalf("the provider sent the browser to %s", cb)
 	}
-	r = do(t, c, "GET", cb.String())
-	if r.status != http.StatusFound {
-		t.Fatalf("callback status = %d, want 302 (body %s)", r.status, r.body)
+	r = do(t, c, "GET", cb)
+	if r.Status != http.StatusFound {
+		t.Fatalf("callback status = %d, want 302 (body %s)", r.Status, r.Body)
 	}
-	return r.header.Get("Location")
+	return r.Header.Get("Location")
 }
 
-func cookie(c *http.Client, name string) string {
-	u, _ := url.Parse(gw.URL)
-	for _, ck := range c.Jar.Cookies(u) {
-		if ck.Name == name {
-			return ck.Value
-		}
-	}
-	return ""
-}
+func cookie(c *http.Client, name string) string { return flowtest.Cookie(c, gw.URL, name) }

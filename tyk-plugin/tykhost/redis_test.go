@@ -53,27 +53,27 @@ func TestTwoHostsOneRedis(t *testing.T) {
 
 	c := browser()
 	r := do(t, c, "GET", a+"/app/login")
-	if r.status != http.StatusFound {
-		t.Fatalf("node a /app/login = %d (body %s)", r.status, r.body)
+	if r.Status != http.StatusFound {
+		t.Fatalf("node a /app/login = %d (body %s)", r.Status, r.Body)
 	}
-	cb, err := o.Login(t.Context(), c, r.header.Get("Location"), op.AliceUser, op.AlicePassword)
+	cb, err := o.Login(t.Context(), c, r.Header.Get("Location"), op.AliceUser, op.AlicePassword)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if r = do(t, c, "GET", cb.String()); r.status != http.StatusFound {
-		t.Fatalf("node a callback = %d (body %s)", r.status, r.body)
+	if r = do(t, c, "GET", cb.String()); r.Status != http.StatusFound {
+		t.Fatalf("node a callback = %d (body %s)", r.Status, r.Body)
 	}
 
 	// The cookie jar sends the 127.0.0.1 cookie to both nodes' ports.
 	seen := map[string]string{}
 	for _, node := range []string{a, b} {
 		r := do(t, c, "GET", node+"/app/api/x", "X-CSRF", "1")
-		if r.status != http.StatusOK {
-			t.Fatalf("API on %s = %d (body %s)", node, r.status, r.body)
+		if r.Status != http.StatusOK {
+			t.Fatalf("API on %s = %d (body %s)", node, r.Status, r.Body)
 		}
 		var echo map[string]string
-		if err := json.Unmarshal(r.body, &echo); err != nil {
-			t.Fatalf("upstream answer %s: %v", r.body, err)
+		if err := json.Unmarshal(r.Body, &echo); err != nil {
+			t.Fatalf("upstream answer %s: %v", r.Body, err)
 		}
 		if !strings.HasPrefix(echo["authorization"], "Bearer ") || strings.Contains(echo["cookie"], "__Host-bffgate") {
 			t.Fatalf("upstream behind %s saw Authorization %q, Cookie %q", node, echo["authorization"], echo["cookie"])
@@ -83,15 +83,15 @@ func TestTwoHostsOneRedis(t *testing.T) {
 	if seen[a] != seen[b] {
 		t.Fatal("the two nodes sent different access tokens for one session")
 	}
-	if r := do(t, c, "GET", b+"/app/session"); r.status != http.StatusOK || r.json(t)["authenticated"] != true {
-		t.Fatalf("node b /app/session = %d (body %s)", r.status, r.body)
+	if r := do(t, c, "GET", b+"/app/session"); r.Status != http.StatusOK || r.JSON(t)["authenticated"] != true {
+		t.Fatalf("node b /app/session = %d (body %s)", r.Status, r.Body)
 	}
 
 	// Logout on b ends the session on a.
-	if r := do(t, c, "POST", b+"/app/logout", "X-CSRF", "1"); r.status != http.StatusOK {
-		t.Fatalf("node b /app/logout = %d (body %s)", r.status, r.body)
+	if r := do(t, c, "POST", b+"/app/logout", "X-CSRF", "1"); r.Status != http.StatusOK {
+		t.Fatalf("node b /app/logout = %d (body %s)", r.Status, r.Body)
 	}
-	wantError(t, do(t, c, "GET", a+"/app/api/x", "X-CSRF", "1"), http.StatusUnauthorized, "unauthenticated")
+	do(t, c, "GET", a+"/app/api/x", "X-CSRF", "1").WantError(t, http.StatusUnauthorized, "unauthenticated")
 }
 
 // startHost starts a child gateway process with BFFGATE_CONFIG=cfgPath and
