@@ -37,7 +37,7 @@ test: test-deps lint test-go test-js
 	@echo "make test: all passed"
 
 test-deps:
-	scripts/deps.sh debs node go redis
+	scripts/deps.sh debs wrk node go redis
 	$(MAKE) --no-print-directory sdk-build
 
 demo-deps:
@@ -47,9 +47,12 @@ sdk-build:
 	npm --prefix sdk-js run --silent build
 	npm --prefix sdk-js run --silent build:demo
 
+# Every Go benchmark also runs once (-benchtime 1x) beside the tests, and
+# bench/compare's TestSmoke and the Tyk bench run for a second per target,
+# so no benchmark rots; none of them asserts a timing.
 test-go:
-	$(GO) test -race -count=1 ./core/...
-	$(GO) test -count=1 $(OTHER_PKGS)
+	$(GO) test -race -count=1 -bench . -benchtime 1x ./core/...
+	$(GO) test -count=1 -bench . -benchtime 1x $(OTHER_PKGS)
 	cd extauthz-grpc && $(GO) test -count=1 ./...
 	@if [ -d tyk-plugin ]; then $(MAKE) --no-print-directory test-tyk; fi
 
@@ -59,6 +62,7 @@ test-go:
 # well inside go test's timeout.
 test-tyk: tyk-plugin
 	GOTOOLCHAIN=$(TYK_GO) CGO_ENABLED=1 $(GO) test -trimpath -tags goplugin -count=1 ./tyk-plugin/...
+	out=$$(mktemp) && GOTOOLCHAIN=$(TYK_GO) tyk-plugin/bench.sh -d 1s -rounds 1 -out $$out >/dev/null && rm -f $$out
 
 ## tyk-plugin: bin/bffgate.so for a Tyk v5.14.0 gateway, with its Go (TYK_GO; see tyk-plugin/README.md)
 tyk-plugin:

@@ -1,9 +1,13 @@
 // Command compare measures, in one run on loopback, an authenticated API
-// request three ways: straight to the upstream, through `bffgate serve`
-// (memory store), and through oauth2-proxy v7.8.1 (cookie sessions), all
-// logged in against the same real OpenID Provider. It writes requests per
-// second, latency and the ratios to BENCHMARKS.md. `make bench-compare`
-// builds both binaries and runs it.
+// request side by side: straight to the upstream; through a bare Go
+// httputil.ReverseProxy with bffgate's transport settings and no
+// authentication (the limit for any Go BFF); through `bffgate serve` with
+// the memory store and with the Redis store; and through oauth2-proxy
+// v7.8.1 with its Redis session store and with cookie sessions, all logged
+// in against the same real OpenID Provider. It writes requests per second,
+// latency and the ratios to BENCHMARKS.md. `make bench-compare` builds both
+// binaries and runs it; TestSmoke runs it for a second per target in `make
+// test`, so it does not rot.
 package main
 
 import (
@@ -15,6 +19,8 @@ import (
 	"log"
 	"net"
 	"net/http"
+	"net/http/httputil"
+	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -23,6 +29,7 @@ import (
 	"time"
 
 	"github.com/bffgate/bffgate/internal/loadtest"
+	"github.com/bffgate/bffgate/internal/serve"
 	"github.com/bffgate/bffgate/tests/op"
 )
 
@@ -32,13 +39,56 @@ func main() {
 	duration := flag.Duration("d", 10*time.Second, "wrk duration per target and round")
 	rounds := flag.Int("rounds", 3, "rounds of all targets")
 	out := flag.String("out", "BENCHMARKS.md", "the file whose compare section is rewritten")
+	redisURL := flag.String("redis", "redis://127.0.0.1:6379/0", "the Redis both Redis-backed proxies use")
 	flag.Parse()
-	if err := run(*bffgate, *o2p, *duration, *rounds, *out); err != nil {
+	bareProxyChild()
+	if err := run(options{bffgate: *bffgate, oauth2Proxy: *o2p, d: *duration, rounds: *rounds, out: *out, redis: *redisURL}); err != nil {
 		log.Fatal("compare: ", err)
 	}
 }
 
-func run(bffgateBin, o2pBin string, d time.Duration, rounds int, outFile string) error {
+// options are one run's settings; an empty oauth2Proxy leaves its rows out.
+type options struct {
+	bffgate, oauth2Proxy string
+	d                    time.Duration
+	rounds               int
+	out, redis           string
+}
+
+// bareEnv, set in a child process of this program (or of its test),
+// holds "listen-address upstream-URL": that process is the bare proxy.
+const bareEnv = "BFFGATE_COMPARE_BARE_PROXY"
+
+// bareProxyChild serves the bare proxy, never returning, when this
+// process was started as it.
+func bareProxyChild() {
+	if v := os.Getenv(bareEnv); v != "" {
+		addr, upstream, _ := strings.Cut(v, " ")
+		log.Fatal(bareProxy(addr, upstream))
+	}
+}
+
+// bareProxy is the baseline every Go BFF is measured against:
+// httputil.ReverseProxy with the transport settings of bffgate serve
+// (serve.NewTransport) and net/http's server, no authentication. It runs
+// in a process of its own, as the proxies it is compared with do.
+func bareProxy(addr, upstream string) error {
+	u, err := url.Parse(upstream)
+	if err != nil {
+		return err
+	}
+	proxy := &httputil.ReverseProxy{
+		Rewrite:   func(pr *httputil.ProxyRequest) { pr.SetURL(u); pr.SetXForwarded() },
+		Transport: serve.NewTransport(serve.Limits{}),
+	}
+	srv := &http.Server{Addr: addr, Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		r.Header.Set("Authorization", "Bearer bare") // the upstream wants a token
+		proxy.ServeHTTP(w, r)
+	}), ReadHeaderTimeout: 10 * time.Second}
+	return srv.ListenAndServe()
+}
+
+func run(o options) error {
 	ctx := context.Background()
 	var stop []func()
 	defer func() {
@@ -64,9 +114,12 @@ func run(bffgateBin, o2pBin string, d time.Duration, rounds int, outFile string)
 	stop = append(stop, func() { up.Close() })
 	upURL := "http://" + upLn.Addr().String()
 
-	bffAddr, o2pAddr := freeAddr(), freeAddr()
+	bareAddr, bffAddr, bffRedisAddr, o2pAddr, o2pRedisAddr := freeAddr(), freeAddr(), freeAddr(), freeAddr(), freeAddr()
 	srv, err := op.Start(op.Options{
-		RedirectURIs: []string{"http://" + bffAddr + "/oauth/callback", "http://" + o2pAddr + "/oauth2/callback"},
+		RedirectURIs: []string{
+			"http://" + bffAddr + "/oauth/callback", "http://" + bffRedisAddr + "/oauth/callback",
+			"http://" + o2pAddr + "/oauth2/callback", "http://" + o2pRedisAddr + "/oauth2/callback",
+		},
 		// Long-lived tokens: the benchmark measures the request path, not refresh.
 		AccessTokenTTL: time.Hour,
 		Stderr:         io.Discard,
@@ -81,50 +134,90 @@ func run(bffgateBin, o2pBin string, d time.Duration, rounds int, outFile string)
 		return err
 	}
 	stop = append(stop, func() { os.RemoveAll(dir) })
-	cfg := map[string]any{
-		"listen": bffAddr,
-		"bff": map[string]any{
+	// Both bffgate processes log nothing per request, as oauth2-proxy is
+	// told to: the comparison is of the request path.
+	config := func(addr string, redis map[string]any) (string, error) {
+		bc := map[string]any{
 			"issuer": srv.Issuer, "client_id": srv.ClientID, "client_secret": srv.ClientSecret,
-			"redirect_url": "http://" + bffAddr + "/oauth/callback",
+			"redirect_url": "http://" + addr + "/oauth/callback",
 			"cookie_keys":  []string{"MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY="},
-		},
-		"routes": []map[string]any{{"path": "/", "upstream": upURL}},
+		}
+		if redis != nil {
+			bc["redis"] = redis
+		}
+		data, _ := json.Marshal(map[string]any{"listen": addr, "access_log": "off", "bff": bc,
+			"routes": []map[string]any{{"path": "/", "upstream": upURL}}})
+		file := filepath.Join(dir, strings.ReplaceAll(addr, ":", "_")+".json")
+		return file, os.WriteFile(file, data, 0o600)
 	}
-	cfgFile := filepath.Join(dir, "bffgate.json")
-	data, _ := json.Marshal(cfg)
-	if err := os.WriteFile(cfgFile, data, 0o600); err != nil {
+	prefix := fmt.Sprintf("bffgate-bench-%d:", time.Now().UnixNano())
+	memCfg, err := config(bffAddr, nil)
+	if err != nil {
 		return err
 	}
-	stop = append(stop, start(bffgateBin, "serve", "-config", cfgFile))
-	stop = append(stop, start(o2pBin,
-		"--http-address="+o2pAddr, "--provider=oidc", "--oidc-issuer-url="+srv.Issuer,
-		"--client-id="+srv.ClientID, "--client-secret="+srv.ClientSecret,
-		"--redirect-url=http://"+o2pAddr+"/oauth2/callback", "--upstream="+upURL,
-		"--cookie-secret=0123456789abcdef0123456789abcdef", "--cookie-secure=false",
-		"--email-domain=*", "--code-challenge-method=S256", "--skip-provider-button=true",
-		"--pass-access-token=true", "--scope=openid profile email offline_access",
-		"--request-logging=false", "--auth-logging=false", "--standard-logging=false"))
-	for _, a := range []string{bffAddr, o2pAddr} {
+	redisCfg, err := config(bffRedisAddr, map[string]any{"url": o.redis, "key_prefix": prefix})
+	if err != nil {
+		return err
+	}
+	self, err := os.Executable()
+	if err != nil {
+		return err
+	}
+	stop = append(stop, startEnv([]string{bareEnv + "=" + bareAddr + " " + upURL}, self))
+	stop = append(stop, start(o.bffgate, "serve", "-config", memCfg))
+	stop = append(stop, start(o.bffgate, "serve", "-config", redisCfg))
+	addrs := []string{bareAddr, bffAddr, bffRedisAddr}
+	if o.oauth2Proxy != "" {
+		o2p := func(addr string, extra ...string) func() {
+			return start(o.oauth2Proxy, append([]string{
+				"--http-address=" + addr, "--provider=oidc", "--oidc-issuer-url=" + srv.Issuer,
+				"--client-id=" + srv.ClientID, "--client-secret=" + srv.ClientSecret,
+				"--redirect-url=http://" + addr + "/oauth2/callback", "--upstream=" + upURL,
+				"--cookie-secret=0123456789abcdef0123456789abcdef", "--cookie-secure=false",
+				"--email-domain=*", "--code-challenge-method=S256", "--skip-provider-button=true",
+				"--pass-access-token=true", "--scope=openid profile email offline_access",
+				"--request-logging=false", "--auth-logging=false", "--standard-logging=false"}, extra...)...)
+		}
+		stop = append(stop, o2p(o2pAddr), o2p(o2pRedisAddr, "--session-store-type=redis", "--redis-connection-url="+o.redis))
+		addrs = append(addrs, o2pAddr, o2pRedisAddr)
+	}
+	for _, a := range addrs {
 		if err := waitListening(a); err != nil {
 			return err
 		}
 	}
 
-	bffCookie, err := loadtest.Login(ctx, srv, "http://"+bffAddr+"/login", "__Host-bffgate")
+	login := func(addr string) (string, error) {
+		return loadtest.Login(ctx, srv, "http://"+addr+"/login", "__Host-bffgate")
+	}
+	bffCookie, err := login(bffAddr)
 	if err != nil {
 		return fmt.Errorf("bffgate login: %w", err)
 	}
-	o2pCookie, err := loadtest.Login(ctx, srv, "http://"+o2pAddr+"/oauth2/start?rd=%2F", "_oauth2_proxy")
+	bffRedisCookie, err := login(bffRedisAddr)
 	if err != nil {
-		return fmt.Errorf("oauth2-proxy login: %w", err)
+		return fmt.Errorf("bffgate (Redis) login: %w", err)
 	}
 	targets := []loadtest.Target{
 		{Name: "upstream directly (no auth)", URL: upURL + "/api/orders?direct=1"},
+		{Name: "bare Go reverse proxy (no auth)", URL: "http://" + bareAddr + "/api/orders"},
 		{Name: "bffgate serve (memory store)", URL: "http://" + bffAddr + "/api/orders", Header: []string{"Cookie: " + bffCookie, "X-CSRF: 1"}},
-		{Name: "oauth2-proxy v7.8.1 (cookie session)", URL: "http://" + o2pAddr + "/api/orders", Header: []string{"Cookie: " + o2pCookie}},
+		{Name: "bffgate serve (Redis store)", URL: "http://" + bffRedisAddr + "/api/orders", Header: []string{"Cookie: " + bffRedisCookie, "X-CSRF: 1"}},
 	}
-	results, err := loadtest.Rounds(targets, rounds, d, func(round int, t loadtest.Target) {
-		log.Printf("round %d/%d: wrk %s for %s", round, rounds, t.Name, d)
+	if o.oauth2Proxy != "" {
+		for _, p := range []struct{ name, addr string }{
+			{"oauth2-proxy v7.8.1 (Redis session store)", o2pRedisAddr},
+			{"oauth2-proxy v7.8.1 (cookie session)", o2pAddr},
+		} {
+			cookie, err := loadtest.Login(ctx, srv, "http://"+p.addr+"/oauth2/start?rd=%2F", "_oauth2_proxy")
+			if err != nil {
+				return fmt.Errorf("%s login: %w", p.name, err)
+			}
+			targets = append(targets, loadtest.Target{Name: p.name, URL: "http://" + p.addr + "/api/orders", Header: []string{"Cookie: " + cookie}})
+		}
+	}
+	results, err := loadtest.Rounds(targets, o.rounds, o.d, func(round int, t loadtest.Target) {
+		log.Printf("round %d/%d: wrk %s for %s", round, o.rounds, t.Name, o.d)
 	})
 	if err != nil {
 		return err
@@ -132,7 +225,7 @@ func run(bffgateBin, o2pBin string, d time.Duration, rounds int, outFile string)
 	for i, t := range targets {
 		fmt.Printf("%-40s %10.0f req/s (%.0f–%.0f)  p50 %s  p99 %s\n", t.Name, results[i].RPS, results[i].Min, results[i].Max, results[i].P50, results[i].P99)
 	}
-	return loadtest.WriteSection(outFile, "compare", section(targets, results, d, rounds))
+	return loadtest.WriteSection(o.out, "compare", section(targets, results, o.d, o.rounds))
 }
 
 func freeAddr() string {
@@ -145,8 +238,12 @@ func freeAddr() string {
 }
 
 // start runs a binary in the background and returns its stop function.
-func start(bin string, args ...string) func() {
+func start(bin string, args ...string) func() { return startEnv(nil, bin, args...) }
+
+// startEnv is start with these environment variables added.
+func startEnv(env []string, bin string, args ...string) func() {
 	cmd := exec.Command(bin, args...)
+	cmd.Env = append(os.Environ(), env...)
 	cmd.Stdout, cmd.Stderr = io.Discard, os.Stderr
 	if err := cmd.Start(); err != nil {
 		log.Fatalf("compare: start %s: %v (run `make bench-compare`, which builds it)", bin, err)
@@ -176,14 +273,27 @@ func waitListening(addr string) error {
 
 // section is this benchmark's part of BENCHMARKS.md.
 func section(ts []loadtest.Target, rs []loadtest.Result, d time.Duration, rounds int) string {
-	var b strings.Builder
-	b.WriteString("## Standalone: bffgate serve vs oauth2-proxy\n\n")
-	fmt.Fprintf(&b, "`make bench-compare`, one run on %s, %d cores, loopback; wrk -t2 -c32 -d%s per target, %d rounds with the targets interleaved, each target's median round shown, all logged in as the same user against the same test OpenID Provider. The load generator, the proxies, the upstream and the provider share the machine's cores, so compare the ratios, not the absolute numbers; differences within a row's range are noise.\n\n",
-		time.Now().UTC().Format("2006-01-02"), runtime.NumCPU(), d, rounds)
-	b.WriteString("| target | requests/s | rounds' range | vs upstream | avg latency | p50 | p99 | non-2xx |\n|---|---|---|---|---|---|---|---|\n")
+	rps := map[string]float64{}
 	for i, t := range ts {
-		fmt.Fprintf(&b, "| %s | %.0f | %.0f–%.0f | %.2f | %s | %s | %s | %s |\n", t.Name, rs[i].RPS, rs[i].Min, rs[i].Max, rs[i].RPS/rs[0].RPS, rs[i].Avg, rs[i].P50, rs[i].P99, rs[i].Non2xx)
+		rps[t.Name] = rs[i].RPS
 	}
-	fmt.Fprintf(&b, "\nbffgate / oauth2-proxy throughput: **%.2f×**. bffgate reads a server-side session (one memory-store lookup, AES-GCM unseal) and sets the bearer; oauth2-proxy decrypts its session from the cookie itself.\n", rs[1].RPS/rs[2].RPS)
+	bare := rps["bare Go reverse proxy (no auth)"]
+	var b strings.Builder
+	b.WriteString("## Standalone: bffgate serve vs a bare Go proxy vs oauth2-proxy\n\n")
+	fmt.Fprintf(&b, "`make bench-compare`, one run on %s, %d cores, loopback; wrk -t2 -c32 -d%s per target, %d rounds with the targets interleaved, each target's median round shown, all logged in as the same user against the same test OpenID Provider; every proxy in a process of its own, none logging per request. The bare Go reverse proxy is `httputil.ReverseProxy` with bffgate's transport settings and no authentication: the limit for a BFF written in Go. The load generator, the proxies, the upstream, Redis and the provider share the machine's cores, so compare the ratios, not the absolute numbers; differences within a row's range are noise.\n\n",
+		time.Now().UTC().Format("2006-01-02"), runtime.NumCPU(), d, rounds)
+	b.WriteString("| target | requests/s | rounds' range | vs upstream | vs bare Go proxy | avg latency | p50 | p99 | non-2xx |\n|---|---|---|---|---|---|---|---|---|\n")
+	for i, t := range ts {
+		fmt.Fprintf(&b, "| %s | %.0f | %.0f–%.0f | %.2f | %.2f | %s | %s | %s | %s |\n", t.Name, rs[i].RPS, rs[i].Min, rs[i].Max, rs[i].RPS/rs[0].RPS, rs[i].RPS/bare, rs[i].Avg, rs[i].P50, rs[i].P99, rs[i].Non2xx)
+	}
+	ratio := func(x, y string) string {
+		if rps[x] == 0 || rps[y] == 0 {
+			return "—"
+		}
+		return fmt.Sprintf("%.2f×", rps[x]/rps[y])
+	}
+	fmt.Fprintf(&b, "\nLike for like: bffgate / oauth2-proxy with both keeping sessions in Redis **%s**; with bffgate's memory store and oauth2-proxy's cookie sessions **%s**. bffgate reads a server-side session (one store lookup, AES-GCM unseal) and sets the bearer; oauth2-proxy with cookies decrypts its session from the cookie itself.\n",
+		ratio("bffgate serve (Redis store)", "oauth2-proxy v7.8.1 (Redis session store)"),
+		ratio("bffgate serve (memory store)", "oauth2-proxy v7.8.1 (cookie session)"))
 	return b.String()
 }

@@ -107,12 +107,7 @@ func newProxy(c *Config, b *bff.Engine, m *metrics.Metrics) (*Proxy, error) {
 		return nil, errors.New("bffgate serve: config: routes: add at least one route, e.g. {\"path\": \"/\", \"upstream\": \"http://127.0.0.1:9000\"}")
 	}
 	h := &handler{bff: b}
-	// One transport for all routes, keeping enough idle connections per
-	// upstream for a busy proxy (net/http's default keeps 2).
-	transport := http.DefaultTransport.(*http.Transport).Clone()
-	transport.MaxIdleConns = 1024
-	transport.MaxIdleConnsPerHost = 256
-	c.Limits.tune(transport)
+	transport := NewTransport(c.Limits)
 	for i, r := range c.Routes {
 		u, err := url.Parse(r.Upstream)
 		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
@@ -180,6 +175,17 @@ func newProxy(c *Config, b *bff.Engine, m *metrics.Metrics) (*Proxy, error) {
 		p.Admin = AdminHandler(b, m.Handler())
 	}
 	return p, nil
+}
+
+// NewTransport is the one transport of all routes: net/http's default,
+// keeping enough idle connections per upstream for a busy proxy (the
+// default keeps 2), with the upstream timeout of l.
+func NewTransport(l Limits) *http.Transport {
+	t := http.DefaultTransport.(*http.Transport).Clone()
+	t.MaxIdleConns = 1024
+	t.MaxIdleConnsPerHost = 256
+	t.ResponseHeaderTimeout = seconds(l.UpstreamTimeout, defaultUpstreamTimeout)
+	return t
 }
 
 // startKey carries when a request reached the proxy, for upstream timing.

@@ -104,11 +104,6 @@ func (l Limits) maxBody(routeMax int64) int64 {
 	return n
 }
 
-// tune sets the upstream timeout on the proxy's transport.
-func (l Limits) tune(t *http.Transport) {
-	t.ResponseHeaderTimeout = seconds(l.UpstreamTimeout, defaultUpstreamTimeout)
-}
-
 // Serve answers requests with p's handler on ln, under c.Limits, and the
 // admin listener's on c.AdminListen when p has one, until ctx is done;
 // then it stops accepting and waits up to 5 seconds for the requests in
