@@ -69,8 +69,8 @@ func bareProxyChild() {
 }
 
 // bareProxy is the baseline every Go BFF is measured against:
-// httputil.ReverseProxy with the transport settings of bffgate serve
-// (serve.NewTransport) and net/http's server, no authentication. It runs
+// httputil.ReverseProxy with the transport and copy buffers of bffgate
+// serve (serve.NewTransport, serve.BufferPool) and net/http's server, no authentication. It runs
 // in a process of its own, as the proxies it is compared with do.
 func bareProxy(addr, upstream string) error {
 	u, err := url.Parse(upstream)
@@ -78,8 +78,9 @@ func bareProxy(addr, upstream string) error {
 		return err
 	}
 	proxy := &httputil.ReverseProxy{
-		Rewrite:   func(pr *httputil.ProxyRequest) { pr.SetURL(u); pr.SetXForwarded() },
-		Transport: serve.NewTransport(serve.Limits{}),
+		Rewrite:    func(pr *httputil.ProxyRequest) { pr.SetURL(u); pr.SetXForwarded() },
+		Transport:  serve.NewTransport(serve.Limits{}),
+		BufferPool: serve.BufferPool,
 	}
 	srv := &http.Server{Addr: addr, Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		r.Header.Set("Authorization", "Bearer bare") // the upstream wants a token

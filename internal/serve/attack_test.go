@@ -51,11 +51,18 @@ func newAttackEnv(t *testing.T) *attackEnv {
 	e.srv = httptest.NewServer(p.Handler)
 	t.Cleanup(e.srv.Close)
 
-	// A logged-in user, put in the store as a login would.
-	id, _ := session.NewID()
 	e.token = "access-token-of-alice"
-	s := &session.Session{Issuer: c.BFF.Issuer, Subject: "alice", Claims: `{"sub":"alice"}`, Identity: "sub\x00alice\x00",
-		AccessToken: e.token, TokenType: "Bearer", Expiry: time.Now().Add(time.Hour), Created: time.Now()}
+	e.cookie = plantSession(t, store, c.BFF.Issuer, e.token)
+	return e
+}
+
+// plantSession puts a logged-in user's session with this access token in
+// store, as a login would, and returns the Cookie header that carries it.
+func plantSession(t testing.TB, store session.Store, issuer, token string) string {
+	t.Helper()
+	id, _ := session.NewID()
+	s := &session.Session{Issuer: issuer, Subject: "alice", Claims: `{"sub":"alice"}`, Identity: "sub\x00alice\x00",
+		AccessToken: token, TokenType: "Bearer", Expiry: time.Now().Add(time.Hour), Created: time.Now()}
 	sealed, err := session.Seal(id, s)
 	if err != nil {
 		t.Fatal(err)
@@ -63,8 +70,7 @@ func newAttackEnv(t *testing.T) *attackEnv {
 	if err := store.Set(context.Background(), id.StoreKey(), sealed, time.Hour); err != nil {
 		t.Fatal(err)
 	}
-	e.cookie = "__Host-bffgate=" + id.String()
-	return e
+	return "__Host-bffgate=" + id.String()
 }
 
 // do sends the request with its path exactly as given (curl --path-as-is).

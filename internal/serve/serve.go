@@ -16,6 +16,7 @@ import (
 	"path/filepath"
 	"sort"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/bffgate/bffgate/core/bff"
@@ -137,7 +138,8 @@ func newProxy(c *Config, b *bff.Engine, m *metrics.Metrics) (*Proxy, error) {
 				}
 				return nil
 			},
-			Transport: transport,
+			Transport:  transport,
+			BufferPool: BufferPool,
 			ErrorHandler: func(w http.ResponseWriter, r *http.Request, err error) {
 				if m != nil {
 					m.Upstream(routePath, time.Since(startOf(r)), err)
@@ -187,6 +189,22 @@ func NewTransport(l Limits) *http.Transport {
 	t.ResponseHeaderTimeout = seconds(l.UpstreamTimeout, defaultUpstreamTimeout)
 	return t
 }
+
+// BufferPool is the copy buffers of every route's proxy. Without one,
+// httputil.ReverseProxy allocates (and zeroes) 32 KiB for each response
+// it copies: most of what a proxied request allocates.
+var BufferPool httputil.BufferPool = &bufferPool{}
+
+type bufferPool struct{ p sync.Pool }
+
+func (b *bufferPool) Get() []byte {
+	if buf, ok := b.p.Get().(*[]byte); ok {
+		return *buf
+	}
+	return make([]byte, 32<<10)
+}
+
+func (b *bufferPool) Put(buf []byte) { b.p.Put(&buf) }
 
 // startKey carries when a request reached the proxy, for upstream timing.
 type startKey struct{}

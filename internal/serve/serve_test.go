@@ -12,7 +12,7 @@ import (
 	"github.com/bffgate/bffgate/core/bff"
 )
 
-func testConfig(t *testing.T, upstream string) *Config {
+func testConfig(t testing.TB, upstream string) *Config {
 	t.Helper()
 	dir := t.TempDir()
 	if err := os.WriteFile(filepath.Join(dir, "index.html"), []byte("<h1>app</h1>"), 0o644); err != nil {
