@@ -1,13 +1,13 @@
 package extauthz
 
 import (
-	"bytes"
 	"os"
 	"path/filepath"
 	"reflect"
 	"strings"
 	"testing"
-	"text/template"
+
+	"github.com/bffgate/bffgate/internal/extauthz/extauthztest"
 )
 
 // TestDocs holds docs/extauthz.md to what the tests run: its nginx server
@@ -20,16 +20,16 @@ func TestDocs(t *testing.T) {
 		t.Fatal(err)
 	}
 	doc := string(b)
-	render := func(tmpl string, v map[string]any) string {
-		var buf bytes.Buffer
-		if err := template.Must(template.New("").Parse(tmpl)).Execute(&buf, v); err != nil {
+	render := func(tmpl string, v extauthztest.Vars) string {
+		s, err := extauthztest.Render(tmpl, v)
+		if err != nil {
 			t.Fatal(err)
 		}
-		return buf.String()
+		return s
 	}
 	blocks := map[string]string{
-		"nginx": render(NginxServer, map[string]any{"Listen": "127.0.0.1:8080", "Authz": "127.0.0.1:9191", "API": "127.0.0.1:9000", "Secret": "REPLACE-WITH-THE-SECRET"}),
-		"caddy": render(CaddySite, map[string]any{"Site": "app.example.com", "Authz": "127.0.0.1:9191", "API": "127.0.0.1:9000", "Secret": "{env.BFFGATE_SECRET}"}),
+		"nginx": render(extauthztest.NginxServer, extauthztest.Vars{Listen: "127.0.0.1:8080", Authz: "127.0.0.1:9191", API: "127.0.0.1:9000", Secret: "REPLACE-WITH-THE-SECRET"}),
+		"caddy": render(extauthztest.CaddySite, extauthztest.Vars{Site: "app.example.com", Authz: "127.0.0.1:9191", API: "127.0.0.1:9000", Secret: "{env.BFFGATE_SECRET}"}),
 	}
 	for name, want := range blocks {
 		if !strings.Contains(doc, want) {
