@@ -114,7 +114,10 @@ type Vars struct {
 	// itself, without asking bffgate, at / (index.html for unknown
 	// paths); then only /api/ asks bffgate.
 	Static string
-	Dir    string // the proxy's working directory (StartProxy sets it)
+	// NginxExtra is more of nginx's http block, after the server block
+	// (another server, for a benchmark's baseline).
+	NginxExtra string
+	Dir        string // the proxy's working directory (Run sets it)
 }
 
 var funcs = template.FuncMap{
@@ -139,86 +142,119 @@ func Render(tmpl string, v Vars) (string, error) {
 // ends.
 func Start(t testing.TB, proxy string, port int, v Vars) {
 	t.Helper()
-	v.Listen = fmt.Sprintf("127.0.0.1:%d", port)
-	v.Site = fmt.Sprintf("http://127.0.0.1:%d", port)
-	switch proxy {
-	case "nginx":
-		StartProxy(t, "nginx", NginxTestConfig, port, v, func(dir, conf string) []string {
-			return []string{"-p", dir, "-c", conf, "-e", filepath.Join(dir, "error.log")}
-		})
-	case "caddy":
-		StartProxy(t, "caddy", CaddyTestConfig, port, v, func(dir, conf string) []string {
-			return []string{"run", "--config", conf, "--adapter", "caddyfile"}
-		})
-	default:
-		t.Fatalf("extauthztest: no proxy %q", proxy)
-	}
-}
-
-// StartProxy writes the config from tmpl and runs the proxy binary name
-// with args until the test ends, waiting until it accepts connections on
-// port.
-func StartProxy(t testing.TB, name, tmpl string, port int, v Vars, args func(dir, conf string) []string) {
-	t.Helper()
-	bin, err := exec.LookPath(name)
-	if err != nil {
-		// Debian installs nginx in /usr/sbin, which a user's PATH may lack.
-		if bin, err = exec.LookPath(filepath.Join("/usr/sbin", name)); err != nil {
-			t.Fatalf("%s is not installed: run scripts/deps.sh debs (make test does)", name)
-		}
-	}
-	dir := t.TempDir()
-	v.Dir = dir
-	conf := filepath.Join(dir, name+".conf")
-	text, err := Render(tmpl, v)
+	p, err := Run(proxy, port, v, t.TempDir())
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := os.WriteFile(conf, []byte(text), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	var out bytes.Buffer
-	cmd := exec.Command(bin, args(dir, conf)...)
-	cmd.Env = append(os.Environ(), "HOME="+dir, "XDG_CONFIG_HOME="+dir, "XDG_DATA_HOME="+dir)
-	cmd.Stdout, cmd.Stderr = &out, &out
-	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	done := make(chan struct{})
-	go func() { cmd.Wait(); close(done) }()
 	t.Cleanup(func() {
-		cmd.Process.Signal(syscall.SIGTERM)
-		select {
-		case <-done:
-		case <-time.After(5 * time.Second):
-			cmd.Process.Kill()
-			<-done
-		}
+		out := p.Stop()
 		if t.Failed() {
-			t.Logf("%s output:\n%s", name, out.String())
-			if b, err := os.ReadFile(filepath.Join(dir, "error.log")); err == nil {
-				t.Logf("%s error.log:\n%s", name, b)
-			}
+			t.Logf("%s output:\n%s", proxy, out)
 		}
 	})
+}
+
+// Proxy is a running proxy.
+type Proxy struct {
+	name string
+	dir  string
+	cmd  *exec.Cmd
+	out  *syncBuffer
+	done chan struct{}
+}
+
+// Run starts the proxy named "nginx" or "caddy" on port, its files in
+// dir, and waits until it accepts connections (at most 15 s). Listen and
+// Site are set from port.
+func Run(proxy string, port int, v Vars, dir string) (*Proxy, error) {
+	v.Listen = fmt.Sprintf("127.0.0.1:%d", port)
+	v.Site = fmt.Sprintf("http://127.0.0.1:%d", port)
+	v.Dir = dir
+	var tmpl string
+	var args []string
+	conf := filepath.Join(dir, proxy+".conf")
+	switch proxy {
+	case "nginx":
+		tmpl, args = NginxTestConfig, []string{"-p", dir, "-c", conf, "-e", filepath.Join(dir, "error.log")}
+	case "caddy":
+		tmpl, args = CaddyTestConfig, []string{"run", "--config", conf, "--adapter", "caddyfile"}
+	default:
+		return nil, fmt.Errorf("extauthztest: no proxy %q", proxy)
+	}
+	bin, err := exec.LookPath(proxy)
+	if err != nil {
+		// Debian installs nginx in /usr/sbin, which a user's PATH may lack.
+		if bin, err = exec.LookPath(filepath.Join("/usr/sbin", proxy)); err != nil {
+			return nil, fmt.Errorf("%s is not installed: run scripts/deps.sh debs (make test does)", proxy)
+		}
+	}
+	text, err := Render(tmpl, v)
+	if err != nil {
+		return nil, err
+	}
+	if err := os.WriteFile(conf, []byte(text), 0o600); err != nil {
+		return nil, err
+	}
+	p := &Proxy{name: proxy, dir: dir, out: &syncBuffer{}, done: make(chan struct{})}
+	p.cmd = exec.Command(bin, args...)
+	p.cmd.Env = append(os.Environ(), "HOME="+dir, "XDG_CONFIG_HOME="+dir, "XDG_DATA_HOME="+dir)
+	p.cmd.Stdout, p.cmd.Stderr = p.out, p.out
+	p.cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
+	if err := p.cmd.Start(); err != nil {
+		return nil, err
+	}
+	go func() { p.cmd.Wait(); close(p.done) }()
 	deadline := time.Now().Add(15 * time.Second)
 	for {
-		c, err := net.DialTimeout("tcp", fmt.Sprintf("127.0.0.1:%d", port), time.Second)
+		c, err := net.DialTimeout("tcp", v.Listen, time.Second)
 		if err == nil {
 			c.Close()
-			return
+			return p, nil
 		}
 		select {
-		case <-done:
-			t.Fatalf("%s exited: %s", name, out.String())
+		case <-p.done:
+			return nil, fmt.Errorf("%s exited: %s", proxy, p.out.String())
 		default:
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("%s does not listen on %d: %s", name, port, out.String())
+			return nil, fmt.Errorf("%s does not listen on %d: %s", proxy, port, p.Stop())
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
+}
+
+// Stop ends the proxy (SIGTERM, then SIGKILL after 5 s) and returns what
+// it wrote, with nginx's error.log.
+func (p *Proxy) Stop() string {
+	p.cmd.Process.Signal(syscall.SIGTERM)
+	select {
+	case <-p.done:
+	case <-time.After(5 * time.Second):
+		p.cmd.Process.Kill()
+		<-p.done
+	}
+	out := p.out.String()
+	if b, err := os.ReadFile(filepath.Join(p.dir, "error.log")); err == nil && len(b) > 0 {
+		out += "\nerror.log:\n" + string(b)
+	}
+	return out
+}
+
+type syncBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *syncBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *syncBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
 }
 
 // NginxServer is the server block of docs/extauthz.md's nginx
@@ -302,7 +338,7 @@ proxy_temp_path {{.Dir}}/proxy;
 fastcgi_temp_path {{.Dir}}/fastcgi;
 uwsgi_temp_path {{.Dir}}/uwsgi;
 scgi_temp_path {{.Dir}}/scgi;
-` + NginxServer + `}
+` + NginxServer + `{{.NginxExtra}}}
 `
 
 // CaddySite is the site block of docs/extauthz.md's Caddyfile.
