@@ -24,7 +24,7 @@ PLAIN_PKGS = $(shell $(GO) list ./... | grep -v /tyk-plugin)
 OTHER_PKGS = $(shell $(GO) list ./... | grep -v -e /tyk-plugin -e /core/)
 
 .PHONY: all build test demo bench lint fuzz test-deps demo-deps sdk-build \
-	test-go test-tyk test-js tyk-plugin kong-plugin bench-compare bench-tyk clean
+	test-go test-tyk test-js tyk-plugin kong-plugin bench-compare bench-tyk bench-nginx clean
 
 all: build
 
@@ -105,6 +105,11 @@ bench-compare: demo-deps
 	$(GO) build -o bin/bffgate ./cmd/bffgate
 	cd bench/oauth2-proxy && $(GO) build -o ../../bin/oauth2-proxy github.com/oauth2-proxy/oauth2-proxy/v7
 	$(GO) run ./bench/compare
+
+## bench-nginx: real nginx in front of an API without vs with bffgate extauthz's auth_request, wrk on loopback (writes BENCHMARKS.md; make test runs its stack once, without wrk)
+bench-nginx: demo-deps
+	scripts/deps.sh debs wrk
+	$(GO) run ./bench/nginx $(BENCH_NGINX_FLAGS)
 
 ## fuzz: each fuzz target for FUZZTIME (the seed corpora also run in make test)
 fuzz:

@@ -28,6 +28,15 @@ type Config struct {
 	// Apps are the BFFs this process serves, chosen per request by host
 	// and path prefix. At least one.
 	Apps []App `json:"apps"`
+	// AccessLog is "on" (one line per request to bffgate, naming the
+	// original request's method and path, the app, the status bffgate
+	// answered, never a query, header or cookie) or "off". Defaults to
+	// "on".
+	AccessLog string `json:"access_log"`
+	// AdminListen, when set, is the address of the admin listener:
+	// /healthz, /readyz (every app's store and provider) and /metrics
+	// (Prometheus), e.g. "0.0.0.0:9090". Defaults to none.
+	AdminListen string `json:"admin_listen"`
 }
 
 // App is one browser app: its own client, cookie and routes.

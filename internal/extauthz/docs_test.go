@@ -1,13 +1,13 @@
 package extauthz
 
 import (
-	"bytes"
 	"os"
 	"path/filepath"
 	"reflect"
 	"strings"
 	"testing"
-	"text/template"
+
+	"github.com/bffgate/bffgate/internal/extauthz/extauthztest"
 )
 
 // TestDocs holds docs/extauthz.md to what the tests run: its nginx server
@@ -20,16 +20,16 @@ func TestDocs(t *testing.T) {
 		t.Fatal(err)
 	}
 	doc := string(b)
-	render := func(tmpl string, v map[string]any) string {
-		var buf bytes.Buffer
-		if err := template.Must(template.New("").Parse(tmpl)).Execute(&buf, v); err != nil {
+	render := func(tmpl string, v extauthztest.Vars) string {
+		s, err := extauthztest.Render(tmpl, v)
+		if err != nil {
 			t.Fatal(err)
 		}
-		return buf.String()
+		return s
 	}
 	blocks := map[string]string{
-		"nginx": render(NginxServer, map[string]any{"Listen": "127.0.0.1:8080", "Authz": "127.0.0.1:9191", "API": "127.0.0.1:9000", "Secret": "REPLACE-WITH-THE-SECRET"}),
-		"caddy": render(CaddySite, map[string]any{"Site": "app.example.com", "Authz": "127.0.0.1:9191", "API": "127.0.0.1:9000", "Secret": "{env.BFFGATE_SECRET}"}),
+		"nginx": render(extauthztest.NginxServer, extauthztest.Vars{Listen: "127.0.0.1:8080", Authz: "127.0.0.1:9191", API: "127.0.0.1:9000", Secret: "REPLACE-WITH-THE-SECRET"}),
+		"caddy": render(extauthztest.CaddySite, extauthztest.Vars{Site: "app.example.com", Authz: "127.0.0.1:9191", API: "127.0.0.1:9000", Secret: "{env.BFFGATE_SECRET}"}),
 	}
 	for name, want := range blocks {
 		if !strings.Contains(doc, want) {
@@ -39,9 +39,12 @@ func TestDocs(t *testing.T) {
 	if want := "authResponseHeaders: [" + strings.Join(traefikResponseHeaders, ", ") + "]"; !strings.Contains(doc, want) {
 		t.Errorf("docs/extauthz.md's Traefik configuration lacks %q", want)
 	}
-	for _, h := range envoyUpstreamHeaders {
-		if !strings.Contains(doc, "- exact: "+h+"\n") {
-			t.Errorf("docs/extauthz.md's Envoy configuration lacks allowed_upstream_headers %q", h)
+	// The Envoy, Istio and Kubernetes files are in examples/, held to the
+	// code by examples_test.go; the doc names each.
+	for _, f := range []string{"envoy/envoy-http.yaml", "envoy/envoy-grpc.yaml", "istio/mesh-config.yaml", "istio/policies-http.yaml",
+		"istio/grpc-in-gateway.yaml", "istio/gateway-patch.yaml", "kubernetes/bffgate-extauthz.yaml"} {
+		if !strings.Contains(doc, "(../examples/"+f+")") {
+			t.Errorf("docs/extauthz.md does not link examples/%s", f)
 		}
 	}
 	// The example file is a valid config.

@@ -9,6 +9,8 @@ import (
 	"net/url"
 	"strings"
 	"testing"
+
+	"github.com/bffgate/bffgate/internal/extauthz/extauthztest"
 )
 
 // Traefik and Envoy cannot be installed on the machines these tests run
@@ -73,7 +75,7 @@ func ask(t *testing.T, w http.ResponseWriter, req *http.Request) (*http.Response
 // copied from the answer, and the request goes upstream.
 func fakeTraefik(t *testing.T, s *stack) http.Handler {
 	direct := proxyTo(s.authz.URL, func(h http.Header) { h.Set(DefaultSecretHeader, testSecret) })
-	api := proxyTo(s.api.srv.URL, nil)
+	api := proxyTo(s.api.URL, nil)
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if bffPaths[r.URL.Path] {
 			direct.ServeHTTP(w, r)
@@ -118,7 +120,7 @@ func fakeTraefik(t *testing.T, s *stack) http.Handler {
 // the client. The BFF's routes have ext_authz disabled and go to bffgate.
 func fakeEnvoy(t *testing.T, s *stack) http.Handler {
 	direct := proxyTo(s.authz.URL, func(h http.Header) { h.Set(DefaultSecretHeader, testSecret) })
-	api := proxyTo(s.api.srv.URL, nil)
+	api := proxyTo(s.api.URL, nil)
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if bffPaths[r.URL.Path] {
 			direct.ServeHTTP(w, r)
@@ -171,14 +173,14 @@ func serveOn(t *testing.T, port int, h http.Handler) {
 }
 
 func TestTraefikEmulated(t *testing.T) {
-	port := freePort(t)
+	port := extauthztest.FreePort(t)
 	s := newStack(t, port)
 	serveOn(t, port, fakeTraefik(t, s))
 	s.flow(t)
 }
 
 func TestEnvoyEmulated(t *testing.T) {
-	port := freePort(t)
+	port := extauthztest.FreePort(t)
 	s := newStack(t, port)
 	serveOn(t, port, fakeEnvoy(t, s))
 	s.flow(t)

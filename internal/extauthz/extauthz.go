@@ -30,6 +30,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/url"
 	"os"
 	"os/signal"
 	"slices"
@@ -40,6 +41,8 @@ import (
 	"time"
 
 	"github.com/bffgate/bffgate/core/bff"
+	"github.com/bffgate/bffgate/internal/metrics"
+	"github.com/bffgate/bffgate/internal/serve"
 )
 
 // The paths of the contracts on bffgate's listener.
@@ -69,6 +72,8 @@ type Server struct {
 	secretHeader string
 	log          *slog.Logger
 	lastWarn     atomic.Int64 // unix second of the last untrusted-request log
+	logged       http.Handler // the access log for requests no app serves; nil: off
+	admin        http.Handler // nil without admin_listen
 }
 
 type app struct {
@@ -76,8 +81,9 @@ type app struct {
 	hosts    map[string]bool // nil: any host
 	prefix   string
 	bff      *bff.Engine
-	identity []string // canonical identity header names
-	managed  []string // Authorization, Cookie, then identity
+	identity []string     // canonical identity header names
+	managed  []string     // Authorization, Cookie, then identity
+	logged   http.Handler // the access log with this app's name and cookie; nil: off
 }
 
 // contract is how one proxy hands over the original request and takes
@@ -108,6 +114,15 @@ func New(c *Config) (*Server, error) {
 	if secret != "" {
 		s.secret = []byte(secret)
 	}
+	var m *metrics.Metrics
+	if c.AdminListen != "" {
+		m = metrics.New()
+	}
+	switch c.AccessLog {
+	case "", "on", "off":
+	default:
+		return nil, fmt.Errorf("bffgate extauthz: config: access_log: %q: use \"on\" or \"off\"", c.AccessLog)
+	}
 	for i, a := range c.Apps {
 		name := a.Name
 		if name == "" {
@@ -137,13 +152,28 @@ func New(c *Config) (*Server, error) {
 			ap.identity = append(ap.identity, http.CanonicalHeaderKey(h.Header))
 		}
 		ap.managed = append([]string{"Authorization", "Cookie"}, ap.identity...)
-		if ap.bff, err = bff.New(a.BFF); err != nil {
+		bc := a.BFF
+		if m != nil {
+			bc.Observer = m
+		}
+		if ap.bff, err = bff.New(bc); err != nil {
+			s.Close()
 			return nil, fmt.Errorf("bffgate extauthz: %s: %w", name, err)
 		}
 		if a.BFF.Logger != nil {
 			s.log = a.BFF.Logger
 		}
 		s.apps = append(s.apps, ap)
+		if c.AccessLog != "off" {
+			d := bc.WithDefaults() // the logger and cookie name the engine uses
+			ap.logged = serve.AccessLog(http.HandlerFunc(s.serveLogged), d.Logger.With("app", name), d.CookieName)
+			if s.logged == nil {
+				s.logged = serve.AccessLog(http.HandlerFunc(s.serveLogged), d.Logger, d.CookieName)
+			}
+		}
+	}
+	if m != nil {
+		s.admin = serve.AdminHandler(s.Ready, m.Handler())
 	}
 	for i, a := range s.apps {
 		for _, b := range s.apps[:i] {
@@ -183,10 +213,75 @@ func (s *Server) Close() error {
 	return errors.Join(errs...)
 }
 
+// ServeHTTP answers one request to bffgate. With the access log on, its
+// line names the request the proxy asks about (the forwarded method and
+// path), not bffgate's own /_bffgate/ path.
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if s.logged == nil {
+		res := s.decide(r)
+		res.Write(w)
+		return
+	}
+	view, a := s.logView(r)
+	h := s.logged
+	if a != nil {
+		h = a.logged
+	}
+	h.ServeHTTP(w, view)
+}
+
+// origKey carries the request to bffgate in the context of its access
+// log's view of it.
+type origKey struct{}
+
+func (s *Server) serveLogged(w http.ResponseWriter, view *http.Request) {
+	r, _ := view.Context().Value(origKey{}).(*http.Request)
+	if r == nil {
+		r = view
+	}
 	res := s.decide(r)
 	res.Write(w)
 }
+
+// logView is the request as the access log shows it: the forwarded method
+// and path when they are well formed (else bffgate's own), and the app
+// that serves it (nil: none). It shares r's header, so the request ID the
+// log sets reaches the engine.
+func (s *Server) logView(r *http.Request) (*http.Request, *app) {
+	method, uri, host := r.Method, r.RequestURI, r.Host
+	switch p := r.URL.Path; {
+	case p == PathNginx:
+		method, uri = one(r.Header, "X-Original-Method"), one(r.Header, "X-Original-Uri")
+	case p == PathForward:
+		method, uri, host = one(r.Header, "X-Forwarded-Method"), one(r.Header, "X-Forwarded-Uri"), one(r.Header, "X-Forwarded-Host")
+	case strings.HasPrefix(p, PathEnvoy+"/"):
+		uri = strings.TrimPrefix(r.RequestURI, PathEnvoy)
+	}
+	view := r.WithContext(context.WithValue(r.Context(), origKey{}, r))
+	req, bad := request(method, uri, host, r.Header)
+	if bad != "" {
+		return view, nil
+	}
+	if u, err := url.ParseRequestURI(uri); err == nil {
+		view.Method, view.URL = req.Method, u
+	}
+	return view, s.app(req.Host, req.Path)
+}
+
+// Ready reports whether every app can serve: its session store answers
+// and its provider's discovery has succeeded.
+func (s *Server) Ready(ctx context.Context) error {
+	for _, a := range s.apps {
+		if err := a.bff.Ready(ctx); err != nil {
+			return fmt.Errorf("%s: %w", a.name, err)
+		}
+	}
+	return nil
+}
+
+// Admin is the admin listener's handler (/healthz, /readyz, /metrics), or
+// nil when the config has no admin_listen.
+func (s *Server) Admin() http.Handler { return s.admin }
 
 // decide answers one request to bffgate: a subrequest of one of the
 // contracts, or a BFF endpoint routed here.
@@ -528,13 +623,19 @@ func run(ctx context.Context, args []string, logTo io.Writer, ready func(addr st
 		return err
 	}
 	srv := &http.Server{Handler: s, ReadHeaderTimeout: 10 * time.Second, MaxHeaderBytes: 64 << 10}
+	stop, err := ServeAdmin(cfg.AdminListen, s.Admin())
+	if err != nil {
+		ln.Close()
+		return err
+	}
+	defer stop()
 	go func() {
 		<-ctx.Done()
 		sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 		defer cancel()
 		_ = srv.Shutdown(sctx)
 	}()
-	logger.Info("bffgate extauthz: serving", "url", "http://"+ln.Addr().String())
+	logger.Info("bffgate extauthz: serving", "url", "http://"+ln.Addr().String(), "admin", cfg.AdminListen)
 	if ready != nil {
 		ready(ln.Addr().String())
 	}
@@ -542,4 +643,19 @@ func run(ctx context.Context, args []string, logTo io.Writer, ready func(addr st
 		return err
 	}
 	return nil
+}
+
+// ServeAdmin serves the admin handler h on addr until stop is called;
+// with no addr or no handler it does nothing.
+func ServeAdmin(addr string, h http.Handler) (stop func(), err error) {
+	if addr == "" || h == nil {
+		return func() {}, nil
+	}
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return nil, fmt.Errorf("admin_listen: %w", err)
+	}
+	srv := &http.Server{Handler: h, ReadHeaderTimeout: 5 * time.Second, IdleTimeout: time.Minute}
+	go func() { _ = srv.Serve(ln) }()
+	return func() { _ = srv.Close() }, nil
 }

@@ -1,27 +1,19 @@
 package extauthz
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
 	"io"
 	"log/slog"
-	"net"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
-	"os"
-	"os/exec"
-	"path/filepath"
 	"strings"
-	"sync"
-	"syscall"
 	"testing"
-	"text/template"
-	"time"
 
 	"github.com/bffgate/bffgate/core/bff"
+	"github.com/bffgate/bffgate/internal/extauthz/extauthztest"
 	"github.com/bffgate/bffgate/tests/op"
 )
 
@@ -35,59 +27,20 @@ import (
 
 const testSecret = "test-shared-secret-0123456789"
 
-// apiRecorder is the upstream: the echo API, recording what reached it.
-type apiRecorder struct {
-	mu   sync.Mutex // guards reqs, bodies
-	reqs []*http.Request
-	body []string
-	srv  *httptest.Server
-}
-
-func (a *apiRecorder) count() int {
-	a.mu.Lock()
-	defer a.mu.Unlock()
-	return len(a.reqs)
-}
-
-func (a *apiRecorder) all() []*http.Request {
-	a.mu.Lock()
-	defer a.mu.Unlock()
-	return append([]*http.Request(nil), a.reqs...)
-}
-
 type stack struct {
 	t     *testing.T
 	op    *op.Server
 	authz *httptest.Server
-	api   *apiRecorder
+	api   *extauthztest.API
 	url   string // the proxy's base URL
-}
-
-func freePort(t *testing.T) int {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	return ln.Addr().(*net.TCPAddr).Port
 }
 
 // newStack starts the echo API, the OP and bffgate extauthz (with the
 // shared secret) for a proxy that will listen on port.
 func newStack(t *testing.T, port int) *stack {
 	t.Helper()
-	s := &stack{t: t, url: fmt.Sprintf("http://127.0.0.1:%d", port), api: &apiRecorder{}}
-	echo := op.EchoAPI(func() *op.Server { return s.op })
-	s.api.srv = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		body, _ := io.ReadAll(r.Body)
-		s.api.mu.Lock()
-		s.api.reqs = append(s.api.reqs, r.Clone(context.Background()))
-		s.api.body = append(s.api.body, string(body))
-		s.api.mu.Unlock()
-		echo.ServeHTTP(w, r)
-	}))
-	t.Cleanup(s.api.srv.Close)
+	s := &stack{t: t, url: fmt.Sprintf("http://127.0.0.1:%d", port)}
+	s.api = extauthztest.StartAPI(t, func() *op.Server { return s.op })
 	s.op = op.StartT(t, op.Options{
 		RedirectURIs:           []string{s.url + "/oauth/callback"},
 		PostLogoutRedirectURIs: []string{s.url + "/logout/callback"},
@@ -108,76 +61,6 @@ func newStack(t *testing.T, port int) *stack {
 	s.authz = httptest.NewServer(srv)
 	t.Cleanup(s.authz.Close)
 	return s
-}
-
-func hostOf(u string) string { p, _ := url.Parse(u); return p.Host }
-
-// startProxy writes the config from tmpl and runs the proxy until the test
-// ends, waiting until it accepts connections.
-func startProxy(t *testing.T, s *stack, port int, name, tmpl string, args func(dir, conf string) []string) {
-	t.Helper()
-	bin, err := exec.LookPath(name)
-	if err != nil {
-		// Debian installs nginx in /usr/sbin, which a user's PATH may lack.
-		if bin, err = exec.LookPath(filepath.Join("/usr/sbin", name)); err != nil {
-			t.Fatalf("%s is not installed: run scripts/deps.sh debs (make test does)", name)
-		}
-	}
-	dir := t.TempDir()
-	conf := filepath.Join(dir, name+".conf")
-	var buf bytes.Buffer
-	err = template.Must(template.New(name).Parse(tmpl)).Execute(&buf, map[string]any{
-		"Dir": dir, "Authz": hostOf(s.authz.URL), "API": hostOf(s.api.srv.URL), "Secret": testSecret,
-		"Listen": fmt.Sprintf("127.0.0.1:%d", port), "Site": s.url,
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(conf, buf.Bytes(), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	var out bytes.Buffer
-	cmd := exec.Command(bin, args(dir, conf)...)
-	cmd.Env = append(os.Environ(), "HOME="+dir, "XDG_CONFIG_HOME="+dir, "XDG_DATA_HOME="+dir)
-	cmd.Stdout, cmd.Stderr = &out, &out
-	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	done := make(chan struct{})
-	go func() { cmd.Wait(); close(done) }()
-	t.Cleanup(func() {
-		cmd.Process.Signal(syscall.SIGTERM)
-		select {
-		case <-done:
-		case <-time.After(5 * time.Second):
-			cmd.Process.Kill()
-			<-done
-		}
-		if t.Failed() {
-			t.Logf("%s output:\n%s", name, out.String())
-			if b, err := os.ReadFile(filepath.Join(dir, "error.log")); err == nil {
-				t.Logf("%s error.log:\n%s", name, b)
-			}
-		}
-	})
-	deadline := time.Now().Add(15 * time.Second)
-	for {
-		c, err := net.DialTimeout("tcp", fmt.Sprintf("127.0.0.1:%d", port), time.Second)
-		if err == nil {
-			c.Close()
-			return
-		}
-		select {
-		case <-done:
-			t.Fatalf("%s exited: %s", name, out.String())
-		default:
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("%s does not listen on %d: %s", name, port, out.String())
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
 }
 
 type answer struct {
@@ -232,7 +115,7 @@ func (s *stack) flow(t *testing.T) {
 	c.Jar.SetCookies(u, []*http.Cookie{{Name: "theme", Value: "dark", Path: "/"}})
 
 	t.Run("no session: nothing reaches the API", func(t *testing.T) {
-		before := s.api.count()
+		before := s.api.Count()
 		r := s.do(c, "GET", "/api/orders", "", "X-CSRF", "1")
 		if r.status != http.StatusUnauthorized {
 			t.Fatalf("status = %d, want 401 (body %s)", r.status, r.body)
@@ -240,7 +123,7 @@ func (s *stack) flow(t *testing.T) {
 		if got := r.json(t)["error"]; got != "unauthenticated" {
 			t.Fatalf("error = %v, want unauthenticated (body %s)", got, r.body)
 		}
-		if s.api.count() != before {
+		if s.api.Count() != before {
 			t.Fatal("the API was reached without a session")
 		}
 	})
@@ -288,11 +171,7 @@ func (s *stack) flow(t *testing.T) {
 		if got["method"] != "POST" || got["path"] != "/api/orders" {
 			t.Fatalf("the API got %v %v", got["method"], got["path"])
 		}
-		a := s.api
-		a.mu.Lock()
-		body := a.body[len(a.body)-1]
-		a.mu.Unlock()
-		if body != "order-body" {
+		if body := s.api.LastBody(); body != "order-body" {
 			t.Fatalf("the API got body %q, want the client's", body)
 		}
 		// The client's other cookies go on (theme, and the OP's own, which
@@ -311,12 +190,12 @@ func (s *stack) flow(t *testing.T) {
 	})
 
 	t.Run("only the session cookie: the API gets none", func(t *testing.T) {
-		before := s.api.count()
+		before := s.api.Count()
 		r := s.do(http.DefaultClient, "GET", "/api/orders", "", "Cookie", sessionCookie(t, c, u), "X-CSRF", "1", "X-User", "admin")
 		if r.status != http.StatusOK {
 			t.Fatalf("status = %d (body %s)", r.status, r.body)
 		}
-		reqs := s.api.all()
+		reqs := s.api.Requests()
 		if len(reqs) != before+1 {
 			t.Fatalf("the API got %d requests, want 1", len(reqs)-before)
 		}
@@ -346,14 +225,14 @@ func (s *stack) flow(t *testing.T) {
 	}
 	for _, tt := range refused {
 		t.Run("refused: "+tt.name, func(t *testing.T) {
-			before := s.api.count()
+			before := s.api.Count()
 			r := s.do(c, tt.method, tt.path, "", tt.header...)
 			if tt.name == "forged look-alike identity header" && r.status == http.StatusOK {
 				// nginx drops header names with "_" (underscores_in_headers
 				// off) before anything sees them, Envoy removes the one
 				// bffgate names in x-envoy-auth-headers-to-remove: allowed,
 				// without it.
-				for _, req := range s.api.all()[before:] {
+				for _, req := range s.api.Requests()[before:] {
 					for name, v := range req.Header {
 						if strings.EqualFold(strings.ReplaceAll(name, "_", "-"), "X-User") && strings.Join(v, "") == "admin" {
 							t.Fatalf("the API got %s: admin", name)
@@ -362,7 +241,7 @@ func (s *stack) flow(t *testing.T) {
 				}
 				return
 			}
-			if s.api.count() != before {
+			if s.api.Count() != before {
 				t.Fatalf("the API was reached (status %d)", r.status)
 			}
 			if r.status < 400 {
@@ -394,16 +273,16 @@ func (s *stack) flow(t *testing.T) {
 		if r.status != http.StatusOK {
 			t.Fatalf("/logout status = %d (body %s)", r.status, r.body)
 		}
-		before := s.api.count()
+		before := s.api.Count()
 		r = s.do(c, "GET", "/api/orders", "", "X-CSRF", "1")
-		if r.status != http.StatusUnauthorized || s.api.count() != before {
-			t.Fatalf("after logout: %d, API reached: %v", r.status, s.api.count() != before)
+		if r.status != http.StatusUnauthorized || s.api.Count() != before {
+			t.Fatalf("after logout: %d, API reached: %v", r.status, s.api.Count() != before)
 		}
 	})
 
 	// What reached the API, ever: the bearer, never a BFF cookie or the
 	// secret.
-	for _, req := range s.api.all() {
+	for _, req := range s.api.Requests() {
 		if strings.Contains(req.Header.Get("Cookie"), "__Host-bffgate") {
 			t.Errorf("the API got the BFF's cookie: %s %s", req.Method, req.URL)
 		}
@@ -414,7 +293,7 @@ func (s *stack) flow(t *testing.T) {
 			t.Errorf("the API got a request without a bearer: %s %s", req.Method, req.URL)
 		}
 	}
-	if s.api.count() == 0 {
+	if s.api.Count() == 0 {
 		t.Error("the API was never reached")
 	}
 }
@@ -432,125 +311,19 @@ func sessionCookie(t *testing.T, c *http.Client, u *url.URL) string {
 }
 
 func TestNginx(t *testing.T) {
-	port := freePort(t)
+	port := extauthztest.FreePort(t)
 	s := newStack(t, port)
-	startProxy(t, s, port, "nginx", NginxTestConfig, func(dir, conf string) []string {
-		return []string{"-p", dir, "-c", conf, "-e", filepath.Join(dir, "error.log")}
-	})
+	extauthztest.Start(t, "nginx", port, s.vars())
 	s.flow(t)
 }
 
 func TestCaddy(t *testing.T) {
-	port := freePort(t)
+	port := extauthztest.FreePort(t)
 	s := newStack(t, port)
-	startProxy(t, s, port, "caddy", CaddyTestConfig, func(dir, conf string) []string {
-		return []string{"run", "--config", conf, "--adapter", "caddyfile"}
-	})
+	extauthztest.Start(t, "caddy", port, s.vars())
 	s.flow(t)
 }
 
-// NginxServer is the server block of docs/extauthz.md's nginx
-// configuration (TestDocs holds the doc to it).
-const NginxServer = `server {
-    listen {{.Listen}};
-
-    # The BFF's own endpoints go to bffgate directly.
-    location ~ ^/(login|oauth/callback|session|token|logout|logout/callback|backchannel-logout)$ {
-        proxy_pass http://{{.Authz}};
-        proxy_set_header Host $http_host;
-        proxy_set_header X-Forwarded-Proto $scheme;
-        proxy_set_header X-Bffgate-Secret "{{.Secret}}";
-    }
-
-    # Everything else asks bffgate first.
-    location / {
-        auth_request /_bffgate/auth;
-        auth_request_set $bff_authorization $upstream_http_authorization;
-        auth_request_set $bff_cookie $upstream_http_cookie;
-        auth_request_set $bff_user $upstream_http_x_user;
-        # Replaced, or removed when bffgate sent none (an empty value).
-        proxy_set_header Authorization $bff_authorization;
-        proxy_set_header Cookie $bff_cookie;
-        proxy_set_header X-User $bff_user;
-        # A refusal: bffgate answers the request itself, with its own
-        # status, headers and JSON body.
-        error_page 401 403 500 = @bffgate;
-        proxy_pass http://{{.API}};
-    }
-
-    location = /_bffgate/auth {
-        internal;
-        proxy_pass http://{{.Authz}}/_bffgate/nginx;
-        proxy_pass_request_body off;
-        proxy_set_header Content-Length "";
-        proxy_set_header X-Original-URI $request_uri;
-        proxy_set_header X-Original-Method $request_method;
-        proxy_set_header Host $http_host;
-        proxy_set_header X-Forwarded-Proto $scheme;
-        proxy_set_header X-Bffgate-Secret "{{.Secret}}";
-    }
-
-    location @bffgate {
-        proxy_pass http://{{.Authz}};
-        proxy_set_header Host $http_host;
-        proxy_set_header X-Forwarded-Proto $scheme;
-        proxy_set_header X-Bffgate-Secret "{{.Secret}}";
-    }
+func (s *stack) vars() extauthztest.Vars {
+	return extauthztest.Vars{Authz: extauthztest.HostOf(s.authz.URL), API: extauthztest.HostOf(s.api.URL), Secret: testSecret}
 }
-`
-
-// NginxTestConfig makes NginxServer a complete file for a test: files in
-// the test's directory.
-const NginxTestConfig = `daemon off;
-worker_processes 1;
-pid {{.Dir}}/nginx.pid;
-error_log {{.Dir}}/error.log warn;
-events { worker_connections 64; }
-http {
-access_log off;
-client_body_temp_path {{.Dir}}/body;
-proxy_temp_path {{.Dir}}/proxy;
-fastcgi_temp_path {{.Dir}}/fastcgi;
-uwsgi_temp_path {{.Dir}}/uwsgi;
-scgi_temp_path {{.Dir}}/scgi;
-` + NginxServer + `}
-`
-
-// CaddySite is the site block of docs/extauthz.md's Caddyfile.
-const CaddySite = `{{.Site}} {
-	# The BFF's own endpoints go to bffgate directly.
-	@bff path /login /oauth/callback /session /token /logout /logout/callback /backchannel-logout
-	handle @bff {
-		reverse_proxy {{.Authz}} {
-			header_up X-Bffgate-Secret "{{.Secret}}"
-		}
-	}
-
-	# Everything else asks bffgate first: forward_auth spelled out, so
-	# that each header bffgate manages is replaced, also by nothing.
-	handle {
-		reverse_proxy {{.Authz}} {
-			method GET
-			rewrite /_bffgate/forward
-			header_up X-Forwarded-Method {method}
-			header_up X-Forwarded-Uri {uri}
-			header_up X-Bffgate-Secret "{{.Secret}}"
-			@allowed status 2xx
-			handle_response @allowed {
-				request_header Authorization {http.reverse_proxy.header.Authorization}
-				request_header Cookie {http.reverse_proxy.header.Cookie}
-				request_header X-User {http.reverse_proxy.header.X-User}
-				reverse_proxy {{.API}}
-			}
-		}
-	}
-}
-`
-
-// CaddyTestConfig makes CaddySite a complete Caddyfile for a test.
-const CaddyTestConfig = `{
-	admin off
-	auto_https off
-}
-
-` + CaddySite

@@ -12,8 +12,9 @@ import (
 // its SPA fallback: /healthz answers 200 while the process serves,
 // /readyz 200 once the session store answers and the provider's discovery
 // has succeeded (else 503, with the reason), and /metrics the Prometheus
-// series when metrics is not nil.
-func AdminHandler(b *bff.Engine, metrics http.Handler) http.Handler {
+// series when metrics is not nil. ready is the engine's Ready (or, for
+// bffgate extauthz, every app's).
+func AdminHandler(ready func(context.Context) error, metrics http.Handler) http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusOK, `{"status":"ok"}`)
@@ -21,7 +22,7 @@ func AdminHandler(b *bff.Engine, metrics http.Handler) http.Handler {
 	mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, r *http.Request) {
 		ctx, cancel := context.WithTimeout(r.Context(), 2*time.Second)
 		defer cancel()
-		if err := b.Ready(ctx); err != nil {
+		if err := ready(ctx); err != nil {
 			bff.WriteError(w, http.StatusServiceUnavailable, bff.CodeUnavailable, "not ready: "+err.Error())
 			return
 		}

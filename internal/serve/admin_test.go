@@ -22,7 +22,7 @@ func TestAdmin(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		return AdminHandler(b, metrics.New().Handler())
+		return AdminHandler(b.Ready, metrics.New().Handler())
 	}
 	get := func(h http.Handler, path string) (int, string) {
 		rec := httptest.NewRecorder()

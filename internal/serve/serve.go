@@ -174,7 +174,7 @@ func newProxy(c *Config, b *bff.Engine, m *metrics.Metrics) (*Proxy, error) {
 	}
 	p := &Proxy{Handler: app, Engine: b}
 	if m != nil {
-		p.Admin = AdminHandler(b, m.Handler())
+		p.Admin = AdminHandler(b.Ready, m.Handler())
 	}
 	return p, nil
 }

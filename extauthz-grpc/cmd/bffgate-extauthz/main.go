@@ -72,8 +72,13 @@ func run(args []string) error {
 	if err != nil {
 		return err
 	}
+	stopAdmin, err := extauthz.ServeAdmin(cfg.AdminListen, s.Admin())
+	if err != nil {
+		return err
+	}
+	defer stopAdmin()
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	logger.Info("bffgate-extauthz: serving", "http", "http://"+hl.Addr().String(), "grpc", gl.Addr().String())
+	logger.Info("bffgate-extauthz: serving", "http", "http://"+hl.Addr().String(), "grpc", gl.Addr().String(), "admin", cfg.AdminListen)
 	return extauthzgrpc.Serve(ctx, s, gl, hl)
 }
