@@ -298,12 +298,12 @@ func denialHeaders(t *testing.T) []string {
 	}
 	nginxSub := func(method, uri string, h ...string) {
 		r := s.do(http.DefaultClient, "GET", s.authz.URL+PathNginx, "", append([]string{DefaultSecretHeader, testSecret, "X-Original-Method", method, "X-Original-Uri", uri}, h...)...)
-		add(r.header)
+		add(r.Header)
 	}
 	direct := func(method, path string, h ...string) int {
 		r := s.do(noRedirect, method, s.authz.URL+path, "", append([]string{DefaultSecretHeader, testSecret}, h...)...)
-		add(r.header)
-		return r.status
+		add(r.Header)
+		return r.Status
 	}
 	if st := direct("GET", "/login?returnTo=%2F"); st != http.StatusFound {
 		t.Fatalf("/login: %d", st)

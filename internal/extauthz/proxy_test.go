@@ -2,7 +2,6 @@ package extauthz
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"io"
 	"log/slog"
@@ -14,6 +13,7 @@ import (
 
 	"github.com/bffgate/bffgate/core/bff"
 	"github.com/bffgate/bffgate/internal/extauthz/extauthztest"
+	"github.com/bffgate/bffgate/tests/flowtest"
 	"github.com/bffgate/bffgate/tests/op"
 )
 
@@ -63,24 +63,9 @@ func newStack(t *testing.T, port int) *stack {
 	return s
 }
 
-type answer struct {
-	status int
-	header http.Header
-	body   []byte
-}
-
-func (a *answer) json(t *testing.T) map[string]any {
-	t.Helper()
-	var m map[string]any
-	if err := json.Unmarshal(a.body, &m); err != nil {
-		t.Fatalf("body %q is not JSON: %v", a.body, err)
-	}
-	return m
-}
-
 // do sends a request through the proxy; header pairs are name, value, ...
 // A raw path (dot segments) is sent as written.
-func (s *stack) do(c *http.Client, method, target, body string, header ...string) *answer {
+func (s *stack) do(c *http.Client, method, target, body string, header ...string) *flowtest.Response {
 	s.t.Helper()
 	if strings.HasPrefix(target, "/") {
 		target = s.url + target
@@ -96,13 +81,7 @@ func (s *stack) do(c *http.Client, method, target, body string, header ...string
 	for i := 0; i+1 < len(header); i += 2 {
 		req.Header[header[i]] = append(req.Header[header[i]], header[i+1])
 	}
-	resp, err := c.Do(req)
-	if err != nil {
-		s.t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	b, _ := io.ReadAll(resp.Body)
-	return &answer{resp.StatusCode, resp.Header, b}
+	return flowtest.Send(s.t, c, req)
 }
 
 // flow runs the browser's part through the proxy and checks what reached
@@ -117,11 +96,11 @@ func (s *stack) flow(t *testing.T) {
 	t.Run("no session: nothing reaches the API", func(t *testing.T) {
 		before := s.api.Count()
 		r := s.do(c, "GET", "/api/orders", "", "X-CSRF", "1")
-		if r.status != http.StatusUnauthorized {
-			t.Fatalf("status = %d, want 401 (body %s)", r.status, r.body)
+		if r.Status != http.StatusUnauthorized {
+			t.Fatalf("status = %d, want 401 (body %s)", r.Status, r.Body)
 		}
-		if got := r.json(t)["error"]; got != "unauthenticated" {
-			t.Fatalf("error = %v, want unauthenticated (body %s)", got, r.body)
+		if got := r.JSON(t)["error"]; got != "unauthenticated" {
+			t.Fatalf("error = %v, want unauthenticated (body %s)", got, r.Body)
 		}
 		if s.api.Count() != before {
 			t.Fatal("the API was reached without a session")
@@ -130,10 +109,10 @@ func (s *stack) flow(t *testing.T) {
 
 	// Login: /login and /oauth/callback are routed to bffgate directly.
 	r := s.do(c, "GET", "/login?returnTo=%2Fapp", "")
-	if r.status != http.StatusFound {
-		t.Fatalf("/login status = %d, want 302 (body %s)", r.status, r.body)
+	if r.Status != http.StatusFound {
+		t.Fatalf("/login status = %d, want 302 (body %s)", r.Status, r.Body)
 	}
-	cb, err := s.op.Login(context.Background(), c, r.header.Get("Location"), op.AliceUser, op.AlicePassword)
+	cb, err := s.op.Login(context.Background(), c, r.Header.Get("Location"), op.AliceUser, op.AlicePassword)
 	if err != nil {
 		t.Fatalf("login at the provider: %v", err)
 	}
@@ -141,23 +120,23 @@ func (s *stack) flow(t *testing.T) {
 		t.Fatalf("the provider sent the browser to %s", cb)
 	}
 	r = s.do(c, "GET", cb.String(), "")
-	if r.status != http.StatusFound || r.header.Get("Location") != "/app" {
-		t.Fatalf("callback: %d to %q, want 302 to /app (body %s)", r.status, r.header.Get("Location"), r.body)
+	if r.Status != http.StatusFound || r.Header.Get("Location") != "/app" {
+		t.Fatalf("callback: %d to %q, want 302 to /app (body %s)", r.Status, r.Header.Get("Location"), r.Body)
 	}
-	if !strings.Contains(strings.Join(r.header.Values("Set-Cookie"), "\n"), "__Host-bffgate=") {
-		t.Fatalf("callback set no session cookie: %q", r.header.Values("Set-Cookie"))
+	if !strings.Contains(strings.Join(r.Header.Values("Set-Cookie"), "\n"), "__Host-bffgate=") {
+		t.Fatalf("callback set no session cookie: %q", r.Header.Values("Set-Cookie"))
 	}
 	r = s.do(c, "GET", "/session", "")
-	if r.status != http.StatusOK || r.json(t)["authenticated"] != true {
-		t.Fatalf("/session: %d %s", r.status, r.body)
+	if r.Status != http.StatusOK || r.JSON(t)["authenticated"] != true {
+		t.Fatalf("/session: %d %s", r.Status, r.Body)
 	}
 
 	t.Run("API gets the bearer, never the session cookie", func(t *testing.T) {
 		r := s.do(c, "POST", "/api/orders?page=2", "order-body", "X-CSRF", "1", "X-User", "admin")
-		if r.status != http.StatusOK {
-			t.Fatalf("status = %d (body %s)", r.status, r.body)
+		if r.Status != http.StatusOK {
+			t.Fatalf("status = %d (body %s)", r.Status, r.Body)
 		}
-		got := r.json(t)
+		got := r.JSON(t)
 		if a, _ := got["authorization"].(string); !strings.HasPrefix(a, "Bearer (a ") {
 			t.Fatalf("the API got authorization %v", got["authorization"])
 		}
@@ -192,8 +171,8 @@ func (s *stack) flow(t *testing.T) {
 	t.Run("only the session cookie: the API gets none", func(t *testing.T) {
 		before := s.api.Count()
 		r := s.do(http.DefaultClient, "GET", "/api/orders", "", "Cookie", sessionCookie(t, c, u), "X-CSRF", "1", "X-User", "admin")
-		if r.status != http.StatusOK {
-			t.Fatalf("status = %d (body %s)", r.status, r.body)
+		if r.Status != http.StatusOK {
+			t.Fatalf("status = %d (body %s)", r.Status, r.Body)
 		}
 		reqs := s.api.Requests()
 		if len(reqs) != before+1 {
@@ -227,7 +206,7 @@ func (s *stack) flow(t *testing.T) {
 		t.Run("refused: "+tt.name, func(t *testing.T) {
 			before := s.api.Count()
 			r := s.do(c, tt.method, tt.path, "", tt.header...)
-			if tt.name == "forged look-alike identity header" && r.status == http.StatusOK {
+			if tt.name == "forged look-alike identity header" && r.Status == http.StatusOK {
 				// nginx drops header names with "_" (underscores_in_headers
 				// off) before anything sees them, Envoy removes the one
 				// bffgate names in x-envoy-auth-headers-to-remove: allowed,
@@ -242,17 +221,17 @@ func (s *stack) flow(t *testing.T) {
 				return
 			}
 			if s.api.Count() != before {
-				t.Fatalf("the API was reached (status %d)", r.status)
+				t.Fatalf("the API was reached (status %d)", r.Status)
 			}
-			if r.status < 400 {
-				t.Fatalf("status = %d, want a refusal (body %s)", r.status, r.body)
+			if r.Status < 400 {
+				t.Fatalf("status = %d, want a refusal (body %s)", r.Status, r.Body)
 			}
 			if tt.status != 0 {
-				if r.status != tt.status || r.json(t)["error"] != tt.code {
-					t.Fatalf("got %d %s, want %d %s", r.status, r.body, tt.status, tt.code)
+				if r.Status != tt.status || r.JSON(t)["error"] != tt.code {
+					t.Fatalf("got %d %s, want %d %s", r.Status, r.Body, tt.status, tt.code)
 				}
 			}
-			t.Logf("%s %s: %d %.100s", tt.method, tt.path, r.status, r.body)
+			t.Logf("%s %s: %d %.100s", tt.method, tt.path, r.Status, r.Body)
 		})
 	}
 
@@ -262,21 +241,21 @@ func (s *stack) flow(t *testing.T) {
 			r := s.do(http.DefaultClient, "GET", s.authz.URL+target, "", "Cookie", sess, "X-CSRF", "1",
 				"X-Original-Method", "GET", "X-Original-URI", "/api/orders",
 				"X-Forwarded-Method", "GET", "X-Forwarded-Uri", "/api/orders", "X-Forwarded-Host", u.Host)
-			if r.status != http.StatusForbidden || r.header.Get("Authorization") != "" {
-				t.Fatalf("%s without the secret: %d %s", target, r.status, r.body)
+			if r.Status != http.StatusForbidden || r.Header.Get("Authorization") != "" {
+				t.Fatalf("%s without the secret: %d %s", target, r.Status, r.Body)
 			}
 		}
 	})
 
 	t.Run("logout", func(t *testing.T) {
 		r := s.do(c, "POST", "/logout", "", "X-CSRF", "1")
-		if r.status != http.StatusOK {
-			t.Fatalf("/logout status = %d (body %s)", r.status, r.body)
+		if r.Status != http.StatusOK {
+			t.Fatalf("/logout status = %d (body %s)", r.Status, r.Body)
 		}
 		before := s.api.Count()
 		r = s.do(c, "GET", "/api/orders", "", "X-CSRF", "1")
-		if r.status != http.StatusUnauthorized || s.api.Count() != before {
-			t.Fatalf("after logout: %d, API reached: %v", r.status, s.api.Count() != before)
+		if r.Status != http.StatusUnauthorized || s.api.Count() != before {
+			t.Fatalf("after logout: %d, API reached: %v", r.Status, s.api.Count() != before)
 		}
 	})
 
