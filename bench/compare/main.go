@@ -25,12 +25,17 @@ import (
 	"os/exec"
 	"path/filepath"
 	"runtime"
+	"strconv"
 	"strings"
 	"time"
 
+	"github.com/bffgate/bffgate/core/session"
+	"github.com/bffgate/bffgate/core/session/redisstore"
+	"github.com/bffgate/bffgate/core/session/sessiontest"
 	"github.com/bffgate/bffgate/internal/loadtest"
 	"github.com/bffgate/bffgate/internal/serve"
 	"github.com/bffgate/bffgate/tests/op"
+	"golang.org/x/sync/errgroup"
 )
 
 func main() {
@@ -40,9 +45,10 @@ func main() {
 	rounds := flag.Int("rounds", 3, "rounds of all targets")
 	out := flag.String("out", "BENCHMARKS.md", "the file whose compare section is rewritten")
 	redisURL := flag.String("redis", "redis://127.0.0.1:6379/0", "the Redis both Redis-backed proxies use")
+	scaleList := flag.String("scale", "1,1000,100000", "live session counts for the scale section (empty: none)")
 	flag.Parse()
 	bareProxyChild()
-	if err := run(options{bffgate: *bffgate, oauth2Proxy: *o2p, d: *duration, rounds: *rounds, out: *out, redis: *redisURL}); err != nil {
+	if err := run(options{bffgate: *bffgate, oauth2Proxy: *o2p, d: *duration, rounds: *rounds, out: *out, redis: *redisURL, scale: counts(*scaleList)}); err != nil {
 		log.Fatal("compare: ", err)
 	}
 }
@@ -53,6 +59,18 @@ type options struct {
 	d                    time.Duration
 	rounds               int
 	out, redis           string
+	scale                []int // live session counts of the scale section
+}
+
+// counts parses "1,1000,100000".
+func counts(list string) []int {
+	var out []int
+	for _, f := range strings.Split(list, ",") {
+		if n, err := strconv.Atoi(strings.TrimSpace(f)); err == nil && n > 0 {
+			out = append(out, n)
+		}
+	}
+	return out
 }
 
 // bareEnv, set in a child process of this program (or of its test),
@@ -226,7 +244,80 @@ func run(o options) error {
 	for i, t := range targets {
 		fmt.Printf("%-40s %10.0f req/s (%.0f–%.0f)  p50 %s  p99 %s\n", t.Name, results[i].RPS, results[i].Min, results[i].Max, results[i].P50, results[i].P99)
 	}
-	return loadtest.WriteSection(o.out, "compare", section(targets, results, o.d, o.rounds))
+	if err := loadtest.WriteSection(o.out, "compare", section(targets, results, o.d, o.rounds)); err != nil {
+		return err
+	}
+	if len(o.scale) == 0 {
+		return nil
+	}
+	store, err := redisstore.New(redisstore.Config{URL: o.redis, KeyPrefix: prefix})
+	if err != nil {
+		return err
+	}
+	defer store.Close()
+	return scale(ctx, o, store, srv.Issuer, "http://"+bffRedisAddr+"/api/orders", dir)
+}
+
+// scale loads bffgate's Redis target with 1, 1,000, 100,000 (o.scale)
+// live sessions, each request carrying the next session's cookie in turn
+// (a wrk script), so that what a bigger session population costs shows:
+// the goal is flat. The sessions are planted in the store as a login
+// would leave them, and deleted afterwards.
+func scale(ctx context.Context, o options, store *redisstore.Store, issuer, url, dir string) error {
+	var cookies []string
+	defer func() {
+		for _, c := range cookies {
+			if id, err := session.ParseID(strings.TrimPrefix(c, "__Host-bffgate=")); err == nil {
+				_ = store.Delete(ctx, id.StoreKey())
+			}
+		}
+	}()
+	var targets []loadtest.Target
+	var results []loadtest.Result
+	for _, n := range o.scale {
+		planted, err := plant(ctx, store, issuer, n-len(cookies))
+		if err != nil {
+			return err
+		}
+		cookies = append(cookies, planted...)
+		script, err := loadtest.CookieScript(dir, cookies, []string{"X-CSRF: 1"})
+		if err != nil {
+			return err
+		}
+		t := loadtest.Target{Name: fmt.Sprintf("%d live sessions", n), URL: url, Script: script,
+			Header: []string{"Cookie: " + cookies[0], "X-CSRF: 1"}}
+		r, err := loadtest.Rounds([]loadtest.Target{t}, o.rounds, o.d, func(round int, t loadtest.Target) {
+			log.Printf("scale round %d/%d: wrk %s for %s", round, o.rounds, t.Name, o.d)
+		})
+		if err != nil {
+			return err
+		}
+		targets, results = append(targets, t), append(results, r[0])
+	}
+	var b strings.Builder
+	b.WriteString("## Standalone: bffgate serve with many live sessions in Redis\n\n")
+	fmt.Fprintf(&b, "`make bench-compare`, the same run, bffgate serve's Redis target: each request carries the next of N live sessions' cookies in turn (a wrk script), N growing from row to row (the sessions are planted in Redis as a login leaves them: %d rounds of -d%s per N, one N after the other, so the machine's drift between rows is not averaged out as in the table above).\n\n", o.rounds, o.d)
+	b.WriteString("| live sessions | requests/s | rounds' range | vs the first row | p50 | p99 | non-2xx |\n|---|---|---|---|---|---|---|\n")
+	for i, t := range targets {
+		fmt.Fprintf(&b, "| %s | %.0f | %.0f–%.0f | %.2f | %s | %s | %s |\n", strings.TrimSuffix(t.Name, " live sessions"), results[i].RPS, results[i].Min, results[i].Max, results[i].RPS/results[0].RPS, results[i].P50, results[i].P99, results[i].Non2xx)
+	}
+	return loadtest.WriteSection(o.out, "scale", b.String())
+}
+
+// plant puts n sessions in store, 32 at a time, and returns their Cookie
+// header values.
+func plant(ctx context.Context, store session.Store, issuer string, n int) ([]string, error) {
+	out := make([]string, n)
+	g, ctx := errgroup.WithContext(ctx)
+	g.SetLimit(32)
+	for i := range out {
+		g.Go(func() error {
+			v, err := sessiontest.Plant(ctx, store, issuer, fmt.Sprintf("user%d", i), "access-token")
+			out[i] = "__Host-bffgate=" + v
+			return err
+		})
+	}
+	return out, g.Wait()
 }
 
 func freeAddr() string {

@@ -13,6 +13,7 @@ import (
 	"net/url"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"regexp"
 	"slices"
 	"strconv"
@@ -27,6 +28,33 @@ type Target struct {
 	Name   string
 	URL    string
 	Header []string
+	// Script, when set, is a wrk Lua script (wrk -s) that makes the
+	// requests, e.g. one per session from a list (CookieScript); Header
+	// is then what the first request of Check sends.
+	Script string
+}
+
+// CookieScript writes a wrk script to dir that sends each request with
+// the next of cookies (Cookie header values), in turn, plus header
+// ("Name: value" pairs), and returns its path.
+func CookieScript(dir string, cookies, header []string) (string, error) {
+	list := filepath.Join(dir, "cookies.txt")
+	if err := os.WriteFile(list, []byte(strings.Join(cookies, "\n")+"\n"), 0o600); err != nil {
+		return "", err
+	}
+	var b strings.Builder
+	b.WriteString("local cookies = {}\n")
+	fmt.Fprintf(&b, "for line in io.lines(%q) do cookies[#cookies + 1] = line end\n", list)
+	b.WriteString("local headers = {}\n")
+	for _, h := range header {
+		name, value, _ := strings.Cut(h, ": ")
+		fmt.Fprintf(&b, "headers[%q] = %q\n", name, value)
+	}
+	// Each wrk thread has its own Lua state: start the threads apart.
+	b.WriteString("local i = math.random(#cookies)\n")
+	b.WriteString("request = function()\n  i = i % #cookies + 1\n  headers[\"Cookie\"] = cookies[i]\n  return wrk.format(nil, nil, headers)\nend\n")
+	script := filepath.Join(dir, "cookies.lua")
+	return script, os.WriteFile(script, []byte(b.String()), 0o600)
 }
 
 // Result is what wrk measured for a target: the median round, and the
@@ -148,6 +176,9 @@ func Wrk(t Target, d time.Duration) (Result, error) {
 	args := []string{"-t2", "-c32", "-d" + strconv.Itoa(int(d.Seconds())) + "s", "--latency"}
 	for _, h := range t.Header {
 		args = append(args, "-H", h)
+	}
+	if t.Script != "" {
+		args = append(args, "-s", t.Script)
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), d+30*time.Second)
 	defer cancel()

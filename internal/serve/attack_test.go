@@ -13,6 +13,7 @@ import (
 	"github.com/bffgate/bffgate/core/bff"
 	"github.com/bffgate/bffgate/core/session"
 	"github.com/bffgate/bffgate/core/session/memstore"
+	"github.com/bffgate/bffgate/core/session/sessiontest"
 	"github.com/bffgate/bffgate/tests/flowtest"
 )
 
@@ -60,17 +61,11 @@ func newAttackEnv(t *testing.T) *attackEnv {
 // store, as a login would, and returns the Cookie header that carries it.
 func plantSession(t testing.TB, store session.Store, issuer, token string) string {
 	t.Helper()
-	id, _ := session.NewID()
-	s := &session.Session{Issuer: issuer, Subject: "alice", Claims: `{"sub":"alice"}`, Identity: "sub\x00alice\x00",
-		AccessToken: token, TokenType: "Bearer", Expiry: time.Now().Add(time.Hour), Created: time.Now()}
-	sealed, err := session.Seal(id, s)
+	v, err := sessiontest.Plant(context.Background(), store, issuer, "alice", token)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := store.Set(context.Background(), id.StoreKey(), sealed, time.Hour); err != nil {
-		t.Fatal(err)
-	}
-	return "__Host-bffgate=" + id.String()
+	return "__Host-bffgate=" + v
 }
 
 // do sends the request with its path exactly as given (curl --path-as-is).

@@ -11,6 +11,7 @@ package sessiontest
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"slices"
@@ -285,4 +286,29 @@ func wantIndex(t *testing.T, s session.Store, index string, want ...string) {
 	if !slices.Equal(got, want) && !(len(got) == 0 && len(want) == 0) {
 		t.Fatalf("TakeIndex(%s) = %q, want %q", index, got, want)
 	}
+}
+
+// Plant puts a logged-in session of subject, holding accessToken (valid
+// for an hour from now), in store as a login would (through a Manager
+// with an hour's idle timeout: the sealed session and its back-channel
+// logout index), and returns the value of its session cookie. Tests and
+// load benchmarks use it where the login itself is not what they measure.
+func Plant(ctx context.Context, store session.Store, issuer, subject, accessToken string) (string, error) {
+	id, err := session.NewID()
+	if err != nil {
+		return "", err
+	}
+	claims, err := json.Marshal(map[string]string{"sub": subject})
+	if err != nil {
+		return "", err
+	}
+	now := time.Now()
+	s := &session.Session{Issuer: issuer, Subject: subject, Claims: string(claims),
+		Identity: "sub\x00" + subject + "\x00", AccessToken: accessToken, TokenType: "Bearer",
+		Expiry: now.Add(time.Hour), Created: now}
+	m := &session.Manager{Store: store, Idle: time.Hour, Max: 24 * time.Hour}
+	if err := m.Save(ctx, id, s); err != nil {
+		return "", err
+	}
+	return id.String(), nil
 }
