@@ -46,9 +46,10 @@ func main() {
 	out := flag.String("out", "BENCHMARKS.md", "the file whose compare section is rewritten")
 	redisURL := flag.String("redis", "redis://127.0.0.1:6379/0", "the Redis both Redis-backed proxies use")
 	scaleList := flag.String("scale", "1,1000,100000", "live session counts for the scale section (empty: none)")
+	stormN := flag.Int("storm", 1000, "sessions whose tokens expire at once in the storm section (0: none)")
 	flag.Parse()
 	bareProxyChild()
-	if err := run(options{bffgate: *bffgate, oauth2Proxy: *o2p, d: *duration, rounds: *rounds, out: *out, redis: *redisURL, scale: counts(*scaleList)}); err != nil {
+	if err := run(options{bffgate: *bffgate, oauth2Proxy: *o2p, d: *duration, rounds: *rounds, out: *out, redis: *redisURL, scale: counts(*scaleList), storm: *stormN}); err != nil {
 		log.Fatal("compare: ", err)
 	}
 }
@@ -60,6 +61,7 @@ type options struct {
 	rounds               int
 	out, redis           string
 	scale                []int // live session counts of the scale section
+	storm                int   // sessions refreshing at once in the storm section
 }
 
 // counts parses "1,1000,100000".
@@ -255,7 +257,91 @@ func run(o options) error {
 		return err
 	}
 	defer store.Close()
-	return scale(ctx, o, store, srv.Issuer, "http://"+bffRedisAddr+"/api/orders", dir)
+	if err := scale(ctx, o, store, srv.Issuer, "http://"+bffRedisAddr+"/api/orders", dir); err != nil {
+		return err
+	}
+	return storm(ctx, o, store, srv, "http://"+bffRedisAddr, dir)
+}
+
+// storm logs o.storm users in through bffgate's Redis target, then makes
+// every one of their access tokens expire at once (the sessions are
+// rewritten with a past expiry, as a provider's short token lifetime would
+// leave them) and loads them all, each request the next session's cookie:
+// the first request of each session refreshes its tokens at the real
+// provider, the others wait for it or use the result. It measures
+// requests/s during the storm beside the same load right after it, and
+// counts the refresh grants: one per session is the goal.
+func storm(ctx context.Context, o options, store *redisstore.Store, srv *op.Server, base, dir string) error {
+	if o.storm <= 0 {
+		return nil
+	}
+	cookies := make([]string, o.storm)
+	g, gctx := errgroup.WithContext(ctx)
+	g.SetLimit(8)
+	for i := range cookies {
+		g.Go(func() (err error) {
+			cookies[i], err = loadtest.Login(gctx, srv, base+"/login", "__Host-bffgate")
+			return err
+		})
+	}
+	if err := g.Wait(); err != nil {
+		return fmt.Errorf("storm logins: %w", err)
+	}
+	m := &session.Manager{Store: store, Idle: time.Hour, Max: 24 * time.Hour}
+	for _, c := range cookies {
+		id, err := session.ParseID(strings.TrimPrefix(c, "__Host-bffgate="))
+		if err != nil {
+			return err
+		}
+		s, err := m.Load(ctx, id, false)
+		if err != nil {
+			return err
+		}
+		s.Expiry = time.Now().Add(-time.Second)
+		if err := m.Save(ctx, id, s); err != nil {
+			return err
+		}
+	}
+	before, err := srv.Stats(ctx)
+	if err != nil {
+		return err
+	}
+	script, err := loadtest.CookieScript(dir, cookies, []string{"X-CSRF: 1"})
+	if err != nil {
+		return err
+	}
+	// Check's single request would refresh one session before the storm:
+	// the storm target is loaded without it.
+	during, err := loadtest.Wrk(loadtest.Target{URL: base + "/api/orders", Script: script}, o.d)
+	if err != nil {
+		return err
+	}
+	after, err := srv.Stats(ctx)
+	if err != nil {
+		return err
+	}
+	refreshes := after.Grants["refresh_token"] - before.Grants["refresh_token"]
+	steady, err := loadtest.Wrk(loadtest.Target{URL: base + "/api/orders", Script: script}, o.d)
+	if err != nil {
+		return err
+	}
+	for _, r := range []loadtest.Result{during, steady} {
+		if r.Non2xx != "0" {
+			return fmt.Errorf("storm: %s answers were not 2xx", r.Non2xx)
+		}
+	}
+	var b strings.Builder
+	b.WriteString("## Standalone: a refresh storm\n\n")
+	fmt.Fprintf(&b, "`make bench-compare`, the same run: %d users logged in through bffgate serve's Redis target at the real test provider, then every session's access token made to expire at once, then wrk -d%s over all of them in turn (each request the next session's cookie), then the same load again once they are fresh.\n\n", o.storm, o.d)
+	b.WriteString("| load | requests/s | vs after | p50 | p99 | non-2xx |\n|---|---|---|---|---|---|\n")
+	fmt.Fprintf(&b, "| while %d sessions refresh | %.0f | %.2f | %s | %s | %s |\n", o.storm, during.RPS, during.RPS/steady.RPS, during.P50, during.P99, during.Non2xx)
+	fmt.Fprintf(&b, "| right after, all fresh | %.0f | 1.00 | %s | %s | %s |\n", steady.RPS, steady.P50, steady.P99, steady.Non2xx)
+	fmt.Fprintf(&b, "\nRefresh grants at the provider during the storm: **%d** for %d sessions (one each is the goal: bffgate refreshes a session once, under its lock, and every other request of that session waits for the result).\n", refreshes, o.storm)
+	log.Printf("storm: %d refreshes for %d sessions; %.0f req/s during, %.0f after", refreshes, o.storm, during.RPS, steady.RPS)
+	if refreshes != o.storm {
+		return fmt.Errorf("storm: %d refresh grants for %d sessions, want one each", refreshes, o.storm)
+	}
+	return loadtest.WriteSection(o.out, "storm", b.String())
 }
 
 // scale loads bffgate's Redis target with 1, 1,000, 100,000 (o.scale)

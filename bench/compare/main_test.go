@@ -30,14 +30,14 @@ func TestSmoke(t *testing.T) {
 		t.Fatalf("go build: %v\n%s", err, out)
 	}
 	out := filepath.Join(dir, "BENCHMARKS.md")
-	if err := run(options{bffgate: bin, d: time.Second, rounds: 1, out: out, redis: "redis://127.0.0.1:6379/0", scale: []int{1, 10}}); err != nil {
+	if err := run(options{bffgate: bin, d: time.Second, rounds: 1, out: out, redis: "redis://127.0.0.1:6379/0", scale: []int{1, 10}, storm: 5}); err != nil {
 		t.Fatal(err)
 	}
 	b, err := os.ReadFile(out)
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, row := range []string{"| upstream directly", "| bare Go reverse proxy", "| bffgate serve (memory store)", "| bffgate serve (Redis store)", "| 1 |", "| 10 |"} {
+	for _, row := range []string{"| upstream directly", "| bare Go reverse proxy", "| bffgate serve (memory store)", "| bffgate serve (Redis store)", "| 1 |", "| 10 |", "| while 5 sessions refresh", "**5** for 5 sessions"} {
 		if !strings.Contains(string(b), row) {
 			t.Errorf("the section has no row %q:\n%s", row, b)
 		}
