@@ -700,11 +700,11 @@ func buildEngines(m mounted) error {
 
 // realm is what checkRealm reads of a Keycloak realm export.
 type realm struct {
-	Realm               string `json:"realm"`
-	AccessTokenLifespan int    `json:"accessTokenLifespan"`
-	RevokeRefreshToken  bool   `json:"revokeRefreshToken"`
+	Realm               string        `json:"realm"`
+	AccessTokenLifespan int           `json:"accessTokenLifespan"`
+	RevokeRefreshToken  bool          `json:"revokeRefreshToken"`
 	Clients             []realmClient `json:"clients"`
-	Users []struct {
+	Users               []struct {
 		Username    string `json:"username"`
 		Enabled     bool   `json:"enabled"`
 		Credentials []struct {
