@@ -39,12 +39,17 @@ func composeCommand(t *testing.T) []string {
 	return nil
 }
 
-// resolve runs `compose -f DIR/docker-compose.yml config` with an
-// environment that sets none of the stacks' variables (so their defaults
-// are what is checked) and returns the resolved file as JSON values.
-func resolve(t *testing.T, dir string) (map[string]any, error) {
+// resolve runs `compose -f DIR/docker-compose.yml [-f DIR/OVERRIDE...]
+// config` with an environment that sets none of the stacks' variables (so
+// their defaults are what is checked) and returns the resolved file as
+// JSON values.
+func resolve(t *testing.T, dir string, overrides ...string) (map[string]any, error) {
 	t.Helper()
-	args := append(composeCommand(t), "-f", filepath.Join(dir, "docker-compose.yml"), "config")
+	args := append(composeCommand(t), "-f", filepath.Join(dir, "docker-compose.yml"))
+	for _, o := range overrides {
+		args = append(args, "-f", filepath.Join(dir, o))
+	}
+	args = append(args, "config")
 	cmd := exec.Command(args[0], args[1:]...)
 	cmd.Dir = dir
 	cmd.Env = []string{"PATH=" + os.Getenv("PATH"), "HOME=" + t.TempDir()}
@@ -52,7 +57,7 @@ func resolve(t *testing.T, dir string) (map[string]any, error) {
 	cmd.Stderr = &stderr
 	out, err := cmd.Output()
 	if err != nil {
-		return nil, fmt.Errorf("%s config: %v: %s", strings.Join(args[:len(args)-3], " "), err, stderr.String())
+		return nil, fmt.Errorf("%s: %v: %s", strings.Join(args, " "), err, stderr.String())
 	}
 	v, err := yamlJSON(out)
 	if err != nil {
@@ -540,6 +545,26 @@ func TestComposeFilesResolve(t *testing.T) {
 				t.Fatalf("%s has no gateway service (the realm's back-channel logout URL names it)", stack)
 			}
 			_ = dir
+		})
+	}
+	for _, stack := range []string{"tyk", "kong"} {
+		t.Run(stack+" two nodes", func(t *testing.T) {
+			dir, _ := resolved(t, stack)
+			cfg, err := resolve(t, dir, "two-nodes.yml")
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, err := range append(checkFiles(dir, cfg), checkImages(dir, cfg)...) {
+				t.Error(err)
+			}
+			if err := sameNode(services(cfg)["gateway"], services(cfg)["gateway-2"]); err != nil {
+				t.Error(err)
+			}
+			g2 := services(cfg)["gateway-2"]
+			g2["environment"].(map[string]any)["BFF_COOKIE_KEY"] = "another key"
+			if sameNode(services(cfg)["gateway"], g2) == nil {
+				t.Error("sameNode accepted nodes with different cookie keys")
+			}
 		})
 	}
 	t.Run("a broken copy is refused", func(t *testing.T) {
@@ -1110,4 +1135,30 @@ func TestDockerfilesCopyWhatTheBuildReads(t *testing.T) {
 			}
 		})
 	}
+}
+
+// sameNode reports how a second gateway node differs from the first in
+// more than its published ports and its dependencies: every node needs the
+// same image, config files and secrets (cookie keys above all).
+func sameNode(a, b map[string]any) error {
+	if a == nil || b == nil {
+		return errors.New("no gateway and gateway-2 services")
+	}
+	strip := func(s map[string]any) string {
+		c := map[string]any{}
+		for k, v := range s {
+			if k != "ports" && k != "depends_on" && k != "container_name" {
+				c[k] = v
+			}
+		}
+		j, _ := json.Marshal(c)
+		return string(j)
+	}
+	if x, y := strip(a), strip(b); x != y {
+		return fmt.Errorf("gateway-2 is not gateway on another port:\n%s\n%s", x, y)
+	}
+	if slices.Equal(containerPorts(a), nil) || fmt.Sprint(a["ports"]) == fmt.Sprint(b["ports"]) {
+		return errors.New("gateway-2 must publish another host port than gateway")
+	}
+	return nil
 }
