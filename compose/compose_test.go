@@ -1163,3 +1163,30 @@ func sameNode(a, b map[string]any) error {
 	}
 	return nil
 }
+
+// TestReadmeNamesTheVersions holds README.md's versions to the images the
+// stacks run.
+func TestReadmeNamesTheVersions(t *testing.T) {
+	readme, err := os.ReadFile("README.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, stack := range stacks {
+		_, cfg := resolved(t, stack)
+		for _, name := range []string{"gateway", "keycloak", "redis", "plugin"} {
+			svc := services(cfg)[name]
+			img := str(svc["image"])
+			if a := buildArgs(svc)["KONG_IMAGE"]; a != "" {
+				img = a
+			}
+			if img == "" {
+				continue
+			}
+			tag := img[strings.LastIndex(img, ":")+1:]
+			tag = strings.TrimSuffix(tag, "-alpine")
+			if !bytes.Contains(readme, []byte("`"+tag+"`")) {
+				t.Errorf("README.md does not name %s's %s version `%s` (%s)", stack, name, tag, img)
+			}
+		}
+	}
+}
