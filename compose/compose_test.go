@@ -1190,3 +1190,36 @@ func TestReadmeNamesTheVersions(t *testing.T) {
 		}
 	}
 }
+
+// checkKongPluginServer lists what a Kong service's environment lacks of
+// the plugin server settings kong-plugin/README.md gives.
+func checkKongPluginServer(env map[string]string) []error {
+	var errs []error
+	if !slices.Contains(strings.Split(env["KONG_PLUGINS"], ","), "bffgate") {
+		errs = append(errs, fmt.Errorf("KONG_PLUGINS %q does not load bffgate", env["KONG_PLUGINS"]))
+	}
+	for k, v := range map[string]string{
+		"KONG_PLUGINSERVER_NAMES":             "bffgate",
+		"KONG_PLUGINSERVER_BFFGATE_START_CMD": "/usr/local/bin/bffgate",
+		"KONG_PLUGINSERVER_BFFGATE_QUERY_CMD": "/usr/local/bin/bffgate -dump",
+		"KONG_DATABASE":                       "off",
+	} {
+		if env[k] != v {
+			errs = append(errs, fmt.Errorf("%s=%q, want %q", k, env[k], v))
+		}
+	}
+	return errs
+}
+
+func TestKongPluginServerSettings(t *testing.T) {
+	_, cfg := resolved(t, "kong")
+	env := environment(services(cfg)["gateway"])
+	for _, err := range checkKongPluginServer(env) {
+		t.Error(err)
+	}
+	env["KONG_PLUGINS"] = "bundled"
+	delete(env, "KONG_PLUGINSERVER_BFFGATE_QUERY_CMD")
+	if errs := checkKongPluginServer(env); len(errs) != 2 {
+		t.Errorf("without bffgate in KONG_PLUGINS and without the query command: %v", errs)
+	}
+}
