@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -331,4 +332,86 @@ e: http://h:8080/p#frag
 			t.Errorf("parseYAML(%q) succeeded, want an error", bad)
 		}
 	}
+}
+
+// TestComposeKongYML checks compose/kong/kong.yml, the declarative config
+// of the Kong compose stack: every bffgate config in it passes Kong's
+// validation against the dumped schema and, as Kong sends it, bff.New;
+// the SPA's route at / is public; and the BFF's endpoints and /api/ are on
+// a route whose config authenticates. (compose/compose_test.go checks that
+// the stack sets and passes on each env:NAME.)
+func TestComposeKongYML(t *testing.T) {
+	raw, err := os.ReadFile("../compose/kong/kong.yml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	doc, err := parseYAML(string(raw))
+	if err != nil {
+		t.Fatalf("compose/kong/kong.yml: %v", err)
+	}
+	schema := dumpedConfig(t)
+	for _, name := range envNames(doc) {
+		value := "s3cret"
+		if strings.Contains(name, "COOKIE_KEY") {
+			value = cookieKey
+		}
+		t.Setenv(name, value)
+	}
+	// route path → whether its bffgate config makes it public
+	routes := map[string]bool{}
+	services, _ := doc["services"].([]any)
+	for _, s := range services {
+		rs, _ := s.(map[string]any)["routes"].([]any)
+		for _, r := range rs {
+			r := r.(map[string]any)
+			var configs []map[string]any
+			ps, _ := r["plugins"].([]any)
+			for _, p := range ps {
+				if p := p.(map[string]any); p["name"] == "bffgate" {
+					configs = append(configs, p["config"].(map[string]any))
+				}
+			}
+			if len(configs) != 1 {
+				t.Fatalf("route %v has %d bffgate plugins, want 1: every route on the BFF's host needs bffgate", r["name"], len(configs))
+			}
+			config := configs[0]
+			if err := kongValidate(schema, config, ""); err != nil {
+				t.Fatalf("route %v: Kong would refuse its bffgate config: %v", r["name"], err)
+			}
+			b, _ := json.Marshal(config)
+			var cfg bff.Config
+			if err := json.Unmarshal(b, &cfg); err != nil {
+				t.Fatal(err)
+			}
+			e, err := bff.New(cfg)
+			if err != nil {
+				t.Fatalf("route %v: bff.New on its bffgate config as Kong sends it: %v", r["name"], err)
+			}
+			e.Close()
+			paths, _ := r["paths"].([]any)
+			for _, p := range paths {
+				routes[p.(string)] = slices.Contains(cfg.PublicPaths, "/")
+			}
+		}
+	}
+	want := map[string]bool{"/": true, "/api/": false}
+	p := bff.Config{}.WithDefaults().Paths
+	for _, path := range []string{p.Login, p.Callback, p.Session, p.Token, p.Logout, p.BackchannelLogout} {
+		want[path] = false
+	}
+	for path, public := range want {
+		if got, ok := routes[path]; !ok || got != public {
+			t.Errorf("kong.yml: route path %s: present %v, public %v; want public %v", path, ok, got, public)
+		}
+	}
+	t.Run("a broken config is refused", func(t *testing.T) {
+		bad, err := parseYAML(strings.Replace(string(raw), "              issuer:", "              issuer_url:", 1))
+		if err != nil {
+			t.Fatal(err)
+		}
+		config := bad["services"].([]any)[0].(map[string]any)["routes"].([]any)[0].(map[string]any)["plugins"].([]any)[0].(map[string]any)["config"].(map[string]any)
+		if err := kongValidate(schema, config, ""); err == nil || !strings.HasPrefix(err.Error(), "issuer:") {
+			t.Fatalf("Kong's validation of a config without issuer: %v, want issuer: required", err)
+		}
+	})
 }

@@ -7,7 +7,9 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 # command:package pairs for Debian packages the tests use.
-DEBS=(redis-server:redis-server redis-cli:redis-tools chromium:chromium nginx:nginx caddy:caddy)
+# docker-compose (Debian's, 1.29: no daemon needed for `config`) checks
+# compose/'s stacks offline; its python3-yaml reads their YAML.
+DEBS=(redis-server:redis-server redis-cli:redis-tools chromium:chromium nginx:nginx caddy:caddy docker-compose:docker-compose)
 NODE_DIRS=(tests/op sdk-js tests/browser)
 
 debs() {

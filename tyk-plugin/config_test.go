@@ -1,14 +1,18 @@
 package main
 
 import (
+	"encoding/json"
+	"fmt"
 	"net/http"
 	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"sort"
 	"strings"
 	"testing"
 
 	"github.com/bffgate/bffgate/core/bff"
+	"github.com/bffgate/bffgate/tyk-plugin/tykhost"
 )
 
 // These tests run the adapter's own logic in this package's test binary;
@@ -224,4 +228,110 @@ func TestHookInProcess(t *testing.T) {
 			t.Errorf("%s: Content-Type %q", tt.path, ct)
 		}
 	}
+}
+
+// TestComposeStack checks the Tyk compose stack (compose/tyk) short of
+// running it: its bffgate.json loads as the gateway loads it, with the
+// stack's secrets, and its API definitions, read as Tyk's file loader reads
+// app_path (tykhost.LoadAppPath), hook every path with the plugin from the
+// middleware path of tyk.conf: BFFGatePublic for the SPA at /, BFFGate for
+// the API and for each of the BFF's endpoints (the routing is tykhost's,
+// Tyk's longest listen path; the hooks stand-ins that say who they are).
+func TestComposeStack(t *testing.T) {
+	dir := filepath.Join("..", "compose", "tyk")
+	t.Setenv("BFF_CLIENT_SECRET", "s3cret")
+	t.Setenv("BFF_COOKIE_KEY", "MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY=")
+	t.Setenv("BFFGATE_COMPOSE_CONFIG", filepath.Join(dir, "bffgate.json"))
+	a, err := loadFile("BFFGATE_COMPOSE_CONFIG")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var conf struct {
+		MiddlewarePath string `json:"middleware_path"`
+		AppPath        string `json:"app_path"`
+	}
+	raw, err := os.ReadFile(filepath.Join(dir, "tyk.conf"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := json.Unmarshal(raw, &conf); err != nil {
+		t.Fatal(err)
+	}
+	so := conf.MiddlewarePath + "/bffgate.so"
+	var f File
+	raw, err = os.ReadFile(filepath.Join(dir, "bffgate.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := json.Unmarshal(raw, &f); err != nil || len(f.APIs) != 1 {
+		t.Fatalf("bffgate.json: %d APIs, %v; want the one entry of a same-origin SPA", len(f.APIs), err)
+	}
+	want := map[string]string{"/": "BFFGatePublic", "/assets/index.js": "BFFGatePublic", "/api/whoami": "BFFGate"}
+	p := f.APIs[0].Config.WithDefaults().Paths
+	for _, path := range []string{p.Login, p.Callback, p.Session, p.Token, p.Logout, p.LogoutCallback, p.BackchannelLogout} {
+		want[path] = "BFFGate"
+	}
+	apps := filepath.Join(dir, "apps")
+	for _, err := range composeHooks(apps, so, a, want) {
+		t.Error(err)
+	}
+	t.Run("a mutated copy is refused", func(t *testing.T) {
+		cp := t.TempDir()
+		files, _ := filepath.Glob(filepath.Join(apps, "*.json"))
+		for _, file := range files {
+			b, _ := os.ReadFile(file)
+			if filepath.Base(file) == "spa.json" {
+				b = []byte(strings.Replace(string(b), `"BFFGatePublic"`, `"BFFGate"`, 1))
+			}
+			os.WriteFile(filepath.Join(cp, filepath.Base(file)), b, 0o644)
+		}
+		if errs := composeHooks(cp, so, a, want); len(errs) != 2 {
+			t.Errorf("with BFFGate on the SPA's API: %v, want / and /assets/ refused", errs)
+		}
+		if errs := composeHooks(apps, "/opt/tyk-gateway/plugins/bffgate.so", a, want); len(errs) != 1 {
+			t.Errorf("with another middleware path: %v", errs)
+		}
+	})
+	if conf.AppPath != "/opt/tyk-gateway/apps" {
+		t.Errorf("tyk.conf's app_path %q is not where docker-compose.yml mounts apps/", conf.AppPath)
+	}
+}
+
+// composeHooks loads the API definitions in appsDir as Tyk's file loader
+// does, with stand-in hooks from the plugin at so, and lists the paths of
+// want that are not hooked by the hook want names.
+func composeHooks(appsDir, so string, a *apis, want map[string]string) []error {
+	var errs []error
+	apis, err := tykhost.LoadAppPath(appsDir, func(path, symbol string) (tykhost.Hook, error) {
+		if path != so {
+			return nil, fmt.Errorf("a hook from %s, want %s (tyk.conf's middleware_path)", path, so)
+		}
+		if symbol != "BFFGate" && symbol != "BFFGatePublic" {
+			return nil, fmt.Errorf("no hook %s in bffgate.so", symbol)
+		}
+		return func(w http.ResponseWriter, r *http.Request) {
+			if a.match(r.Host, r.URL.Path) == nil {
+				errs = append(errs, fmt.Errorf("%s: no entry of bffgate.json for this API", r.URL.Path))
+			}
+			w.Header().Set("X-Hook", symbol)
+			w.WriteHeader(http.StatusNoContent)
+		}, nil
+	})
+	if err != nil {
+		return []error{err}
+	}
+	gw := tykhost.New(apis...)
+	paths := make([]string, 0, len(want))
+	for path := range want {
+		paths = append(paths, path)
+	}
+	sort.Strings(paths)
+	for _, path := range paths {
+		rec := httptest.NewRecorder()
+		gw.ServeHTTP(rec, httptest.NewRequest("GET", "http://localhost:8000"+path, nil))
+		if got := rec.Header().Get("X-Hook"); got != want[path] {
+			errs = append(errs, fmt.Errorf("GET %s: hook %q (%d), want %s", path, got, rec.Code, want[path]))
+		}
+	}
+	return errs
 }
