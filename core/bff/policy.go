@@ -169,9 +169,14 @@ func (b *Engine) enforce(req *Request, s *session.Session) (Result, bool) {
 func (b *Engine) evaluate(p *Policy, s *session.Session) *policyRefusal {
 	var claims map[string]any
 	if len(p.Claims) > 0 || len(p.ACRValues) > 0 || p.MaxAge > 0 {
-		// A session saved before TokenClaims existed, or with a malformed
-		// value, has no claims: it meets no claim rule.
-		_ = json.Unmarshal([]byte(s.TokenClaims), &claims)
+		if s.TokenClaims == "" {
+			// Saved before sessions kept the ID token's claims (every
+			// login since keeps at least "{}"): what the user has is
+			// unknown, and a new login tells.
+			return &policyRefusal{Error: CodeInsufficientUserAuthentication,
+				Description: "this session predates route policies: log in again"}
+		}
+		_ = json.Unmarshal([]byte(s.TokenClaims), &claims) // malformed: no claims, no rule met
 	}
 	var missingScopes []string
 	for _, want := range p.Scopes {

@@ -247,8 +247,14 @@ func TestStepUpParamsBounded(t *testing.T) {
 		wantError(t, e.do(c, "GET", "/login?"+q), http.StatusBadRequest, "invalid_request")
 	}
 	for _, q := range []string{"acr_values=" + url.QueryEscape(op.ACRMFA+" "+op.ACRPassword), "max_age=0", "max_age=31622400"} {
-		if r := e.do(c, "GET", "/login?"+q); r.status != http.StatusFound {
+		r := e.do(c, "GET", "/login?"+q)
+		if r.status != http.StatusFound {
 			t.Errorf("/login?%s: %d %s, want 302", q, r.status, r.body)
+		}
+		// With PAR (the test OP offers it) the parameters went to the
+		// provider directly; the browser carries only the request_uri.
+		if loc := r.header.Get("Location"); !strings.Contains(loc, "request_uri=") || strings.Contains(loc, "acr_values") || strings.Contains(loc, "max_age") {
+			t.Errorf("/login?%s went to %s, want a pushed request", q, loc)
 		}
 	}
 	// Not in login_params: ignored as before, not checked.
@@ -320,5 +326,24 @@ func TestStepUpChallenge(t *testing.T) {
 				t.Errorf("WWW-Authenticate = %q, want %q", r.Header.Get("WWW-Authenticate"), tc.challenge)
 			}
 		})
+	}
+}
+
+// TestPolicyOldSession: a session saved before sessions kept the ID
+// token's claims is asked to log in again, not refused as lacking them.
+func TestPolicyOldSession(t *testing.T) {
+	e := newEnv(t, func(c *bff.Config) { c.Policy = bff.Policy{Claims: []bff.ClaimRule{{Claim: "groups", Values: []string{"admin"}}}} })
+	c := e.browser()
+	e.login(c, op.AliceUser, op.AlicePassword)
+	id, _ := session.ParseID(e.sessionCookie(c))
+	s := e.sessionOf(c)
+	s.TokenClaims = ""
+	m := &session.Manager{Store: e.store, Idle: time.Hour, Max: 24 * time.Hour, Now: e.clock.Now}
+	if err := m.Save(context.Background(), id, s); err != nil {
+		t.Fatal(err)
+	}
+	body := e.wantRefused(e.api(c), 0, http.StatusUnauthorized, "insufficient_user_authentication")
+	if body["acr_values"] != nil || body["max_age"] != nil {
+		t.Fatalf("body %v: want a plain new login", body)
 	}
 }
