@@ -332,7 +332,9 @@ func TestStepUpChallenge(t *testing.T) {
 // TestPolicyOldSession: a session saved before sessions kept the ID
 // token's claims is asked to log in again, not refused as lacking them.
 func TestPolicyOldSession(t *testing.T) {
-	e := newEnv(t, func(c *bff.Config) { c.Policy = bff.Policy{Claims: []bff.ClaimRule{{Claim: "groups", Values: []string{"admin"}}}} })
+	e := newEnv(t, func(c *bff.Config) {
+		c.Policy = bff.Policy{Claims: []bff.ClaimRule{{Claim: "groups", Values: []string{"admin"}}}}
+	})
 	c := e.browser()
 	e.login(c, op.AliceUser, op.AlicePassword)
 	id, _ := session.ParseID(e.sessionCookie(c))
