@@ -179,8 +179,9 @@ func (b *Engine) evaluate(p *Policy, s *session.Session) *policyRefusal {
 		_ = json.Unmarshal([]byte(s.TokenClaims), &claims) // malformed: no claims, no rule met
 	}
 	var missingScopes []string
+	granted := strings.Fields(s.Scope)
 	for _, want := range p.Scopes {
-		if !slices.Contains(strings.Fields(s.Scope), want) {
+		if !slices.Contains(granted, want) {
 			missingScopes = append(missingScopes, want)
 		}
 	}

@@ -11,6 +11,7 @@ import (
 
 	"github.com/bffgate/bffgate/core/bff"
 	"github.com/bffgate/bffgate/core/session"
+	"github.com/bffgate/bffgate/tests/flowtest"
 	"github.com/bffgate/bffgate/tests/op"
 )
 
@@ -20,7 +21,7 @@ import (
 
 // loginWith runs the whole flow with the login options and returns the
 // callback's answer.
-func (e *env) loginWith(c *http.Client, query, user, password string, opts op.LoginOptions) *response {
+func (e *env) loginWith(c *http.Client, query, user, password string, opts op.LoginOptions) *flowtest.Response {
 	e.t.Helper()
 	cb, err := e.op.LoginWith(context.Background(), c, e.startLogin(c, query), user, password, opts)
 	if err != nil {
@@ -30,23 +31,23 @@ func (e *env) loginWith(c *http.Client, query, user, password string, opts op.Lo
 }
 
 // api calls the API through the BFF.
-func (e *env) api(c *http.Client) *response {
+func (e *env) api(c *http.Client) *flowtest.Response {
 	e.t.Helper()
 	return e.do(c, "GET", "/api/admin", "X-CSRF", "1")
 }
 
 // wantRefused asserts a policy refusal that did not reach the upstream.
-func (e *env) wantRefused(r *response, upBefore, status int, code string) map[string]any {
+func (e *env) wantRefused(r *flowtest.Response, upBefore, status int, code string) map[string]any {
 	e.t.Helper()
-	wantError(e.t, r, status, code)
-	if n := e.up.count(); n != upBefore {
+	r.WantError(e.t, status, code)
+	if n := e.up.Count(); n != upBefore {
 		e.t.Fatalf("the upstream received %d requests, want %d: a refused request was forwarded", n, upBefore)
 	}
-	body := r.json(e.t)
+	body := r.JSON(e.t)
 	if body["authenticated"] != true {
 		e.t.Errorf("authenticated = %v, want true: the session stays valid", body["authenticated"])
 	}
-	if www := r.header.Get("WWW-Authenticate"); !strings.Contains(www, `error="`+code+`"`) {
+	if www := r.Header.Get("WWW-Authenticate"); !strings.Contains(www, `error="`+code+`"`) {
 		e.t.Errorf("WWW-Authenticate = %q, want error=%q", www, code)
 	}
 	return body
@@ -60,8 +61,8 @@ func TestPolicyClaimsAndScopes(t *testing.T) {
 	e.login(alice, op.AliceUser, op.AlicePassword)
 	e.login(bob, op.BobUser, op.BobPassword)
 
-	if r := e.api(alice); r.status != http.StatusOK || e.up.count() != 1 {
-		t.Fatalf("alice (admin): status %d, upstream saw %d, want 200 and 1 (body %s)", r.status, e.up.count(), r.body)
+	if r := e.api(alice); r.Status != http.StatusOK || e.up.Count() != 1 {
+		t.Fatalf("alice (admin): status %d, upstream saw %d, want 200 and 1 (body %s)", r.Status, e.up.Count(), r.Body)
 	}
 	body := e.wantRefused(e.api(bob), 1, http.StatusForbidden, "insufficient_scope")
 	if cl, _ := body["claims"].([]any); len(cl) != 1 || cl[0] != "groups" {
@@ -115,8 +116,8 @@ func TestStepUpACR(t *testing.T) {
 	// The step-up: the OP asks for a new login because the session's acr
 	// is not among the acr_values (which went to it, pushed with PAR).
 	r := e.loginWith(c, "?acr_values="+url.QueryEscape(op.ACRMFA), op.AliceUser, op.AlicePassword, op.LoginOptions{OTP: op.AliceOTP})
-	if r.status != http.StatusFound {
-		t.Fatalf("step-up callback: %d %s", r.status, r.body)
+	if r.Status != http.StatusFound {
+		t.Fatalf("step-up callback: %d %s", r.Status, r.Body)
 	}
 	if now := e.sessionCookie(c); now == old || now == "" {
 		t.Fatal("the step-up kept the session ID: fixation")
@@ -124,8 +125,8 @@ func TestStepUpACR(t *testing.T) {
 	if !e.gone(old) {
 		t.Fatal("the session before the step-up still lives")
 	}
-	if r := e.api(c); r.status != http.StatusOK || e.up.count() != 1 {
-		t.Fatalf("after step-up: status %d, upstream %d (body %s)", r.status, e.up.count(), r.body)
+	if r := e.api(c); r.Status != http.StatusOK || e.up.Count() != 1 {
+		t.Fatalf("after step-up: status %d, upstream %d (body %s)", r.Status, e.up.Count(), r.Body)
 	}
 	if s := e.sessionOf(c); s.Subject != "alice" || time.Since(s.Created) > time.Minute {
 		t.Fatalf("stepped-up session: sub %q, created %v; want alice, now", s.Subject, s.Created)
@@ -153,7 +154,7 @@ func TestStepUpNotMet(t *testing.T) {
 	// The OP prompts, and the user logs in with the password only: the
 	// provider answers acr pwd, which the login did not ask for.
 	r := e.loginWith(c, "?acr_values="+url.QueryEscape(op.ACRMFA), op.AliceUser, op.AlicePassword, op.LoginOptions{})
-	wantError(t, r, http.StatusUnauthorized, "insufficient_user_authentication")
+	r.WantError(t, http.StatusUnauthorized, "insufficient_user_authentication")
 	if e.sessionCookie(c) != old || e.gone(old) {
 		t.Fatal("a failed step-up changed or ended the session")
 	}
@@ -165,8 +166,8 @@ func TestStepUpNotMet(t *testing.T) {
 		t.Fatal(err)
 	}
 	r = e.do(c, "GET", cb.String(), "Sec-Fetch-Mode", "navigate")
-	if loc := r.header.Get("Location"); r.status != http.StatusFound || !strings.Contains(loc, "error=insufficient_user_authentication") {
-		t.Fatalf("navigation: %d to %q", r.status, loc)
+	if loc := r.Header.Get("Location"); r.Status != http.StatusFound || !strings.Contains(loc, "error=insufficient_user_authentication") {
+		t.Fatalf("navigation: %d to %q", r.Status, loc)
 	}
 }
 
@@ -175,8 +176,8 @@ func TestStepUpNotMet(t *testing.T) {
 func TestStepUpMaxAge(t *testing.T) {
 	e := newEnv(t, func(c *bff.Config) { c.Policy = bff.Policy{MaxAge: 300} })
 	c := e.browser()
-	if r := e.loginWith(c, "", op.AliceUser, op.AlicePassword, op.LoginOptions{AuthAge: 10 * time.Minute}); r.status != http.StatusFound {
-		t.Fatalf("login: %d %s", r.status, r.body)
+	if r := e.loginWith(c, "", op.AliceUser, op.AlicePassword, op.LoginOptions{AuthAge: 10 * time.Minute}); r.Status != http.StatusFound {
+		t.Fatalf("login: %d %s", r.Status, r.Body)
 	}
 	body := e.wantRefused(e.api(c), 0, http.StatusUnauthorized, "insufficient_user_authentication")
 	if body["max_age"] != 300.0 || body["acr_values"] != nil {
@@ -185,14 +186,14 @@ func TestStepUpMaxAge(t *testing.T) {
 	// The OP prompts (its session is older than max_age), and the user
 	// logs in again, but the provider still says ten minutes ago.
 	r := e.loginWith(c, "?max_age=300", op.AliceUser, op.AlicePassword, op.LoginOptions{AuthAge: 10 * time.Minute})
-	wantError(t, r, http.StatusUnauthorized, "insufficient_user_authentication")
+	r.WantError(t, http.StatusUnauthorized, "insufficient_user_authentication")
 	e.wantRefused(e.api(c), 0, http.StatusUnauthorized, "insufficient_user_authentication")
 
-	if r := e.loginWith(c, "?max_age=300", op.AliceUser, op.AlicePassword, op.LoginOptions{}); r.status != http.StatusFound {
-		t.Fatalf("step-up: %d %s", r.status, r.body)
+	if r := e.loginWith(c, "?max_age=300", op.AliceUser, op.AlicePassword, op.LoginOptions{}); r.Status != http.StatusFound {
+		t.Fatalf("step-up: %d %s", r.Status, r.Body)
 	}
-	if r := e.api(c); r.status != http.StatusOK || e.up.count() != 1 {
-		t.Fatalf("after step-up: %d, upstream %d", r.status, e.up.count())
+	if r := e.api(c); r.Status != http.StatusOK || e.up.Count() != 1 {
+		t.Fatalf("after step-up: %d, upstream %d", r.Status, e.up.Count())
 	}
 	// Time passes: the same session goes stale, with no new request to the OP.
 	e.clock.Advance(301 * time.Second)
@@ -209,8 +210,8 @@ func TestStepUpOtherUser(t *testing.T) {
 	e.login(c, op.AliceUser, op.AlicePassword)
 	old := e.sessionCookie(c)
 	r := e.loginWith(c, "?acr_values="+url.QueryEscape(op.ACRMFA), op.BobUser, op.BobPassword, op.LoginOptions{OTP: op.BobOTP})
-	if r.status != http.StatusFound {
-		t.Fatalf("callback: %d %s", r.status, r.body)
+	if r.Status != http.StatusFound {
+		t.Fatalf("callback: %d %s", r.Status, r.Body)
 	}
 	if e.sessionCookie(c) == old || !e.gone(old) {
 		t.Fatal("alice's session lives on after bob's login")
@@ -222,8 +223,8 @@ func TestStepUpOtherUser(t *testing.T) {
 	if !strings.Contains(s.TokenClaims, op.ACRMFA) {
 		t.Fatalf("token claims %s lack the new acr", s.TokenClaims)
 	}
-	if r := e.api(c); r.status != http.StatusOK || e.up.last(t).Header.Get("X-User") != "bob" {
-		t.Fatalf("API as bob: %d, X-User %q", r.status, e.up.last(t).Header.Get("X-User"))
+	if r := e.api(c); r.Status != http.StatusOK || e.up.Last(t).Header.Get("X-User") != "bob" {
+		t.Fatalf("API as bob: %d, X-User %q", r.Status, e.up.Last(t).Header.Get("X-User"))
 	}
 }
 
@@ -244,23 +245,23 @@ func TestStepUpParamsBounded(t *testing.T) {
 		"max_age=-1", "max_age=%2B5", "max_age=abc", "max_age=1e3", "max_age=", "max_age=99999999",
 		"max_age=1&max_age=2",
 	} {
-		wantError(t, e.do(c, "GET", "/login?"+q), http.StatusBadRequest, "invalid_request")
+		e.do(c, "GET", "/login?"+q).WantError(t, http.StatusBadRequest, "invalid_request")
 	}
 	for _, q := range []string{"acr_values=" + url.QueryEscape(op.ACRMFA+" "+op.ACRPassword), "max_age=0", "max_age=31622400"} {
 		r := e.do(c, "GET", "/login?"+q)
-		if r.status != http.StatusFound {
-			t.Errorf("/login?%s: %d %s, want 302", q, r.status, r.body)
+		if r.Status != http.StatusFound {
+			t.Errorf("/login?%s: %d %s, want 302", q, r.Status, r.Body)
 		}
 		// With PAR (the test OP offers it) the parameters went to the
 		// provider directly; the browser carries only the request_uri.
-		if loc := r.header.Get("Location"); !strings.Contains(loc, "request_uri=") || strings.Contains(loc, "acr_values") || strings.Contains(loc, "max_age") {
+		if loc := r.Header.Get("Location"); !strings.Contains(loc, "request_uri=") || strings.Contains(loc, "acr_values") || strings.Contains(loc, "max_age") {
 			t.Errorf("/login?%s went to %s, want a pushed request", q, loc)
 		}
 	}
 	// Not in login_params: ignored as before, not checked.
 	e2 := newEnv(t, func(c *bff.Config) { c.LoginParams = []string{"prompt"} })
-	if r := e2.do(e2.browser(), "GET", "/login?max_age=abc"); r.status != http.StatusFound {
-		t.Errorf("max_age outside login_params: %d, want 302", r.status)
+	if r := e2.do(e2.browser(), "GET", "/login?max_age=abc"); r.Status != http.StatusFound {
+		t.Errorf("max_age outside login_params: %d, want 302", r.Status)
 	}
 }
 
@@ -317,7 +318,7 @@ func TestStepUpChallenge(t *testing.T) {
 			if !ok {
 				return
 			}
-			body := (&response{r.Status, r.Header, r.Body}).json(t)
+			body := (&flowtest.Response{Status: r.Status, Header: r.Header, Body: r.Body}).JSON(t)
 			if r.Status != 401 || body["error"] != "insufficient_user_authentication" || body["authenticated"] != true ||
 				body["acr_values"] != tc.acr || body["max_age"] != tc.maxAge {
 				t.Fatalf("answer %d %s", r.Status, r.Body)

@@ -17,35 +17,35 @@ func TestTykAPIPolicy(t *testing.T) {
 	loginAs := func(c *http.Client, query, user, password string, opts op.LoginOptions) {
 		t.Helper()
 		r := do(t, c, "GET", "/adm/login"+query)
-		if r.status != http.StatusFound {
-			t.Fatalf("/adm/login: %d %s", r.status, r.body)
+		if r.Status != http.StatusFound {
+			t.Fatalf("/adm/login: %d %s", r.Status, r.Body)
 		}
-		cb, err := opSrv.LoginWith(context.Background(), c, r.header.Get("Location"), user, password, opts)
+		cb, err := opSrv.LoginWith(context.Background(), c, r.Header.Get("Location"), user, password, opts)
 		if err != nil {
 			t.Fatal(err)
 		}
-		if r := do(t, c, "GET", cb.String()); r.status != http.StatusFound {
-			t.Fatalf("callback: %d %s", r.status, r.body)
+		if r := do(t, c, "GET", cb.String()); r.Status != http.StatusFound {
+			t.Fatalf("callback: %d %s", r.Status, r.Body)
 		}
 	}
 	alice := browser()
 	loginAs(alice, "", op.AliceUser, op.AlicePassword, op.LoginOptions{})
-	before := up.count()
+	before := up.Count()
 	r := do(t, alice, "GET", "/adm/api/users", "X-CSRF", "1")
-	wantError(t, r, http.StatusUnauthorized, "insufficient_user_authentication")
-	if r.json(t)["acr_values"] != op.ACRMFA || up.count() != before {
-		t.Fatalf("step-up answer %s; upstream %d → %d", r.body, before, up.count())
+	r.WantError(t, http.StatusUnauthorized, "insufficient_user_authentication")
+	if r.JSON(t)["acr_values"] != op.ACRMFA || up.Count() != before {
+		t.Fatalf("step-up answer %s; upstream %d → %d", r.Body, before, up.Count())
 	}
 	loginAs(alice, "?acr_values="+url.QueryEscape(op.ACRMFA), op.AliceUser, op.AlicePassword, op.LoginOptions{OTP: op.AliceOTP})
-	if r := do(t, alice, "GET", "/adm/api/users", "X-CSRF", "1"); r.status != http.StatusOK || up.count() != before+1 {
-		t.Fatalf("after step-up: %d %s, upstream %d → %d", r.status, r.body, before, up.count())
+	if r := do(t, alice, "GET", "/adm/api/users", "X-CSRF", "1"); r.Status != http.StatusOK || up.Count() != before+1 {
+		t.Fatalf("after step-up: %d %s, upstream %d → %d", r.Status, r.Body, before, up.Count())
 	}
 
 	bob := browser()
 	loginAs(bob, "", op.BobUser, op.BobPassword, op.LoginOptions{OTP: op.BobOTP})
-	before = up.count()
-	wantError(t, do(t, bob, "GET", "/adm/api/users", "X-CSRF", "1"), http.StatusForbidden, "insufficient_scope")
-	if up.count() != before {
+	before = up.Count()
+	do(t, bob, "GET", "/adm/api/users", "X-CSRF", "1").WantError(t, http.StatusForbidden, "insufficient_scope")
+	if up.Count() != before {
 		t.Fatal("bob's refused request reached the upstream")
 	}
 }
