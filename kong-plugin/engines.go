@@ -60,6 +60,7 @@ func (r *registry) forConfig(c *Config) *engine {
 	e := r.byKey[key]
 	if e == nil {
 		cfg := bff.Config(*c)
+		cfg.Policy = bff.Policy{} // per instance: see serve
 		e = &engine{cfg: cfg, deadline: requestDeadline(cfg)}
 		r.byKey[key] = e
 	}
@@ -109,8 +110,15 @@ var evictGrace = 2 * time.Minute
 // configKey identifies a configuration by its JSON, which holds every
 // field Kong can set. A config with Go-only hooks set (tests) is keyed by
 // its identity as well: functions and clients cannot be compared.
+//
+// The policy is not part of the key: it is the route's, passed with each
+// request (bff.Request.Policy), so the plugins of routes that differ only
+// in policy share one engine and its in-memory sessions, and a login on
+// one route is a session on the others.
 func configKey(c *Config) string {
-	b, _ := json.Marshal((*bff.Config)(c)) // only strings, numbers, bools, slices and structs
+	cfg := bff.Config(*c)
+	cfg.Policy = bff.Policy{}
+	b, _ := json.Marshal(cfg) // only strings, numbers, bools, slices and structs
 	sum := sha256.Sum256(b)
 	key := fmt.Sprintf("%x", sum)
 	if c.Store != nil || c.HTTPClient != nil || c.Now != nil || c.Logger != nil {

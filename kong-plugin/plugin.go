@@ -123,6 +123,14 @@ func (c *Config) serve(k kong) {
 	}
 	// Kong's side waits for the answer without a deadline of its own; the
 	// engine waits at most http_timeout for the provider or a refresh.
+	if err := c.Policy.Validate("policy"); err != nil {
+		// bff.New checks the policy too, but the engine is built without
+		// it (it is per instance): a bad one is refused here, once per
+		// request, at no PDK call.
+		exit(failure(err))
+		return
+	}
+	req.Policy = &c.Policy // this route's (see configKey)
 	ctx, cancel := context.WithTimeout(context.Background(), e.deadline)
 	defer cancel()
 	res := b.Handle(ctx, req)

@@ -43,8 +43,8 @@ var oneOf = map[string][]any{
 const probeVar = "BFFGATE_DUMP_PROBE"
 
 // probeConfig is a valid config that sets only what bff.New requires, plus
-// one identity header and a Redis URL so that the fields inside those are
-// probed too. bff.New makes no network call, Redis's included.
+// one identity header, one policy claim and a Redis URL so that the fields
+// inside those are probed too. bff.New makes no network call, Redis's included.
 func probeConfig() bff.Config {
 	return bff.Config{
 		Issuer:          "https://issuer.invalid",
@@ -53,6 +53,7 @@ func probeConfig() bff.Config {
 		RedirectURL:     "https://app.invalid/oauth/callback",
 		CookieKeys:      []string{base64.StdEncoding.EncodeToString(make([]byte, 32))},
 		IdentityHeaders: []bff.IdentityHeader{{Header: "X-Bffgate-Probe", Claim: "sub"}},
+		Policy:          bff.Policy{Claims: []bff.ClaimRule{{Claim: "groups", Values: []string{"probe"}}}},
 		Redis:           redisstore.Config{URL: "redis://redis.invalid:6379/0", Password: "probe"},
 	}
 }

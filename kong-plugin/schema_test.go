@@ -18,7 +18,7 @@ import (
 // to them, so a rule that changes in the engine shows up here as a diff.
 var (
 	wantRequired = []string{"issuer", "client_id", "client_secret", "redirect_url", "cookie_keys",
-		"identity_headers[].header", "identity_headers[].claim"}
+		"identity_headers[].header", "identity_headers[].claim", "policy.claims[].claim"}
 	wantOneOf = map[string][]any{
 		"mode":                 {"bff", "token-mediating"},
 		"cookie_same_site":     {"lax", "strict"},

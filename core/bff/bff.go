@@ -28,6 +28,9 @@ type Request struct {
 	// KiB. Adapters may pass a reader that fetches the body lazily; nil
 	// means no body.
 	Body io.Reader
+	// Policy, when not nil, is the policy of the route the adapter matched,
+	// checked on top of Config.Policy (see Policy).
+	Policy *Policy
 }
 
 // Result is the BFF's decision for one request: either answer the client

@@ -136,6 +136,11 @@ type Config struct {
 	// session's claims. The client's own headers of these names are always
 	// removed first, so a client cannot forge them.
 	IdentityHeaders []IdentityHeader `json:"identity_headers"`
+	// Policy is what every API request of this engine needs of the
+	// session: claims, scopes, acr and a recent login (see Policy). An
+	// adapter's route policies are checked on top of it. Defaults to
+	// none.
+	Policy Policy `json:"policy"`
 
 	// PublicPaths are path prefixes (as the BFF sees paths, e.g. "/static/"
 	// or "/" for a whole site) whose requests go upstream without a

@@ -39,6 +39,10 @@ const (
 	CodeSessionExpired  Code = "session_expired" // 401: lifetime reached, or refresh refused
 	CodeStoreDown       Code = "session_store_unavailable"
 
+	// Route policies and step-up (policy.go, stepup.go).
+	CodeInsufficientScope              Code = "insufficient_scope"               // 403: the route needs claims or scopes the session lacks
+	CodeInsufficientUserAuthentication Code = "insufficient_user_authentication" // 401: the route (or the upstream) needs a stronger or more recent login
+
 	// The token endpoint.
 	CodeInvalidScope        Code = "invalid_scope"
 	CodeExchangeUnsupported Code = "exchange_unsupported"
@@ -67,6 +71,7 @@ var Codes = []Code{
 	CodeInvalidReturnTo, CodeInvalidState, CodeInvalidIssuer, CodeInvalidGrant, CodeInvalidIDToken,
 	CodeInvalidNonce, CodeLoginFailed,
 	CodeUnauthenticated, CodeInvalidSession, CodeSessionExpired, CodeStoreDown,
+	CodeInsufficientScope, CodeInsufficientUserAuthentication,
 	CodeInvalidScope, CodeExchangeUnsupported,
 	CodeIdPUnavailable, CodeIdPError, CodeIdPTimeout, CodeTimeout,
 	CodeConfigInvalid, CodeNoAPI, CodeUnavailable, CodeUpstreamUnavailable,

@@ -20,6 +20,9 @@ func (b *Engine) api(ctx context.Context, req *Request) Result {
 	if err != nil {
 		return b.answer(req, err)
 	}
+	if r, refused := b.enforce(req, s); refused {
+		return r
+	}
 	return b.forward(req, s)
 }
 

@@ -41,6 +41,9 @@ type loginState struct {
 	Verifier string `json:"v"`
 	ReturnTo string `json:"r"`
 	Created  int64  `json:"t"` // Unix seconds
+	// What a step-up login asked for, checked at the callback (stepup.go).
+	ACRValues string `json:"a,omitempty"`
+	MaxAge    *int   `json:"m,omitempty"`
 }
 
 // loginCookieName names a flow's cookie after a hash of its state, so the
@@ -134,13 +137,17 @@ func (b *Engine) login(ctx context.Context, req *Request) Result {
 			return b.answer(req, fail(http.StatusBadRequest, CodeInvalidReturnTo, "returnTo must be a path on this site or a URL of an allowed origin"))
 		}
 	}
+	su, err := b.stepUpParams(q)
+	if err != nil {
+		return b.answer(req, err)
+	}
 	p, err := b.prov.get(ctx)
 	if err != nil {
 		return b.answer(req, idpFailure(err))
 	}
 	st := &loginState{
 		State: randomString(), Nonce: randomString(), Verifier: oauth2.GenerateVerifier(),
-		ReturnTo: returnTo, Created: b.now().Unix(),
+		ReturnTo: returnTo, Created: b.now().Unix(), ACRValues: su.ACRValues, MaxAge: su.MaxAge,
 	}
 	opts := []oauth2.AuthCodeOption{oidc.Nonce(st.Nonce), oauth2.S256ChallengeOption(st.Verifier)}
 	for name, vals := range q {
@@ -266,6 +273,7 @@ func (b *Engine) callback(ctx context.Context, req *Request) Result {
 	}
 	var cookie string
 	if err == nil {
+		b.logStepUp(ctx, req, s, st)
 		cookie, err = b.startSession(ctx, req, s)
 	}
 	if err != nil {
@@ -391,12 +399,16 @@ func (b *Engine) authorized(ctx context.Context, q url.Values, st *loginState) (
 	if err := idt.Claims(&claims); err != nil {
 		return nil, fail(http.StatusBadRequest, CodeInvalidIDToken, "the ID token's claims are malformed")
 	}
+	if err := b.checkStepUp(st, claims); err != nil {
+		return nil, err
+	}
 	s := &session.Session{
 		Issuer: idt.Issuer, Subject: idt.Subject,
 		Claims:      b.userClaims(claims),
 		Identity:    b.identityClaims(claims),
 		AccessToken: tok.AccessToken, TokenType: tok.Type(), RefreshToken: tok.RefreshToken,
 		Expiry: b.expiry(tok), Created: b.now(),
+		TokenClaims: tokenClaims(claims),
 	}
 	if b.cfg.LogoutIDTokenHint {
 		s.IDToken = rawID // kept only for id_token_hint: 1 KiB a session

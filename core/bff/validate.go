@@ -168,6 +168,9 @@ func (c *Config) validateForwarding() error {
 			return cfgErr(field, "%s cannot be forwarded with the session's token: remove it", m)
 		}
 	}
+	if err := c.Policy.Validate("policy"); err != nil {
+		return err
+	}
 	for i, h := range c.IdentityHeaders {
 		field := fmt.Sprintf("identity_headers[%d]", i)
 		if !validHeaderName(h.Header) || h.Claim == "" {

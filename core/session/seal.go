@@ -92,7 +92,7 @@ func (s *Session) strings() [10]*string {
 }
 
 func (s *Session) encodedLen() int {
-	n := 2 * binary.MaxVarintLen64
+	n := 3*binary.MaxVarintLen64 + len(s.TokenClaims)
 	for _, p := range s.strings() {
 		n += binary.MaxVarintLen64 + len(*p)
 	}
@@ -106,6 +106,12 @@ func (s *Session) appendBinary(b []byte) []byte {
 	}
 	b = binary.AppendVarint(b, unixMilli(s.Expiry))
 	b = binary.AppendVarint(b, unixMilli(s.Created))
+	// Fields added since version 1 follow the times, each optional when
+	// decoding, so sessions sealed before them still open.
+	if s.TokenClaims != "" {
+		b = binary.AppendUvarint(b, uint64(len(s.TokenClaims)))
+		b = append(b, s.TokenClaims...)
+	}
 	return b
 }
 
@@ -128,6 +134,14 @@ func (s *Session) decode(plain []byte) error {
 		}
 		times[i] = v
 		plain = plain[w:]
+	}
+	if len(plain) > 0 { // TokenClaims
+		n, w := binary.Uvarint(plain)
+		if w <= 0 || n != uint64(len(plain)-w) {
+			return ErrMalformed
+		}
+		s.TokenClaims = rec[len(rec)-int(n):]
+		plain = plain[w+int(n):]
 	}
 	if len(plain) != 0 {
 		return ErrMalformed

@@ -116,4 +116,7 @@ type Session struct {
 	Scope        string    // the access token's scope, space separated
 	Expiry       time.Time // when the access token expires; zero if unknown
 	Created      time.Time // login time, for the absolute timeout
+	// TokenClaims is a JSON object of the ID token's claims that route
+	// policies read (acr, auth_time, groups, ...), bounded at login.
+	TokenClaims string
 }

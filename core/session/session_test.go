@@ -176,3 +176,24 @@ func BenchmarkOpen(b *testing.B) {
 		}
 	}
 }
+
+// TestSealTokenClaims: TokenClaims, added after version 1's record, round
+// trips, and a session sealed without it (as before it existed) opens.
+func TestSealTokenClaims(t *testing.T) {
+	id := mustID(t)
+	want := testSession()
+	want.TokenClaims = `{"acr":"mfa","auth_time":1700000000}`
+	sealed, err := Seal(id, want)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := Open(id, sealed)
+	if err != nil || *got != *want {
+		t.Fatalf("Open = %+v, %v; want %+v", got, err, want)
+	}
+	old := testSession() // no TokenClaims: the version 1 record exactly
+	sealed, _ = Seal(id, old)
+	if got, err := Open(id, sealed); err != nil || *got != *old {
+		t.Fatalf("Open(old record) = %+v, %v", got, err)
+	}
+}

@@ -53,6 +53,18 @@ type App struct {
 	PathPrefix string `json:"path_prefix"`
 	// BFF is the engine's configuration (see the config reference).
 	BFF bff.Config `json:"bff"`
+	// Routes give path prefixes of this app a policy (claims, scopes,
+	// acr, a recent login) on top of bff.policy; the longest prefix wins.
+	// Defaults to none.
+	Routes []Route `json:"routes"`
+}
+
+// Route is a path prefix of an app with its policy.
+type Route struct {
+	// Path is a path prefix as the request has it, e.g. "/api/admin/".
+	Path string `json:"path"`
+	// Policy is what requests below Path need of the session.
+	Policy bff.Policy `json:"policy"`
 }
 
 // Defaults.

@@ -84,6 +84,17 @@ type app struct {
 	identity []string     // canonical identity header names
 	managed  []string     // Authorization, Cookie, then identity
 	logged   http.Handler // the access log with this app's name and cookie; nil: off
+	routes   []Route      // longest path first
+}
+
+// policy returns the policy of the app's route for path, or nil.
+func (a *app) policy(path string) *bff.Policy {
+	for i := range a.routes {
+		if strings.HasPrefix(path, a.routes[i].Path) {
+			return &a.routes[i].Policy
+		}
+	}
+	return nil
 }
 
 // contract is how one proxy hands over the original request and takes
@@ -152,6 +163,19 @@ func New(c *Config) (*Server, error) {
 			ap.identity = append(ap.identity, http.CanonicalHeaderKey(h.Header))
 		}
 		ap.managed = append([]string{"Authorization", "Cookie"}, ap.identity...)
+		for j, rt := range a.Routes {
+			field := fmt.Sprintf("routes[%d]", j)
+			if !strings.HasPrefix(rt.Path, "/") || !bff.SafePath(rt.Path) {
+				s.Close()
+				return nil, fmt.Errorf("bffgate extauthz: config: %s: %s.path: %q must be a plain path starting with /", name, field, rt.Path)
+			}
+			if err := rt.Policy.Validate(field + ".policy"); err != nil {
+				s.Close()
+				return nil, fmt.Errorf("bffgate extauthz: %s: %w", name, err)
+			}
+		}
+		ap.routes = slices.Clone(a.Routes)
+		sort.SliceStable(ap.routes, func(i, j int) bool { return len(ap.routes[i].Path) > len(ap.routes[j].Path) })
 		bc := a.BFF
 		if m != nil {
 			bc.Observer = m
@@ -330,6 +354,7 @@ func (s *Server) decide(r *http.Request) bff.Result {
 		// it: the BFF's own endpoints are routed to bffgate directly.
 		return errDirect
 	}
+	req.Policy = a.policy(req.Path)
 	res := a.bff.Handle(r.Context(), req)
 	if !res.Forward() {
 		if k != direct && res.Status >= 200 && res.Status < 300 {
@@ -417,6 +442,7 @@ func (s *Server) Check(ctx context.Context, method, uri, host string, h http.Hea
 		return bff.ErrorResult(http.StatusNotFound, bff.CodeNotFound, "no app serves this host and path")
 	}
 	req.Body = body
+	req.Policy = a.policy(req.Path)
 	res := a.bff.Handle(ctx, req)
 	if res.Forward() {
 		s.stripOthers(a, &res, req.Header)

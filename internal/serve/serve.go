@@ -4,9 +4,11 @@
 package serve
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"net/http"
 	"net/http/httputil"
@@ -15,6 +17,7 @@ import (
 	"path"
 	"path/filepath"
 	"sort"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -60,6 +63,10 @@ type Route struct {
 	// MaxBodyBytes caps this route's request bodies (413 body_too_large).
 	// Defaults to Limits.MaxBodyBytes. -1: no cap.
 	MaxBodyBytes int64 `json:"max_body_bytes"`
+	// Policy is what this route needs of the session (claims, scopes,
+	// acr, a recent login), checked by the engine on top of bff.policy.
+	// Defaults to none. Not for public routes.
+	Policy *bff.Policy `json:"policy"`
 }
 
 // Load reads a config file strictly: unknown fields are errors, so a typo
@@ -117,6 +124,13 @@ func newProxy(c *Config, b *bff.Engine, m *metrics.Metrics) (*Proxy, error) {
 		if !strings.HasPrefix(r.Path, "/") {
 			return nil, fmt.Errorf("bffgate serve: config: routes[%d].path: %q must start with /", i, r.Path)
 		}
+		field := fmt.Sprintf("routes[%d].policy", i)
+		if err := r.Policy.Validate(field); err != nil {
+			return nil, fmt.Errorf("bffgate serve: %w", err)
+		}
+		if r.Public && !r.Policy.IsZero() {
+			return nil, fmt.Errorf("bffgate serve: config: %s: a public route has no session to check: drop the policy or \"public\"", field)
+		}
 		routePath := r.Path
 		proxy := &httputil.ReverseProxy{
 			Rewrite: func(pr *httputil.ProxyRequest) {
@@ -131,6 +145,7 @@ func newProxy(c *Config, b *bff.Engine, m *metrics.Metrics) (*Proxy, error) {
 			},
 			ModifyResponse: func(resp *http.Response) error {
 				if res, ok := resp.Request.Context().Value(resultKey{}).(*bff.Result); ok {
+					stepUp(resp)
 					res.ApplyToResponse(resp.Header)
 				}
 				if m != nil {
@@ -147,7 +162,7 @@ func newProxy(c *Config, b *bff.Engine, m *metrics.Metrics) (*Proxy, error) {
 				proxyError(w, r, err)
 			},
 		}
-		h.routes = append(h.routes, route{prefix: r.Path, next: forward(b, proxy, r.Public)})
+		h.routes = append(h.routes, route{prefix: r.Path, next: forward(b, proxy, r.Public, r.Policy)})
 	}
 	for i, r := range c.Routes { // h.routes is in c.Routes' order until sorted
 		h.routes[i].next = limitBody(h.routes[i].next, c.Limits.maxBody(r.MaxBodyBytes))
@@ -222,9 +237,16 @@ type resultKey struct{}
 // request upstream with the engine's header edits. Public routes skip
 // authentication but not the engine: it still refuses unsafe paths and
 // methods and removes the BFF's cookies and forged identity headers.
-func forward(b *bff.Engine, proxy http.Handler, public bool) http.Handler {
+func forward(b *bff.Engine, proxy http.Handler, public bool, policy *bff.Policy) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		res := b.HandleHTTP(r, public)
+		var res bff.Result
+		if public {
+			res = b.HandleHTTP(r, true)
+		} else {
+			req := bff.NewRequest(r)
+			req.Policy = policy
+			res = b.Handle(r.Context(), req)
+		}
 		if !res.Forward() {
 			res.Write(w)
 			return
@@ -232,6 +254,23 @@ func forward(b *bff.Engine, proxy http.Handler, public bool) http.Handler {
 		ctx := context.WithValue(context.WithValue(r.Context(), resultKey{}, &res), startKey{}, time.Now())
 		proxy.ServeHTTP(w, r.WithContext(ctx))
 	})
+}
+
+// stepUp replaces an upstream's RFC 9470 challenge with the engine's
+// insufficient_user_authentication JSON (bff.StepUpChallenge), so the JS
+// client starts a step-up login. Any other response is left as it is.
+func stepUp(resp *http.Response) {
+	r, ok := bff.StepUpChallenge(resp.StatusCode, resp.Header)
+	if !ok {
+		return
+	}
+	resp.Body.Close()
+	resp.StatusCode, resp.Status = r.Status, "401 Unauthorized"
+	resp.TransferEncoding = nil
+	resp.Header = r.Header
+	resp.Body = io.NopCloser(bytes.NewReader(r.Body))
+	resp.ContentLength = int64(len(r.Body))
+	resp.Header.Set("Content-Length", strconv.Itoa(len(r.Body)))
 }
 
 type route struct {

@@ -278,6 +278,7 @@ export function createClient(options: BffClientOptions = {}): BffClient {
     if (returnTo) query.set('returnTo', returnTo);
     if (opts.prompt) query.set('prompt', opts.prompt);
     if (opts.acr_values) query.set('acr_values', opts.acr_values);
+    if (opts.max_age !== undefined && Number.isInteger(opts.max_age) && opts.max_age >= 0) query.set('max_age', String(opts.max_age));
     for (const [k, v] of Object.entries(opts.params ?? {})) {
       if (query.has(k)) continue; // the dedicated options win
       query.set(k, v);

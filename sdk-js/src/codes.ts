@@ -25,6 +25,8 @@ export type BffErrorCode =
   | 'invalid_session'
   | 'session_expired'
   | 'session_store_unavailable'
+  | 'insufficient_scope'
+  | 'insufficient_user_authentication'
   | 'invalid_scope'
   | 'exchange_unsupported'
   | 'idp_unavailable'

@@ -81,6 +81,8 @@ export interface LoginOptions {
   prompt?: string;
   /** OpenID Connect `acr_values` for a step-up login, e.g. from `BffStepUpError.acrValues`. */
   acr_values?: string;
+  /** OpenID Connect `max_age` (seconds) for a step-up login, e.g. from `BffStepUpError.maxAge`. */
+  max_age?: number | undefined;
   /** Extra query parameters for the login endpoint (the BFF decides which it forwards). */
   params?: Record<string, string>;
 }

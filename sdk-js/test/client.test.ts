@@ -614,6 +614,15 @@ describe('quiet signed-out probe, step-up and events', () => {
     expect(navigate).toHaveBeenCalledWith('/login?returnTo=%2Fpay&acr_values=urn%3Aexample%3Amfa&ui_locales=de');
   });
 
+  it('login({ acr_values, max_age }) passes both, and drops a max_age that is not whole seconds', () => {
+    const navigate = vi.fn();
+    const client = createClient({ navigate });
+    client.login({ returnTo: '/pay', acr_values: 'urn:mfa', max_age: 0 });
+    expect(navigate).toHaveBeenLastCalledWith('/login?returnTo=%2Fpay&acr_values=urn%3Amfa&max_age=0');
+    client.login({ returnTo: '/pay', max_age: 1.5 });
+    expect(navigate).toHaveBeenLastCalledWith('/login?returnTo=%2Fpay');
+  });
+
   it('turns a 403 insufficient_user_authentication into a step-up-required BffStepUpError', async () => {
     const f = fakeFetch(() =>
       json(403, { error: 'insufficient_user_authentication', error_description: 'MFA needed', acr_values: 'urn:mfa', max_age: 300 }),

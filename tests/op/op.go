@@ -48,7 +48,30 @@ const (
 	AlicePassword = "alice-password"
 	BobUser       = "bob"
 	BobPassword   = "bob-password"
+	// The one-time codes that make a login two-factor (LoginWith's OTP).
+	AliceOTP = "111111"
+	BobOTP   = "222222"
 )
+
+// The authentication context classes (acr) the test OP knows: a password
+// login, and one with the account's one-time code too. An authorization
+// request whose acr_values do not include the OP session's acr prompts
+// for a new login (step-up).
+const (
+	ACRPassword = "urn:bffgate:acr:pwd"
+	ACRMFA      = "urn:bffgate:acr:mfa"
+)
+
+// LoginOptions are what LoginWith sends beside user and password.
+type LoginOptions struct {
+	// OTP, when set, is posted with the login form: the account's code
+	// (AliceOTP, BobOTP) makes the login's acr ACRMFA; a wrong one fails
+	// it. Without it the acr is ACRPassword.
+	OTP string
+	// AuthAge back-dates the login by this much (whole seconds, up to a
+	// day): the ID token's auth_time is that long ago.
+	AuthAge time.Duration
+}
 
 // Grant types as counted by Stats.
 const (
@@ -375,11 +398,16 @@ func (e *AuthorizationError) Error() string {
 // Login returns that URL and an *AuthorizationError. A rejected password is
 // an error that says so.
 func (s *Server) Login(ctx context.Context, client *http.Client, authURL, user, password string) (*url.URL, error) {
+	return s.LoginWith(ctx, client, authURL, user, password, LoginOptions{})
+}
+
+// LoginWith is Login with a one-time code or a back-dated login (opts).
+func (s *Server) LoginWith(ctx context.Context, client *http.Client, authURL, user, password string, opts LoginOptions) (*url.URL, error) {
 	w, err := s.newWalker(client, "login")
 	if err != nil {
 		return nil, err
 	}
-	w.user, w.password = user, password
+	w.user, w.password, w.opts = user, password, opts
 	u, err := w.walk(ctx, authURL)
 	if err != nil {
 		return nil, err
@@ -492,6 +520,7 @@ type walker struct {
 	origin string // scheme://host of the OP
 
 	user, password string
+	opts           LoginOptions
 	loginPosted    bool // the login form was posted once
 	posted         bool // any form was posted
 }
@@ -586,6 +615,12 @@ func (w *walker) walk(ctx context.Context, start string) (*url.URL, error) {
 			vals := f.values()
 			if isLogin {
 				vals.Set("login", w.user)
+				if w.opts.OTP != "" {
+					vals.Set("otp", w.opts.OTP)
+				}
+				if w.opts.AuthAge > 0 {
+					vals.Set("auth_age", fmt.Sprint(int(w.opts.AuthAge/time.Second)))
+				}
 				vals.Set("password", w.password)
 				w.loginPosted = true
 			}

@@ -34,7 +34,7 @@
 import * as crypto from 'node:crypto';
 import * as http from 'node:http';
 
-import Provider, { errors } from 'oidc-provider';
+import Provider, { errors, interactionPolicy } from 'oidc-provider';
 // oidc-provider's own in-memory adapter, reused with an unbounded store (see
 // UnboundedStore below). This is an internal path; the package is pinned to
 // an exact version, so it cannot move under us.
@@ -51,6 +51,11 @@ const TOKEN_EXCHANGE = 'urn:ietf:params:oauth:grant-type:token-exchange';
 const ACCESS_TOKEN_TYPE = 'urn:ietf:params:oauth:token-type:access_token';
 const MAX_EXCHANGED_TTL = 300; // seconds; exchanged tokens are short-lived
 const NO_REDIRECT_URI = 'http://127.0.0.1/no-redirect-uri-configured';
+// Authentication context classes (acr): a password, or a password and the
+// account's one-time code (the login form's `otp`).
+const ACR_PASSWORD = 'urn:bffgate:acr:pwd';
+const ACR_MFA = 'urn:bffgate:acr:mfa';
+const MAX_AUTH_AGE = 24 * 60 * 60;
 
 function fail(message) {
   console.error(`test-op: ${message}`);
@@ -118,7 +123,9 @@ const cfg = loadConfig();
 const ACCOUNTS = new Map([
   ['alice', {
     password: 'alice-password',
+    otp: '111111',
     claims: {
+      groups: ['admin', 'staff'],
       sub: 'alice',
       name: 'Alice Example',
       given_name: 'Alice',
@@ -130,7 +137,9 @@ const ACCOUNTS = new Map([
   }],
   ['bob', {
     password: 'bob-password',
+    otp: '222222',
     claims: {
+      groups: ['staff'],
       sub: 'bob',
       name: 'Bob Example',
       given_name: 'Bob',
@@ -250,6 +259,8 @@ function loginPage(uid, { login = '', error = '' } = {}) {
 <input id="login" type="text" name="login" value="${esc(login)}" required${login ? '' : ' autofocus'}>
 <label for="password">Password</label>
 <input id="password" type="password" name="password" required${login ? ' autofocus' : ''}>
+<label for="otp">One-time code (optional: a two-factor login)</label>
+<input id="otp" type="text" name="otp" inputmode="numeric" autocomplete="one-time-code">
 <button type="submit">Sign in</button>
 </form>`);
 }
@@ -322,6 +333,26 @@ function clientMetadata() {
   return client;
 }
 
+// loginPolicy is oidc-provider's default interaction policy plus one login
+// check: an authorization request whose acr_values do not include the OP
+// session's acr prompts for a login (step-up).
+function loginPolicy() {
+  const policy = interactionPolicy.base();
+  policy.get('login').checks.add(new interactionPolicy.Check(
+    'acr_values',
+    'a login with one of the requested acr_values is required',
+    (ctx) => {
+      const { oidc } = ctx;
+      const wanted = oidc.params.acr_values?.split(' ') ?? [];
+      if (!wanted.length || ctx.oidc.result?.login || wanted.includes(oidc.session.acr)) {
+        return interactionPolicy.Check.NO_NEED_TO_PROMPT;
+      }
+      return interactionPolicy.Check.REQUEST_PROMPT;
+    },
+  ));
+  return policy;
+}
+
 function newProvider(issuer) {
   // A fresh signing key per run (instead of oidc-provider's published dev key).
   const { privateKey } = crypto.generateKeyPairSync('rsa', { modulusLength: 2048 });
@@ -348,7 +379,7 @@ function newProvider(issuer) {
     scopes: ['openid', 'offline_access', 'profile', 'email'],
     claims: {
       openid: ['sub'],
-      profile: ['name', 'given_name', 'family_name', 'preferred_username'],
+      profile: ['name', 'given_name', 'family_name', 'preferred_username', 'groups'],
       email: ['email', 'email_verified'],
     },
     // Otherwise the code flow's ID token carries only sub (the rest would be
@@ -393,7 +424,11 @@ function newProvider(issuer) {
 
     // Our own minimal login/consent UI (see interaction() below) instead of
     // devInteractions, whose login form accepts any password.
-    interactions: { url: (ctx, interaction) => `/interaction/${interaction.uid}` },
+    interactions: { url: (ctx, interaction) => `/interaction/${interaction.uid}`, policy: loginPolicy() },
+    // acr_values are voluntary in OpenID Connect; this OP asks for a new
+    // login when the current one's acr is none of them (see loginPolicy),
+    // as step-up providers do.
+    acrValues: [ACR_PASSWORD, ACR_MFA],
 
     // Browsers never call the token/introspection endpoints of a BFF's OP.
     clientBasedCORS: () => false,
@@ -597,7 +632,20 @@ async function interaction(provider, req, res, uid, action) {
       // Re-render the form with 401 so scripted clients see the failure.
       return sendHtml(res, 401, loginPage(uid, { login, error: 'Invalid username or password.' }));
     }
-    return provider.interactionFinished(req, res, { login: { accountId } }, { mergeWithLastSubmission: false });
+    // The one-time code, when given, makes it a two-factor login; a wrong
+    // one fails the login. auth_age (test-only) back-dates the login by
+    // that many seconds, so tests can have a stale auth_time.
+    const otp = form.get('otp') ?? '';
+    if (otp && otp !== ACCOUNTS.get(accountId).otp) {
+      return sendHtml(res, 401, loginPage(uid, { login, error: 'Invalid one-time code.' }));
+    }
+    const age = Number(form.get('auth_age') ?? 0);
+    if (!Number.isInteger(age) || age < 0 || age > MAX_AUTH_AGE) {
+      return sendHtml(res, 400, loginPage(uid, { login, error: 'auth_age must be whole seconds up to a day.' }));
+    }
+    const result = { accountId, acr: otp ? ACR_MFA : ACR_PASSWORD, amr: otp ? ['pwd', 'otp'] : ['pwd'] };
+    if (age) result.ts = Math.floor(Date.now() / 1000) - age;
+    return provider.interactionFinished(req, res, { login: result }, { mergeWithLastSubmission: false });
   }
 
   if (action === 'consent') {

@@ -89,7 +89,7 @@ func run(m *testing.M) int {
 	defer gw.Close()
 
 	opSrv, err = op.Start(op.Options{
-		RedirectURIs:           []string{gw.URL + "/app/oauth/callback", gw.URL + "/tm/oauth/callback"},
+		RedirectURIs:           []string{gw.URL + "/app/oauth/callback", gw.URL + "/tm/oauth/callback", gw.URL + "/adm/oauth/callback"},
 		PostLogoutRedirectURIs: []string{gw.URL + "/app/logout/callback", gw.URL + "/tm/logout/callback"},
 		BackchannelLogoutURI:   gw.URL + "/app/backchannel-logout",
 		AccessTokenTTL:         accessTTL,
@@ -126,6 +126,8 @@ func run(m *testing.M) int {
 		// A public API on the BFF's host (the SPA's files): the public hook.
 		tykhost.API{ListenPath: "/app/public/", StripListenPath: false, Target: target, Pre: []tykhost.Hook{publicHook}},
 		tykhost.API{ListenPath: "/tm/", StripListenPath: true, Target: target, Pre: []tykhost.Hook{hook}},
+		// An API with a policy: admins with a two-factor login.
+		tykhost.API{ListenPath: "/adm/", StripListenPath: true, Target: target, Pre: []tykhost.Hook{hook}},
 		// The hook on an API the config file does not name.
 		tykhost.API{ListenPath: "/elsewhere/", StripListenPath: true, Target: target, Pre: []tykhost.Hook{hook}},
 		// No hook: the host itself proxies.
@@ -135,7 +137,8 @@ func run(m *testing.M) int {
 }
 
 // configFile is the BFFGATE_CONFIG file: /app/ in bff mode, /tm/ in
-// token-mediating mode, each with its own cookie name (they share a host).
+// token-mediating mode, /adm/ in bff mode with a policy, each with its own
+// cookie name (they share a host).
 // path_prefix is left to default from the listen path.
 func configFile(base string, o *op.Server) []byte {
 	api := func(listen, mode, cookie string) map[string]any {
@@ -158,9 +161,15 @@ func configFile(base string, o *op.Server) []byte {
 			},
 		}
 	}
+	adm := api("/adm/", "bff", "__Host-adm")
+	adm["config"].(map[string]any)["policy"] = map[string]any{
+		"claims":     []map[string]any{{"claim": "groups", "values": []string{"admin"}}},
+		"acr_values": []string{op.ACRMFA},
+	}
 	b, _ := json.MarshalIndent(map[string]any{"apis": []any{
 		api("/app/", "bff", "__Host-app"),
 		api("/tm/", "token-mediating", "__Host-tm"),
+		adm,
 	}}, "", "  ")
 	return b
 }
