@@ -72,7 +72,7 @@ func buildPlugin() (dir string, err error) {
 }
 
 // pluginBinary returns the binary TestMain built.
-func pluginBinary(t *testing.T) string {
+func pluginBinary(t testing.TB) string {
 	t.Helper()
 	if buildErr != nil {
 		t.Fatal(buildErr)
@@ -210,6 +210,7 @@ func checkType(t *testing.T, path string, typ reflect.Type, def any, seen *[]str
 type pluginServer struct {
 	sock string
 	out  *syncBuffer // its stdout and stderr, which Kong copies into its error log
+	cmd  *exec.Cmd
 }
 
 // syncBuffer is a bytes.Buffer that the process's output copier and the
@@ -235,9 +236,18 @@ func (b *syncBuffer) String() string {
 // killed when the test ends.
 func runPlugin(t *testing.T) *pluginServer {
 	t.Helper()
+	return startServer(t, pluginBinary(t), nil)
+}
+
+// startServer starts a go-pdk plugin server, bin with env added to this
+// process's environment, as Kong's start_cmd does; it is killed when the
+// test ends.
+func startServer(t testing.TB, bin string, env []string) *pluginServer {
+	t.Helper()
 	prefix := t.TempDir()
 	out := &syncBuffer{}
-	cmd := exec.Command(pluginBinary(t), "-kong-prefix", prefix)
+	cmd := exec.Command(bin, "-kong-prefix", prefix)
+	cmd.Env = append(os.Environ(), env...)
 	cmd.Stdout, cmd.Stderr = out, out
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
@@ -253,7 +263,8 @@ func runPlugin(t *testing.T) *pluginServer {
 	})
 	// go-pdk logs this line once it listens. (Dialling to find out would
 	// leave an "EOF" in its log, which Kong never causes.)
-	p := &pluginServer{sock: filepath.Join(prefix, "bffgate.socket"), out: out}
+	// go-pdk names the socket after the executable.
+	p := &pluginServer{sock: filepath.Join(prefix, filepath.Base(bin)+".socket"), out: out, cmd: cmd}
 	listening := make(chan bool, 1)
 	go func() { listening <- p.logs("Listening on socket: "+p.sock, 10*time.Second) }()
 	select {
@@ -303,7 +314,7 @@ func TestBinarySocket(t *testing.T) {
 // the event again on a new connection; the fake runs it again on the same
 // instance, which a running plugin server still has.
 type fakeKong struct {
-	t     *testing.T
+	t     testing.TB
 	sock  string
 	seq   int64
 	idle  []net.Conn // the keepalive pool
@@ -317,9 +328,15 @@ func (k *fakeKong) close() {
 	k.idle = nil
 }
 
+// writeFrame writes one frame: a little-endian uint32 length, then the
+// bytes. An empty frame is its length alone: a write of nothing on a pipe
+// would wait for a read that never comes.
 func writeFrame(c net.Conn, b []byte) error {
 	if err := binary.Write(c, binary.LittleEndian, uint32(len(b))); err != nil {
 		return err
+	}
+	if len(b) == 0 {
+		return nil
 	}
 	_, err := c.Write(b)
 	return err
@@ -407,30 +424,71 @@ func (k *fakeKong) startInstance(config map[string]any) int32 {
 // then one answer per PDK call until the plugin is done or exits.
 func (k *fakeKong) access(instance int32, method, target string, h http.Header, body []byte) *answer {
 	k.t.Helper()
+	c, reused := k.connect()
+	err := k.send(c, &kpp.RpcCall{Call: &kpp.RpcCall_CmdHandleEvent{CmdHandleEvent: &kpp.CmdHandleEvent{InstanceId: instance, EventName: "access"}}})
+	a := &answer{}
+	if err == nil {
+		var returned bool
+		if returned, err = k.pdk(c, a, method, target, h, body); err == nil {
+			if returned { // the request goes on upstream
+				k.receive(c)
+				k.setkeepalive(c)
+			} else { // Kong drops an exited call's connection
+				c.Close()
+			}
+			return a
+		}
+	}
+	c.Close()
+	if reused && len(a.calls) == 0 {
+		// A pooled connection the plugin server had closed: Kong warns and
+		// runs the event again on a new connection.
+		k.t.Logf("Kong warning: %v (a pooled connection); running the event again", err)
+		return k.access(instance, method, target, h, body)
+	}
+	k.t.Fatalf("after PDK calls %v: %v", a.calls, err)
+	return nil
+}
+
+// pdk answers the PDK calls of one request's handler on c as Kong's
+// pb_rpc.lua does (call_pdk), recording each call and its bytes in a,
+// until the handler returns (an empty method frame; returned is true) or
+// calls kong.response.exit, which Kong never answers: it yields the
+// plugin's coroutine there, reads nothing more, and the connection goes
+// when the request ends.
+func (k *fakeKong) pdk(c net.Conn, a *answer, method, target string, h http.Header, body []byte) (returned bool, err error) {
+	k.t.Helper()
 	u, err := url.Parse(target)
 	if err != nil {
 		k.t.Fatal(err)
 	}
-	c, reused := k.connect()
-	err = k.send(c, &kpp.RpcCall{Call: &kpp.RpcCall_CmdHandleEvent{CmdHandleEvent: &kpp.CmdHandleEvent{InstanceId: instance, EventName: "access"}}})
-	a := &answer{upstream: h.Clone()}
-	for err == nil {
+	a.upstream = h.Clone()
+	for {
 		var name, args []byte
 		if name, err = readFrame(c); err != nil {
-			break
+			return false, err
 		}
-		if len(name) == 0 { // the handler returned: the request goes on upstream
-			k.receive(c)
-			k.setkeepalive(c)
-			return a
+		if len(name) == 0 {
+			return true, nil
 		}
 		if args, err = readFrame(c); err != nil {
-			break
+			return false, err
 		}
 		call := string(name)
 		a.calls = append(a.calls, strings.TrimPrefix(call, "kong."))
+		a.toKong += 4 + len(name) + 4 + len(args)
 		var out proto.Message
 		switch call {
+		case "kong.nginx.get_var":
+			var v kpp.String
+			if err := proto.Unmarshal(args, &v); err != nil {
+				k.t.Fatal(err)
+			}
+			if v.V != "request" {
+				k.t.Fatalf("the fake Kong has no nginx variable %q", v.V)
+			}
+			// nginx's $request: the request line as the client sent it.
+			out = bridge.WrapString(method + " " + u.RequestURI() + " HTTP/1.1")
 		case "kong.request.get_method":
 			out = bridge.WrapString(method)
 		case "kong.request.get_path_with_query":
@@ -464,10 +522,7 @@ func (k *fakeKong) access(instance int32, method, target string, h http.Header, 
 			for name, v := range bridge.UnwrapHeaders(ea.Headers) {
 				a.header[http.CanonicalHeaderKey(name)] = v
 			}
-			// Kong yields the plugin's coroutine: no answer, nothing more
-			// read, and the connection goes when the request ends.
-			c.Close()
-			return a
+			return false, nil
 		case "kong.log.err":
 			var l structpb.ListValue
 			_ = proto.Unmarshal(args, &l)
@@ -481,22 +536,16 @@ func (k *fakeKong) access(instance int32, method, target string, h http.Header, 
 				k.t.Fatal(err)
 			}
 		}
-		err = writeFrame(c, reply)
+		a.fromKong += 4 + len(reply)
+		if err = writeFrame(c, reply); err != nil {
+			return false, err
+		}
 	}
-	c.Close()
-	if reused && len(a.calls) == 0 {
-		// A pooled connection the plugin server had closed: Kong warns and
-		// runs the event again on a new connection.
-		k.t.Logf("Kong warning: %v (a pooled connection); running the event again", err)
-		return k.access(instance, method, target, h, body)
-	}
-	k.t.Fatalf("after PDK calls %v: %v", a.calls, err)
-	return nil
 }
 
 // kongHeaders answers kong.request.get_headers as Kong does: lower-case
 // names, a string for one value, a list for several.
-func kongHeaders(t *testing.T, h http.Header) *structpb.Struct {
+func kongHeaders(t testing.TB, h http.Header) *structpb.Struct {
 	m := map[string]any{}
 	for name, v := range h {
 		if len(v) == 1 {
@@ -518,7 +567,7 @@ func kongHeaders(t *testing.T, h http.Header) *structpb.Struct {
 
 // viaKong is the trip through the fake Kong to one plugin instance.
 func viaKong(k *fakeKong, instance int32) trip {
-	return func(t *testing.T, method, target string, h http.Header, body []byte) *answer {
+	return func(t testing.TB, method, target string, h http.Header, body []byte) *answer {
 		k.t = t
 		return k.access(instance, method, target, h, body)
 	}
@@ -528,7 +577,7 @@ func viaKong(k *fakeKong, instance int32) trip {
 // with the fields of set: checked against the dumped schema and with its
 // defaults filled in as Kong does (it fails the test if Kong would refuse
 // it), every other field null, and Kong's own keys.
-func kongConfig(t *testing.T, set map[string]any) map[string]any {
+func kongConfig(t testing.TB, set map[string]any) map[string]any {
 	t.Helper()
 	raw, err := json.Marshal(set)
 	if err != nil {

@@ -1,17 +1,18 @@
 package main
 
 // Kong itself (OpenResty) cannot run on the machines these tests run on.
-// What stands in for it here: go-pdk's own test harness
-// (github.com/Kong/go-pdk/test), which runs the plugin's Access phase
-// through the real PDK surface — every call is a protobuf message over a
-// pipe, answered as Kong would — against the real OpenID Provider of
-// tests/op. binary_test.go drives the built binary over its unix socket.
+// What stands in for it here: a fake Kong (binary_test.go) that answers
+// the plugin's PDK calls as Kong 3.9's pb_rpc.lua does — every call is a
+// protobuf message, counted with its bytes — against the real OpenID
+// Provider of tests/op: over a pipe to the plugin in this process
+// (harness), or over the built binary's unix socket (viaKong).
 
 import (
 	"context"
 	"encoding/json"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"net/url"
 	"os"
@@ -21,7 +22,6 @@ import (
 	"time"
 
 	"github.com/Kong/go-pdk"
-	"github.com/Kong/go-pdk/test"
 
 	"github.com/bffgate/bffgate/core/bff"
 	"github.com/bffgate/bffgate/core/session/redisstore"
@@ -57,7 +57,7 @@ func TestMain(m *testing.M) {
 
 // provider returns the test OP shared by this package's tests (one Node
 // process instead of one per test).
-func provider(t *testing.T) *op.Server {
+func provider(t testing.TB) *op.Server {
 	t.Helper()
 	opOnce.Do(func() {
 		opSrv, opErr = op.Start(op.Options{
@@ -93,66 +93,6 @@ func newConfig(t *testing.T, edit func(*Config)) (*Config, *sessiontest.OffsetCl
 	return c, clk
 }
 
-// counter is kong with every PDK call recorded by name.
-type counter struct {
-	kong  kong
-	calls []string
-}
-
-func (c *counter) add(name string) { c.calls = append(c.calls, name) }
-
-func (c *counter) GetMethod() (string, error) {
-	c.add("request.get_method")
-	return c.kong.GetMethod()
-}
-
-func (c *counter) GetPathWithQuery() (string, error) {
-	c.add("request.get_path_with_query")
-	return c.kong.GetPathWithQuery()
-}
-
-func (c *counter) GetHeaders(max int) (map[string][]string, error) {
-	c.add("request.get_headers")
-	return c.kong.GetHeaders(max)
-}
-
-func (c *counter) GetHost() (string, error) {
-	c.add("request.get_host")
-	return c.kong.GetHost()
-}
-
-func (c *counter) GetRawBody() ([]byte, error) {
-	c.add("request.get_raw_body")
-	return c.kong.GetRawBody()
-}
-
-func (c *counter) SetUpstreamHeaders(h map[string][]string) error {
-	c.add("service.request.set_headers")
-	return c.kong.SetUpstreamHeaders(h)
-}
-
-func (c *counter) Exit(status int, body []byte, header map[string][]string) {
-	c.add("response.exit")
-	c.kong.Exit(status, body, header)
-}
-
-func (c *counter) LogErr(msg string) error {
-	c.add("log.err")
-	return c.kong.LogErr(msg)
-}
-
-// counted is what the harness calls: the plugin's own Access path on the
-// harness's PDK, through a counter.
-type counted struct {
-	cfg *Config
-	n   *counter
-}
-
-func (w counted) Access(p *pdk.PDK) {
-	w.n.kong = pdkKong{p}
-	w.cfg.serve(w.n)
-}
-
 // answer is what became of one request.
 type answer struct {
 	exited   bool
@@ -160,7 +100,9 @@ type answer struct {
 	header   http.Header
 	body     []byte
 	upstream http.Header // the service request's headers, when forwarded
-	calls    []string    // the PDK calls the plugin made
+	calls    []string    // the PDK calls the plugin made, without "kong."
+	toKong   int         // bytes of those calls on the wire: method and argument frames
+	fromKong int         // bytes of Kong's answers to them
 }
 
 func (a *answer) json(t *testing.T) map[string]any {
@@ -187,24 +129,36 @@ func (a *answer) wantError(t *testing.T, status int, code string) {
 }
 
 // trip sends one request to the plugin and reports what became of it:
-// through go-pdk's harness here, through a fake Kong in binary_test.go.
-type trip func(t *testing.T, method, target string, h http.Header, body []byte) *answer
+// through the fake Kong of binary_test.go, to the plugin in this process
+// (harness) or to the built binary over its socket (viaKong).
+type trip func(t testing.TB, method, target string, h http.Header, body []byte) *answer
 
-// harness is the trip through go-pdk's test harness to one plugin instance.
+// harness is the trip to one plugin instance in this process: go-pdk's
+// PDK on one end of a pipe runs the plugin's Access phase, as go-pdk's
+// server does for Kong's cmd_handle_event, and the fake Kong answers its
+// PDK calls on the other end. (go-pdk's own test harness does not serve
+// kong.nginx.get_var, the plugin's first call.)
 func harness(cfg *Config) trip {
-	return func(t *testing.T, method, target string, h http.Header, body []byte) *answer {
+	return func(t testing.TB, method, target string, h http.Header, body []byte) *answer {
 		t.Helper()
-		env, err := test.New(t, test.Request{Method: method, Url: target, Headers: h, Body: body})
+		kongEnd, pluginEnd := net.Pipe()
+		done := make(chan struct{})
+		go func() {
+			defer close(done)
+			defer pluginEnd.Close()
+			cfg.Access(pdk.Init(pluginEnd))
+			// go-pdk's end of the event: an empty method frame. After an
+			// exit the pipe is closed and the write fails, as it does
+			// in go-pdk's server.
+			_, _ = pluginEnd.Write([]byte{0, 0, 0, 0})
+		}()
+		_ = kongEnd.SetDeadline(time.Now().Add(30 * time.Second))
+		a := &answer{}
+		_, err := (&fakeKong{t: t}).pdk(kongEnd, a, method, target, h, body)
+		kongEnd.Close()
+		<-done
 		if err != nil {
-			t.Fatal(err)
-		}
-		n := &counter{}
-		env.DoAccess(counted{cfg, n})
-		a := &answer{calls: n.calls}
-		if len(n.calls) > 0 && n.calls[len(n.calls)-1] == "response.exit" {
-			a.exited, a.status, a.header, a.body = true, env.ClientRes.Status, env.ClientRes.Headers, env.ClientRes.Body
-		} else {
-			a.upstream = env.ServiceReq.Headers
+			t.Fatalf("after PDK calls %v: %v", a.calls, err)
 		}
 		return a
 	}
@@ -212,13 +166,13 @@ func harness(cfg *Config) trip {
 
 // browser sends requests to the plugin, keeping cookies like a browser.
 type browser struct {
-	t    *testing.T
+	t    testing.TB
 	trip trip
 	jar  http.CookieJar
 	http *http.Client // the same jar, for the OP's pages
 }
 
-func newBrowser(t *testing.T, via trip) *browser {
+func newBrowser(t testing.TB, via trip) *browser {
 	jar := op.NewJar()
 	return &browser{t: t, trip: via, jar: jar, http: &http.Client{
 		Jar:           jar,

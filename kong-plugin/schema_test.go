@@ -57,7 +57,7 @@ var (
 
 // dumpedConfig runs the built binary's -dump, as Kong's query_cmd does,
 // and returns the config record Kong reads from it.
-func dumpedConfig(t *testing.T) map[string]any {
+func dumpedConfig(t testing.TB) map[string]any {
 	t.Helper()
 	out, err := exec.Command(pluginBinary(t), "-dump").Output()
 	if err != nil {
