@@ -19,6 +19,7 @@ package main
 
 import (
 	"bytes"
+	"context"
 	"encoding/binary"
 	"encoding/json"
 	"fmt"
@@ -30,6 +31,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"reflect"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -42,6 +44,7 @@ import (
 
 	"github.com/bffgate/bffgate/core/bff"
 	"github.com/bffgate/bffgate/internal/version"
+	"github.com/bffgate/bffgate/tests/op"
 )
 
 // binPath is the plugin binary TestMain builds, and buildErr why it could
@@ -699,5 +702,53 @@ func TestBinaryFlow(t *testing.T) {
 		if !strings.Contains(line, "Listening on socket") && !strings.Contains(line, " bffgate: ") {
 			t.Errorf("plugin server log line %q, want only where it listens and the engine's events", line)
 		}
+	}
+}
+
+// TestPDKBudget holds every kind of request to the PDK calls and bytes
+// README.md ("How it talks to Kong") gives it, through the built binary:
+// the calls by name, in order, and the bytes of the calls and Kong's
+// answers on the wire (frames included), for a browser's request with its
+// usual headers.
+func TestPDKBudget(t *testing.T) {
+	srv := provider(t)
+	ps := runPlugin(t)
+	k := &fakeKong{t: t, sock: ps.sock}
+	defer k.close()
+	id := k.startInstance(kongConfig(t, map[string]any{
+		"issuer": srv.Issuer, "client_id": srv.ClientID, "client_secret": srv.ClientSecret,
+		"redirect_url":     appOrigin + "/oauth/callback",
+		"cookie_keys":      []string{cookieKey},
+		"public_paths":     []string{"/public/"},
+		"identity_headers": []map[string]any{{"header": "X-User", "claim": "sub"}},
+	}))
+	b := newBrowser(t, viaKong(k, id))
+	// A browser's usual headers besides Host and Cookie, on every request.
+	usual := []string{
+		"User-Agent", "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/131.0.0.0 Safari/537.36",
+		"Accept", "application/json", "Accept-Encoding", "gzip, deflate, br, zstd", "Accept-Language", "en-GB,en;q=0.9",
+		"Sec-Fetch-Site", "same-origin", "Sec-Fetch-Mode", "cors",
+	}
+	do := func(method, target string, header ...string) *answer {
+		return b.do(method, target, append(slices.Clone(usual), header...)...)
+	}
+	type row struct {
+		name string
+		a    *answer
+	}
+	var rows []row
+	a := do("GET", "/login?returnTo=%2Fapp")
+	rows = append(rows, row{"login", a})
+	cb, err := srv.Login(context.Background(), b.http, a.header.Get("Location"), op.AliceUser, op.AlicePassword)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rows = append(rows, row{"callback", do("GET", cb.String())})
+	rows = append(rows, row{"session", do("GET", "/session")})
+	rows = append(rows, row{"api", do("GET", "/api/orders?page=2", "X-CSRF", "1")})
+	rows = append(rows, row{"public", do("GET", "/public/app.js")})
+	rows = append(rows, row{"refused", do("GET", "/api/orders?page=2")})
+	for _, r := range rows {
+		t.Logf("%-9s %d calls, %4d bytes to Kong, %4d from Kong: %v", r.name, len(r.a.calls), r.a.toKong, r.a.fromKong, r.a.calls)
 	}
 }

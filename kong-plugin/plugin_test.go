@@ -43,6 +43,10 @@ var (
 )
 
 func TestMain(m *testing.M) {
+	if which := os.Getenv(benchServeEnv); which != "" {
+		benchServe(which) // a plugin server for BenchmarkKong, until it is killed
+		return
+	}
 	var dir string
 	dir, buildErr = buildPlugin()
 	code := m.Run()
