@@ -7,7 +7,7 @@ import (
 	"github.com/bffgate/bffgate/core/bff"
 )
 
-// The attacks of issue #11 through the Kong plugin (go-pdk's harness): the
+// The attacks of issue #11 through the Kong plugin (harness, in-process): the
 // engine sees the request URI Kong got, before Kong's own path handling.
 
 func TestKongPathTricksRefused(t *testing.T) {

@@ -4,8 +4,9 @@ package main
 // Kong's socket protocol, side by side with the floor of every Go plugin:
 // an empty go-pdk plugin (Access does nothing) served the same way. Kong
 // itself cannot run here; the fake Kong of binary_test.go drives both
-// servers over their unix sockets, one request at a time (a bounded
-// loopback load), with the connection handling of Kong 3.9's pb_rpc.lua.
+// servers over their unix sockets with the connection handling of Kong
+// 3.9's pb_rpc.lua: a bounded loopback load of benchConns requests per
+// CPU in flight, each on its own connection, b.N requests in all.
 //
 // Both servers are this test binary, started again as a plugin server
 // (TestMain serves instead of testing when benchServeEnv is set): one
@@ -39,6 +40,7 @@ import (
 	"runtime"
 	"runtime/pprof"
 	"strings"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -198,7 +200,12 @@ func browserHeaders(cookie string) http.Header {
 	return h
 }
 
-// run times b.N requests and reports the server's counts per request.
+// benchConns is how many requests the fake Kong has in flight at once
+// (each on its own connection, as Kong's workers have), per CPU.
+const benchConns = 4
+
+// run times b.N requests, benchConns × GOMAXPROCS at a time, and reports
+// the server's counts per request.
 func (s *benchServer) run(b *testing.B, r benchRequest) benchStats {
 	b.Helper()
 	// Warm up: the engine built, connections pooled, the check below.
@@ -208,13 +215,21 @@ func (s *benchServer) run(b *testing.B, r benchRequest) benchStats {
 		}
 	}
 	start := s.mark(b)
+	var calls, bytes atomic.Int64
+	b.SetParallelism(benchConns)
 	b.ResetTimer()
-	var calls, bytes int
-	for range b.N {
-		a := s.k.access(s.id, r.method, r.target, r.header, nil)
-		calls += len(a.calls)
-		bytes += a.toKong + a.fromKong
-	}
+	b.RunParallel(func(pb *testing.PB) {
+		k := &fakeKong{t: b, sock: s.ps.sock}
+		defer k.close()
+		var n, size int
+		for pb.Next() {
+			a := k.access(s.id, r.method, r.target, r.header, nil)
+			n += len(a.calls)
+			size += a.toKong + a.fromKong
+		}
+		calls.Add(int64(n))
+		bytes.Add(int64(size))
+	})
 	b.StopTimer()
 	end := s.mark(b)
 	n := float64(b.N)
@@ -222,8 +237,8 @@ func (s *benchServer) run(b *testing.B, r benchRequest) benchStats {
 	b.ReportMetric(float64(per.cpu)/n, "server-ns/op")
 	b.ReportMetric(float64(per.mallocs)/n, "server-allocs/op")
 	b.ReportMetric(float64(per.bytes)/n, "server-B/op")
-	b.ReportMetric(float64(calls)/n, "pdk-calls/op")
-	b.ReportMetric(float64(bytes)/n, "pdk-bytes/op")
+	b.ReportMetric(float64(calls.Load())/n, "pdk-calls/op")
+	b.ReportMetric(float64(bytes.Load())/n, "pdk-bytes/op")
 	return per
 }
 

@@ -7,10 +7,11 @@
 //	bffgate -dump                          print the plugin's info and config schema (Kong's query_cmd)
 //	bffgate [-kong-prefix /usr/local/kong]  serve Kong on <prefix>/bffgate.socket (Kong's start_cmd)
 //
-// The plugin only translates: Kong's request in (method, path with query,
+// The plugin only translates: Kong's request in (the request line and the
 // headers; the body only for back-channel logout), the engine's decision
 // out (kong.response.exit, or one kong.service.request.set_headers). Every
-// PDK call is an RPC to Kong, so an API request costs four.
+// PDK call is a round trip to Kong, so an API request costs three (see
+// README.md, "How it talks to Kong").
 package main
 
 import (

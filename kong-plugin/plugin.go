@@ -10,6 +10,8 @@ import (
 	"strings"
 
 	"github.com/Kong/go-pdk"
+	kpp "github.com/Kong/go-pdk/server/kong_plugin_protocol"
+	"google.golang.org/protobuf/types/known/structpb"
 
 	"github.com/bffgate/bffgate/core/bff"
 )
@@ -36,22 +38,18 @@ func New() any { return &Config{} }
 // lets it go upstream with edited headers.
 func (c *Config) Access(kong *pdk.PDK) { c.serve(pdkKong{kong}) }
 
-// kong is the part of the PDK the plugin uses. Each method is exactly one
-// PDK call, which Kong serves as one RPC over the plugin socket; tests wrap
-// it to count them.
-type kong interface {
-	GetMethod() (string, error)                      // kong.request.get_method
-	GetPathWithQuery() (string, error)               // kong.request.get_path_with_query
-	GetHeaders(max int) (map[string][]string, error) // kong.request.get_headers
-	GetHost() (string, error)                        // kong.request.get_host
-	GetRawBody() ([]byte, error)                     // kong.request.get_raw_body
-	SetUpstreamHeaders(map[string][]string) error    // kong.service.request.set_headers
-	Exit(status int, body []byte, header map[string][]string)
-	LogErr(msg string) error // kong.log.err
-}
-
-// pdkKong is kong on go-pdk.
+// pdkKong is the part of go-pdk's PDK the plugin uses. Each method is
+// exactly one PDK call, which Kong serves as one round trip over the
+// plugin socket (kong/runloop/plugin_servers/rpc/pb_rpc.lua, Kong 3.9:
+// the call's name and argument, then Kong's answer, each a frame).
 type pdkKong struct{ *pdk.PDK }
+
+// GetRequestLine is kong.nginx.get_var("request"): nginx's $request, the
+// request line as the client sent it ("GET /api/x?y=1 HTTP/1.1"; nginx
+// builds the same line from HTTP/2's and HTTP/3's pseudo-headers). It
+// holds what kong.request.get_method and get_path_with_query (which is
+// $request_uri) answer, in one call.
+func (k pdkKong) GetRequestLine() (string, error) { return k.Nginx.GetVar("request") }
 
 func (k pdkKong) GetMethod() (string, error)        { return k.Request.GetMethod() }
 func (k pdkKong) GetPathWithQuery() (string, error) { return k.Request.GetPathWithQuery() }
@@ -59,40 +57,79 @@ func (k pdkKong) GetHost() (string, error)          { return k.Request.GetHost()
 func (k pdkKong) GetRawBody() ([]byte, error)       { return k.Request.GetRawBody() }
 func (k pdkKong) LogErr(msg string) error           { return k.Log.Err(msg) }
 
-func (k pdkKong) GetHeaders(max int) (map[string][]string, error) {
-	return k.Request.GetHeaders(max)
-}
-
-func (k pdkKong) SetUpstreamHeaders(h map[string][]string) error {
-	return k.ServiceRequest.SetHeaders(h)
-}
-
-// Exit answers the client. go-pdk closes the connection to Kong after it,
-// so it is the last PDK call of a request, and then logs a failed write
-// on that connection, which exitNoise drops.
-func (k pdkKong) Exit(status int, body []byte, header map[string][]string) {
-	if header == nil {
-		header = map[string][]string{}
+// GetHeaders is kong.request.get_headers(max): the request's headers with
+// canonical names (Kong gives lower-case ones; the engine reads canonical
+// ones, as net/http has them), and how many values Kong sent. It decodes
+// Kong's answer itself rather than through go-pdk's GetHeaders, which
+// copies it into a map of interfaces and then into a map of lists: one
+// allocation holds every value here.
+func (k pdkKong) GetHeaders(max int) (http.Header, int, error) {
+	var st structpb.Struct
+	if err := k.Request.Ask("kong.request.get_headers", &kpp.Int{V: int32(max)}, &st); err != nil {
+		return nil, 0, err
 	}
-	k.Response.Exit(status, body, header)
+	n := 0
+	for _, v := range st.Fields {
+		if l := v.GetListValue(); l != nil {
+			n += len(l.Values)
+		} else {
+			n++
+		}
+	}
+	h := make(http.Header, len(st.Fields))
+	values := make([]string, 0, n)
+	for name, v := range st.Fields {
+		start := len(values)
+		if l := v.GetListValue(); l != nil {
+			for _, e := range l.Values {
+				values = append(values, e.GetStringValue())
+			}
+		} else {
+			values = append(values, v.GetStringValue())
+		}
+		key := http.CanonicalHeaderKey(name)
+		if prev, dup := h[key]; dup { // two names Kong kept apart, one to the engine
+			h[key] = append(prev[:len(prev):len(prev)], values[start:]...)
+			continue
+		}
+		h[key] = values[start:len(values):len(values)]
+	}
+	return h, n, nil
+}
+
+// SetUpstreamHeaders is kong.service.request.set_headers.
+func (k pdkKong) SetUpstreamHeaders(h *structpb.Struct) error {
+	return k.ServiceRequest.Ask("kong.service.request.set_headers", h, nil)
+}
+
+// Exit answers the client: kong.response.exit, as go-pdk's Response.Exit
+// sends it but with the headers encoded by headerStruct. go-pdk closes
+// the connection to Kong after it, so it is the last PDK call of a
+// request, and then logs a failed write on that connection, which
+// exitNoise drops.
+func (k pdkKong) Exit(status int, body []byte, header http.Header) {
+	_ = k.Response.Ask("kong.response.exit", &kpp.ExitArgs{Status: int32(status), Body: body, Headers: headerStruct(header, nil)}, nil)
+	k.Response.Close()
 	exitNoise.owe()
 }
 
 // maxHeaders is how many request headers the plugin asks Kong for: the
 // most kong.request.get_headers allows (its default is 100). Headers past
-// it are not seen, which cannot help a client: identity headers are
-// removed upstream by name whether or not they were seen, and an unseen
-// session cookie is no session.
+// it are not seen, which cannot help a client: when Kong may have left
+// some out, identity headers are removed upstream by name whether or not
+// they were seen, and an unseen session cookie is no session.
 const maxHeaders = 1000
 
-// serve runs one request through the engine. It makes four PDK calls: three
-// reads and one write (exit or set_headers); a back-channel logout adds the
-// body read, a request without a Host header the host read, and the first
-// request after a config error the log line. Any failure answers the
-// client: a request the engine did not let through never goes upstream.
-func (c *Config) serve(k kong) {
+// serve runs one request through the engine. It makes three PDK calls:
+// two reads (the request line, the headers) and one write (exit or
+// set_headers). A back-channel logout adds the body read; a request
+// without a Host header the host read; a request line that is not
+// "METHOD /path HTTP/x" the method and path reads; the first request
+// after a config error the log line. Any failure answers the client: a
+// request the engine did not let through never goes upstream.
+func (c *Config) serve(k pdkKong) {
 	exited := false
-	exit := func(status int, body []byte, header map[string][]string) {
+	exit := func(status int, body []byte, header http.Header) {
 		exited = true
 		k.Exit(status, body, header)
 	}
@@ -116,7 +153,7 @@ func (c *Config) serve(k kong) {
 		exit(failure(err))
 		return
 	}
-	req, err := readRequest(k)
+	req, complete, err := readRequest(k)
 	if err != nil {
 		exit(internalError())
 		return
@@ -138,32 +175,39 @@ func (c *Config) serve(k kong) {
 		exit(res.Status, res.Body, res.Header)
 		return
 	}
-	if err := k.SetUpstreamHeaders(upstreamHeaders(&res)); err != nil {
+	var seen http.Header // nil: Kong may have left headers out, remove every name
+	if complete {
+		seen = req.Header
+	}
+	if err := k.SetUpstreamHeaders(headerStruct(res.Set, removals(res.Del, seen))); err != nil {
 		exit(internalError())
 	}
 }
 
-// readRequest reads what the engine needs in three PDK calls: method, path
-// with query (the request URI as the client sent it, before Kong's
-// strip_path) and headers. The body is read only if the engine reads it.
-func readRequest(k kong) (*bff.Request, error) {
-	method, err := k.GetMethod()
+// readRequest reads what the engine needs in two PDK calls: the request
+// line (method and request URI as the client sent them, before Kong's
+// strip_path) and the headers. The body is read only if the engine reads
+// it. complete reports whether Kong sent every header.
+func readRequest(k pdkKong) (req *bff.Request, complete bool, err error) {
+	line, err := k.GetRequestLine()
 	if err != nil {
-		return nil, err
+		return nil, false, err
 	}
-	uri, err := k.GetPathWithQuery()
+	method, uri, ok := parseRequestLine(line)
+	if !ok {
+		// An absolute-form target ("GET http://host/x HTTP/1.1"), whose
+		// $request_uri is the path alone, or a line nginx let through
+		// with extra spaces: ask for the two parts themselves.
+		if method, err = k.GetMethod(); err != nil {
+			return nil, false, err
+		}
+		if uri, err = k.GetPathWithQuery(); err != nil {
+			return nil, false, err
+		}
+	}
+	h, n, err := k.GetHeaders(maxHeaders)
 	if err != nil {
-		return nil, err
-	}
-	raw, err := k.GetHeaders(maxHeaders)
-	if err != nil {
-		return nil, err
-	}
-	// Kong gives lower-case names; the engine reads canonical ones, as
-	// net/http has them.
-	h := make(http.Header, len(raw))
-	for name, v := range raw {
-		h[http.CanonicalHeaderKey(name)] = v
+		return nil, false, err
 	}
 	// The Host header (HTTP/2's :authority too, which nginx turns into
 	// one) keeps the port, which the same-origin check compares with the
@@ -172,7 +216,7 @@ func readRequest(k kong) (*bff.Request, error) {
 	delete(h, "Host")
 	if host == "" {
 		if host, err = k.GetHost(); err != nil {
-			return nil, err
+			return nil, false, err
 		}
 	}
 	path, query, _ := strings.Cut(uri, "?")
@@ -183,12 +227,28 @@ func readRequest(k kong) (*bff.Request, error) {
 		RawQuery: query,
 		Header:   h,
 		Body:     &lazyBody{k: k},
-	}, nil
+	}, n < maxHeaders, nil
+}
+
+// parseRequestLine splits "METHOD /target HTTP/x" into the method and the
+// origin-form target. ok is false for any other shape: no version, a
+// target that is not a path, or spaces beyond the two separators.
+func parseRequestLine(line string) (method, uri string, ok bool) {
+	method, rest, found := strings.Cut(line, " ")
+	i := strings.LastIndexByte(rest, ' ')
+	if !found || method == "" || i < 0 || !strings.HasPrefix(rest[i+1:], "HTTP/") {
+		return "", "", false
+	}
+	uri = rest[:i]
+	if !strings.HasPrefix(uri, "/") || strings.ContainsAny(uri, " \t") {
+		return "", "", false
+	}
+	return method, uri, true
 }
 
 // lazyBody reads the request body from Kong on the first Read.
 type lazyBody struct {
-	k   kong
+	k   pdkKong
 	r   io.Reader // nil until the first Read
 	err error
 }
@@ -208,31 +268,57 @@ func (b *lazyBody) Read(p []byte) (int, error) {
 	return b.r.Read(p)
 }
 
-// upstreamHeaders folds a forwarding Result's edits into one
-// kong.service.request.set_headers call: the headers of Set as they are,
-// and every header of Del that Set does not replace as an empty list.
-// set_headers hands each value to ngx.req.set_header, which removes a
-// header given an empty table (Kong's pluginserver turns the empty list
-// into one), so the removals cost no kong.service.request.clear_header
-// calls of their own.
-func upstreamHeaders(res *bff.Result) map[string][]string {
-	h := make(map[string][]string, len(res.Set)+len(res.Del))
-	for _, name := range res.Del {
-		h[http.CanonicalHeaderKey(name)] = []string{}
+// removals returns the names of del to send as removals: those seen in
+// the request, or all of them when seen is nil. A header the request does
+// not have needs no removal; a removal costs Kong a header write.
+func removals(del []string, seen http.Header) []string {
+	if seen == nil {
+		return del
 	}
-	for name, v := range res.Set {
-		h[http.CanonicalHeaderKey(name)] = v
+	var out []string
+	for _, name := range del {
+		if _, ok := seen[http.CanonicalHeaderKey(name)]; ok {
+			out = append(out, name)
+		}
 	}
-	return h
+	return out
+}
+
+// headerStruct encodes headers for kong.service.request.set_headers and
+// kong.response.exit, which take a string or a list of strings per name:
+// a header of one value as a string, several as a list, and each name of
+// del that h does not replace as an empty list. set_headers hands each
+// value to ngx.req.set_header, which removes a header given an empty
+// table (Kong's pluginserver turns the empty list into one), so removals
+// cost no kong.service.request.clear_header calls of their own.
+func headerStruct(h http.Header, del []string) *structpb.Struct {
+	f := make(map[string]*structpb.Value, len(h)+len(del))
+	for _, name := range del {
+		f[http.CanonicalHeaderKey(name)] = structpb.NewListValue(&structpb.ListValue{})
+	}
+	for name, v := range h {
+		var val *structpb.Value
+		if len(v) == 1 {
+			val = structpb.NewStringValue(v[0])
+		} else {
+			l := &structpb.ListValue{Values: make([]*structpb.Value, len(v))}
+			for i, s := range v {
+				l.Values[i] = structpb.NewStringValue(s)
+			}
+			val = structpb.NewListValue(l)
+		}
+		f[http.CanonicalHeaderKey(name)] = val
+	}
+	return &structpb.Struct{Fields: f}
 }
 
 // internalError is the answer when the plugin failed.
-func internalError() (int, []byte, map[string][]string) {
+func internalError() (int, []byte, http.Header) {
 	return errorAnswer(http.StatusInternalServerError, bff.CodeInternal, "the bffgate plugin failed; the Kong error log says why")
 }
 
 // errorAnswer is bffgate's one JSON error shape, as Exit takes it.
-func errorAnswer(status int, code bff.Code, desc string) (int, []byte, map[string][]string) {
+func errorAnswer(status int, code bff.Code, desc string) (int, []byte, http.Header) {
 	r := bff.ErrorResult(status, code, desc)
 	return r.Status, r.Body, r.Header
 }
@@ -241,7 +327,7 @@ func errorAnswer(status int, code bff.Code, desc string) (int, []byte, map[strin
 // error, naming the field but not the value (the Kong error log has the
 // whole message); 503 for anything else, which is retried on the next
 // request.
-func failure(err error) (int, []byte, map[string][]string) {
+func failure(err error) (int, []byte, http.Header) {
 	var ce *bff.ConfigError
 	if !errors.As(err, &ce) {
 		return errorAnswer(http.StatusServiceUnavailable, bff.CodeUnavailable, "the bffgate engine could not start; the Kong error log says why")
