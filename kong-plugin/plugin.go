@@ -11,7 +11,7 @@ import (
 
 	"github.com/Kong/go-pdk"
 	kpp "github.com/Kong/go-pdk/server/kong_plugin_protocol"
-	"google.golang.org/protobuf/types/known/structpb"
+	"google.golang.org/protobuf/types/known/emptypb"
 
 	"github.com/bffgate/bffgate/core/bff"
 )
@@ -57,58 +57,29 @@ func (k pdkKong) GetHost() (string, error)          { return k.Request.GetHost()
 func (k pdkKong) GetRawBody() ([]byte, error)       { return k.Request.GetRawBody() }
 func (k pdkKong) LogErr(msg string) error           { return k.Log.Err(msg) }
 
-// GetHeaders is kong.request.get_headers(max): the request's headers with
-// canonical names (Kong gives lower-case ones; the engine reads canonical
-// ones, as net/http has them), and how many values Kong sent. It decodes
-// Kong's answer itself rather than through go-pdk's GetHeaders, which
-// copies it into a map of interfaces and then into a map of lists: one
-// allocation holds every value here.
+// GetHeaders is kong.request.get_headers(max): the request's headers
+// with canonical names, and how many values Kong sent. It decodes Kong's
+// answer itself (decodeHeaders) rather than through go-pdk's GetHeaders.
 func (k pdkKong) GetHeaders(max int) (http.Header, int, error) {
-	var st structpb.Struct
-	if err := k.Request.Ask("kong.request.get_headers", &kpp.Int{V: int32(max)}, &st); err != nil {
+	out := &emptypb.Empty{}
+	if err := k.Request.Ask("kong.request.get_headers", &kpp.Int{V: int32(max)}, out); err != nil {
 		return nil, 0, err
 	}
-	n := 0
-	for _, v := range st.Fields {
-		if l := v.GetListValue(); l != nil {
-			n += len(l.Values)
-		} else {
-			n++
-		}
-	}
-	h := make(http.Header, len(st.Fields))
-	values := make([]string, 0, n)
-	for name, v := range st.Fields {
-		start := len(values)
-		if l := v.GetListValue(); l != nil {
-			for _, e := range l.Values {
-				values = append(values, e.GetStringValue())
-			}
-		} else {
-			values = append(values, v.GetStringValue())
-		}
-		key := http.CanonicalHeaderKey(name)
-		if prev, dup := h[key]; dup { // two names Kong kept apart, one to the engine
-			h[key] = append(prev[:len(prev):len(prev)], values[start:]...)
-			continue
-		}
-		h[key] = values[start:len(values):len(values)]
-	}
-	return h, n, nil
+	return decodeHeaders(rawBytes(out))
 }
 
-// SetUpstreamHeaders is kong.service.request.set_headers.
-func (k pdkKong) SetUpstreamHeaders(h *structpb.Struct) error {
-	return k.ServiceRequest.Ask("kong.service.request.set_headers", h, nil)
+// SetUpstreamHeaders is kong.service.request.set_headers with the headers
+// of set, and the names of del that set does not replace removed.
+func (k pdkKong) SetUpstreamHeaders(set http.Header, del []string) error {
+	return k.ServiceRequest.Ask("kong.service.request.set_headers", rawMessage(appendHeaders(nil, set, del)), nil)
 }
 
 // Exit answers the client: kong.response.exit, as go-pdk's Response.Exit
-// sends it but with the headers encoded by headerStruct. go-pdk closes
-// the connection to Kong after it, so it is the last PDK call of a
-// request, and then logs a failed write on that connection, which
-// exitNoise drops.
+// sends it (exitArgs). go-pdk closes the connection to Kong after it, so
+// it is the last PDK call of a request, and then logs a failed write on
+// that connection, which exitNoise drops.
 func (k pdkKong) Exit(status int, body []byte, header http.Header) {
-	_ = k.Response.Ask("kong.response.exit", &kpp.ExitArgs{Status: int32(status), Body: body, Headers: headerStruct(header, nil)}, nil)
+	_ = k.Response.Ask("kong.response.exit", rawMessage(exitArgs(status, body, header)), nil)
 	k.Response.Close()
 	exitNoise.owe()
 }
@@ -179,7 +150,7 @@ func (c *Config) serve(k pdkKong) {
 	if complete {
 		seen = req.Header
 	}
-	if err := k.SetUpstreamHeaders(headerStruct(res.Set, removals(res.Del, seen))); err != nil {
+	if err := k.SetUpstreamHeaders(res.Set, removals(res.Del, seen)); err != nil {
 		exit(internalError())
 	}
 }
@@ -282,34 +253,6 @@ func removals(del []string, seen http.Header) []string {
 		}
 	}
 	return out
-}
-
-// headerStruct encodes headers for kong.service.request.set_headers and
-// kong.response.exit, which take a string or a list of strings per name:
-// a header of one value as a string, several as a list, and each name of
-// del that h does not replace as an empty list. set_headers hands each
-// value to ngx.req.set_header, which removes a header given an empty
-// table (Kong's pluginserver turns the empty list into one), so removals
-// cost no kong.service.request.clear_header calls of their own.
-func headerStruct(h http.Header, del []string) *structpb.Struct {
-	f := make(map[string]*structpb.Value, len(h)+len(del))
-	for _, name := range del {
-		f[http.CanonicalHeaderKey(name)] = structpb.NewListValue(&structpb.ListValue{})
-	}
-	for name, v := range h {
-		var val *structpb.Value
-		if len(v) == 1 {
-			val = structpb.NewStringValue(v[0])
-		} else {
-			l := &structpb.ListValue{Values: make([]*structpb.Value, len(v))}
-			for i, s := range v {
-				l.Values[i] = structpb.NewStringValue(s)
-			}
-			val = structpb.NewListValue(l)
-		}
-		f[http.CanonicalHeaderKey(name)] = val
-	}
-	return &structpb.Struct{Fields: f}
 }
 
 // internalError is the answer when the plugin failed.
