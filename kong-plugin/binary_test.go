@@ -323,6 +323,7 @@ type fakeKong struct {
 	seq   int64
 	idle  []net.Conn // the keepalive pool
 	dials int        // connections opened
+	line  string     // when set, the request line ($request) instead of the request's
 }
 
 func (k *fakeKong) close() {
@@ -492,7 +493,11 @@ func (k *fakeKong) pdk(c net.Conn, a *answer, method, target string, h http.Head
 				k.t.Fatalf("the fake Kong has no nginx variable %q", v.V)
 			}
 			// nginx's $request: the request line as the client sent it.
-			out = bridge.WrapString(method + " " + u.RequestURI() + " HTTP/1.1")
+			line := method + " " + u.RequestURI() + " HTTP/1.1"
+			if k.line != "" {
+				line = k.line
+			}
+			out = bridge.WrapString(line)
 		case "kong.request.get_method":
 			out = bridge.WrapString(method)
 		case "kong.request.get_path_with_query":
@@ -749,7 +754,66 @@ func TestPDKBudget(t *testing.T) {
 	rows = append(rows, row{"api", do("GET", "/api/orders?page=2", "X-CSRF", "1")})
 	rows = append(rows, row{"public", do("GET", "/public/app.js")})
 	rows = append(rows, row{"refused", do("GET", "/api/orders?page=2")})
+	// README.md's budget, for these requests.
+	forward := []string{"nginx.get_var", "request.get_headers", "service.request.set_headers"}
+	answer := []string{"nginx.get_var", "request.get_headers", "response.exit"}
+	budget := map[string]struct {
+		calls            []string
+		toKong, fromKong int
+	}{
+		"login":    {answer, 720, 400},
+		"callback": {answer, 420, 860},
+		"session":  {answer, 480, 460},
+		"api":      {forward, 240, 480},
+		"public":   {forward, 150, 460},
+		"refused":  {answer, 300, 460},
+	}
 	for _, r := range rows {
 		t.Logf("%-9s %d calls, %4d bytes to Kong, %4d from Kong: %v", r.name, len(r.a.calls), r.a.toKong, r.a.fromKong, r.a.calls)
+		want := budget[r.name]
+		if !reflect.DeepEqual(r.a.calls, want.calls) {
+			t.Errorf("%s: PDK calls %v, want %v", r.name, r.a.calls, want.calls)
+		}
+		if r.a.toKong > want.toKong || r.a.fromKong > want.fromKong {
+			t.Errorf("%s: %d bytes to Kong and %d from Kong, want at most %d and %d", r.name, r.a.toKong, r.a.fromKong, want.toKong, want.fromKong)
+		}
+	}
+
+	// A request line that is not "METHOD /path HTTP/x" (an absolute-form
+	// target, whose $request_uri is the path alone) costs the method and
+	// path reads, and is decided on those.
+	k.line = "GET http://app.example.test/api/orders?page=2 HTTP/1.1"
+	a = do("GET", "/api/orders?page=2", "X-CSRF", "1")
+	k.line = ""
+	if want := []string{"nginx.get_var", "request.get_method", "request.get_path_with_query", "request.get_headers", "service.request.set_headers"}; !reflect.DeepEqual(a.calls, want) {
+		t.Fatalf("absolute-form request: PDK calls %v, want %v", a.calls, want)
+	}
+	if a.exited || !strings.HasPrefix(a.upstream.Get("Authorization"), "Bearer ") {
+		t.Fatalf("absolute-form request: exited %v %d %s", a.exited, a.status, a.body)
+	}
+}
+
+func TestParseRequestLine(t *testing.T) {
+	for _, tt := range []struct {
+		line, method, uri string
+		ok                bool
+	}{
+		{"GET /api/x?y=1 HTTP/1.1", "GET", "/api/x?y=1", true},
+		{"DELETE / HTTP/2.0", "DELETE", "/", true},
+		{"OPTIONS /a%20b HTTP/3.0", "OPTIONS", "/a%20b", true},
+		{"GET http://h/x HTTP/1.1", "", "", false}, // absolute form
+		{"OPTIONS * HTTP/1.1", "", "", false},
+		{"GET  /x HTTP/1.1", "", "", false}, // nginx skips extra spaces; the line keeps them
+		{"GET /x  HTTP/1.1", "", "", false},
+		{"GET /a b HTTP/1.1", "", "", false},
+		{"GET /x", "", "", false}, // HTTP/0.9
+		{"GET /x FTP/1.0", "", "", false},
+		{" /x HTTP/1.1", "", "", false},
+		{"", "", "", false},
+	} {
+		m, u, ok := parseRequestLine(tt.line)
+		if m != tt.method || u != tt.uri || ok != tt.ok {
+			t.Errorf("parseRequestLine(%q) = %q, %q, %v; want %q, %q, %v", tt.line, m, u, ok, tt.method, tt.uri, tt.ok)
+		}
 	}
 }
