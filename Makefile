@@ -24,7 +24,7 @@ PLAIN_PKGS = $(shell $(GO) list ./... | grep -v /tyk-plugin)
 OTHER_PKGS = $(shell $(GO) list ./... | grep -v -e /tyk-plugin -e /core/)
 
 .PHONY: all build test demo bench lint fuzz test-deps demo-deps sdk-build \
-	test-go test-tyk test-js tyk-plugin kong-plugin bench-compare bench-tyk bench-nginx clean
+	test-go test-tyk test-js tyk-plugin kong-plugin bench-compare bench-tyk bench-nginx bench-kong clean
 
 all: build
 
@@ -98,6 +98,10 @@ demo: demo-deps sdk-build
 ## bench: Go benchmarks of the hot path (side by side: memory store, identity headers)
 bench:
 	$(GO) test -p 1 -run '^$$' -bench . -benchmem ./core/...
+
+## bench-kong: the Kong plugin server's own CPU and allocations per request through the socket protocol, beside an empty go-pdk plugin (BENCHMARKS.md, Kong)
+bench-kong: demo-deps
+	$(GO) test -count=1 -run '^$$' -bench Kong -benchtime 20000x ./kong-plugin/
 
 ## bench-compare: bffgate serve vs oauth2-proxy v7.8.1 vs the bare upstream, with wrk on loopback (writes BENCHMARKS.md)
 bench-compare: demo-deps
