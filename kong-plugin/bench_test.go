@@ -102,19 +102,19 @@ func benchMarks(profile string) {
 		runtime.ReadMemStats(&ms)
 		var ru syscall.Rusage
 		_ = syscall.Getrusage(syscall.RUSAGE_SELF, &ru)
-		fmt.Printf("bench-stats %d %d %d %d\n", n, ru.Utime.Nano()+ru.Stime.Nano(), ms.Mallocs, ms.TotalAlloc)
-		if profile == "" {
-			continue
-		}
-		if f, err := os.Create(fmt.Sprintf("%s.allocs%d.pprof", profile, n%2)); err == nil {
-			_ = pprof.Lookup("allocs").WriteTo(f, 0)
-			f.Close()
-		}
-		if n%2 == 0 {
-			if f, err := os.Create(profile + ".cpu.pprof"); err == nil && pprof.StartCPUProfile(f) == nil {
-				cpuProfile = f
+		if profile != "" {
+			if f, err := os.Create(fmt.Sprintf("%s.allocs%d.pprof", profile, n%2)); err == nil {
+				_ = pprof.Lookup("allocs").WriteTo(f, 0)
+				f.Close()
+			}
+			if n%2 == 0 {
+				if f, err := os.Create(profile + ".cpu.pprof"); err == nil && pprof.StartCPUProfile(f) == nil {
+					cpuProfile = f
+				}
 			}
 		}
+		// Last: the benchmark may stop the server once it has the line.
+		fmt.Printf("bench-stats %d %d %d %d\n", n, ru.Utime.Nano()+ru.Stime.Nano(), ms.Mallocs, ms.TotalAlloc)
 	}
 }
 

@@ -3,6 +3,7 @@ package main
 import (
 	"errors"
 	"net/http"
+	"sync"
 
 	"google.golang.org/protobuf/encoding/protowire"
 	"google.golang.org/protobuf/reflect/protoreflect"
@@ -57,80 +58,95 @@ func rawBytes(m *emptypb.Empty) []byte { return m.ProtoReflect().GetUnknown() }
 // string counts as "", as go-pdk's bridge.UnwrapHeaders has it.
 func decodeHeaders(b []byte) (http.Header, int, error) {
 	names, n := 0, 0
-	count := func(_, v []byte) error {
-		names++
-		return valueStrings(v, func([]byte) { n++ })
-	}
-	if err := structEntries(b, count); err != nil {
-		return nil, 0, err
+	for rest := b; len(rest) > 0; {
+		_, v, next, ok, err := nextEntry(rest)
+		if err != nil {
+			return nil, 0, err
+		}
+		if !ok {
+			break
+		}
+		c, err := valueStrings(v, nil)
+		if err != nil {
+			return nil, 0, err
+		}
+		names, n, rest = names+1, n+c, next
 	}
 	h := make(http.Header, names)
 	values := make([]string, 0, n)
-	fill := func(k, v []byte) error {
+	for rest := b; len(rest) > 0; {
+		k, v, next, ok, _ := nextEntry(rest) // well-formed: checked above
+		if !ok {
+			break
+		}
+		rest = next
 		start := len(values)
-		_ = valueStrings(v, func(s []byte) { values = append(values, string(s)) })
-		key := http.CanonicalHeaderKey(string(k))
+		_, _ = valueStrings(v, &values)
+		key := headerNames.canonical(k)
 		if prev, dup := h[key]; dup { // two names Kong kept apart, one to the engine
 			h[key] = append(prev[:len(prev):len(prev)], values[start:]...)
-			return nil
+			continue
 		}
 		h[key] = values[start:len(values):len(values)]
-		return nil
 	}
-	_ = structEntries(b, fill) // well-formed: checked above
 	return h, n, nil
 }
 
-// structEntries calls fn with the key and the Value bytes of every entry
-// of a Struct's map, skipping unknown fields.
-func structEntries(b []byte, fn func(key, value []byte) error) error {
+// nextEntry reads b up to the next entry of a Struct's map, skipping
+// unknown fields, and returns its key and Value bytes and what follows;
+// ok is false when there is none.
+func nextEntry(b []byte) (key, value, rest []byte, ok bool, err error) {
 	for len(b) > 0 {
-		entry, num, rest, err := nextField(b)
+		entry, num, next, err := nextField(b)
 		if err != nil {
-			return err
+			return nil, nil, nil, false, err
 		}
-		b = rest
+		b = next
 		if num != structFields || entry == nil {
 			continue
 		}
-		var key, value []byte
 		for len(entry) > 0 {
-			v, num, rest, err := nextField(entry)
+			f, num, next, err := nextField(entry)
 			if err != nil {
-				return err
+				return nil, nil, nil, false, err
 			}
-			entry = rest
+			entry = next
 			switch num {
 			case entryKey:
-				key = v
+				key = f
 			case entryValue:
-				value = v
+				value = f
 			}
 		}
-		if err := fn(key, value); err != nil {
-			return err
-		}
+		return key, value, b, true, nil
 	}
-	return nil
+	return nil, nil, nil, false, nil
 }
 
-// valueStrings calls fn with the string of a Value, or with each string
-// of its list.
-func valueStrings(v []byte, fn func(s []byte)) error {
+// valueStrings counts the strings of a Value — its string, or the
+// strings of its list — and appends them to *out unless out is nil.
+func valueStrings(v []byte, out *[]string) (int, error) {
+	n := 0
+	add := func(s []byte) {
+		n++
+		if out != nil {
+			*out = append(*out, string(s))
+		}
+	}
 	for len(v) > 0 {
 		f, num, rest, err := nextField(v)
 		if err != nil {
-			return err
+			return 0, err
 		}
 		v = rest
 		switch {
 		case num == valueString && f != nil:
-			fn(f)
+			add(f)
 		case num == valueList && f != nil:
 			for len(f) > 0 {
 				e, num, rest, err := nextField(f)
 				if err != nil {
-					return err
+					return 0, err
 				}
 				f = rest
 				if num != listValues || e == nil {
@@ -140,18 +156,18 @@ func valueStrings(v []byte, fn func(s []byte)) error {
 				for len(e) > 0 {
 					x, num, rest, err := nextField(e)
 					if err != nil {
-						return err
+						return 0, err
 					}
 					e = rest
 					if num == valueString && x != nil {
 						s = x
 					}
 				}
-				fn(s)
+				add(s)
 			}
 		}
 	}
-	return nil
+	return n, nil
 }
 
 // nextField reads one field of b: its number and, for a length-delimited
@@ -250,4 +266,35 @@ func exitArgs(status int, body []byte, h http.Header) []byte {
 	}
 	b = protowire.AppendTag(b, exitHeaders, protowire.BytesType)
 	return protowire.AppendBytes(b, headers)
+}
+
+// headerNames keeps the canonical form of the header names Kong sends, so
+// that a request's names cost no allocation once they have been seen:
+// browsers send the same few dozen. It stops learning at maxHeaderNames,
+// so names a client makes up cannot grow it without bound; names past it
+// are canonicalized anew each time.
+var headerNames = nameCache{m: map[string]string{}}
+
+const maxHeaderNames = 512
+
+type nameCache struct {
+	mu sync.RWMutex // guards m
+	m  map[string]string
+}
+
+// canonical returns http.CanonicalHeaderKey of name.
+func (c *nameCache) canonical(name []byte) string {
+	c.mu.RLock()
+	key, ok := c.m[string(name)] // no allocation for the lookup
+	c.mu.RUnlock()
+	if ok {
+		return key
+	}
+	key = http.CanonicalHeaderKey(string(name))
+	c.mu.Lock()
+	if len(c.m) < maxHeaderNames {
+		c.m[string(name)] = key
+	}
+	c.mu.Unlock()
+	return key
 }
