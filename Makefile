@@ -101,7 +101,7 @@ bench:
 
 ## bench-kong: the Kong plugin server's own CPU and allocations per request through the socket protocol, beside an empty go-pdk plugin (BENCHMARKS.md, Kong)
 bench-kong: demo-deps
-	$(GO) test -count=1 -run '^$$' -bench Kong -benchtime 20000x ./kong-plugin/
+	$(GO) test -count=1 -v -run '^$$' -bench Kong -benchtime 20000x ./kong-plugin/
 
 ## bench-compare: bffgate serve vs oauth2-proxy v7.8.1 vs the bare upstream, with wrk on loopback (writes BENCHMARKS.md)
 bench-compare: demo-deps

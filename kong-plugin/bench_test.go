@@ -13,14 +13,14 @@ package main
 // build, the same flags and toolchain for bffgate and the floor, and the
 // server can count its own CPU time and allocations between two marks
 // (SIGUSR1), which the benchmark takes around its timed loop. Profiles of
-// the measured requests: -kong.profile DIR writes
-// DIR/<server>-<request>.{cpu,allocs}.pprof (the allocs profile at the
-// second mark; take the difference with the first's, allocs0). Each pair
-// of marks overwrites the server's profiles, so profile one request kind
+// the measured requests: -kong.profile=DIR writes DIR/<server>.cpu.pprof
+// (from the first mark to the second) and DIR/<server>.allocs0.pprof and
+// .allocs1.pprof (at each mark; pprof -base the first). Each pair of
+// marks overwrites the server's profiles, so profile one request kind
 // per run:
 //
-//	go test -run '^$' -bench Kong -benchtime 20000x ./kong-plugin/
-//	go test -run '^$' -bench 'Kong/(floor|api)$' -benchtime 20000x -kong.profile /tmp/p ./kong-plugin/
+//	go test -v -run '^$' -bench Kong -benchtime 20000x ./kong-plugin/
+//	go test -run '^$' -bench 'Kong/(floor|api)$' -benchtime 20000x ./kong-plugin/ -kong.profile=/tmp/p
 //
 // Reported per request: server-ns/op (the plugin server's CPU time, user
 // and system, from getrusage), server-allocs/op and server-B/op (Go heap
