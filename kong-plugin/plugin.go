@@ -129,8 +129,6 @@ func (c *Config) serve(k pdkKong) {
 		exit(internalError())
 		return
 	}
-	// Kong's side waits for the answer without a deadline of its own; the
-	// engine waits at most http_timeout for the provider or a refresh.
 	if err := c.Policy.Validate("policy"); err != nil {
 		// bff.New checks the policy too, but the engine is built without
 		// it (it is per instance): a bad one is refused here, once per
@@ -139,6 +137,8 @@ func (c *Config) serve(k pdkKong) {
 		return
 	}
 	req.Policy = &c.Policy // this route's (see configKey)
+	// Kong's side waits for the answer without a deadline of its own; the
+	// engine waits at most http_timeout for the provider or a refresh.
 	ctx, cancel := context.WithTimeout(context.Background(), e.deadline)
 	defer cancel()
 	res := b.Handle(ctx, req)
