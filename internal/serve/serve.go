@@ -150,7 +150,11 @@ func newProxy(c *Config, b *bff.Engine, m *metrics.Metrics) (*Proxy, error) {
 				proxyError(w, r, err)
 			},
 		}
-		h.routes = append(h.routes, route{prefix: r.Path, next: forward(b, proxy, r.Public)})
+		kind := "api"
+		if r.Public {
+			kind = "public"
+		}
+		h.routes = append(h.routes, route{prefix: r.Path, kind: kind, next: forward(b, proxy, r.Public)})
 	}
 	for i, r := range c.Routes { // h.routes is in c.Routes' order until sorted
 		h.routes[i].next = limitBody(h.routes[i].next, c.Limits.maxBody(r.MaxBodyBytes))
@@ -162,10 +166,15 @@ func newProxy(c *Config, b *bff.Engine, m *metrics.Metrics) (*Proxy, error) {
 		}
 		h.static = spa(os.DirFS(c.StaticDir))
 	}
-	h.engine = limitBody(b.Middleware(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		// Only reached if the engine forwards a path it owns: never.
-		http.Error(w, "not found", http.StatusNotFound)
-	})), c.Limits.maxBody(0))
+	h.engine = limitBody(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		res := b.HandleHTTP(r, false)
+		noteOf(r).code = res.ErrorCode()
+		if res.Forward() { // the engine forwards no path it owns, nor an unsafe one: never
+			writeError(w, r, http.StatusNotFound, bff.CodeNotFound, "no route for this path")
+			return
+		}
+		res.Write(w)
+	}), c.Limits.maxBody(0))
 	var app http.Handler = h
 	switch c.AccessLog {
 	case "", "on":
@@ -201,6 +210,7 @@ type resultKey struct{}
 func forward(b *bff.Engine, proxy http.Handler, public bool) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		res := b.HandleHTTP(r, public)
+		noteOf(r).code = res.ErrorCode()
 		if !res.Forward() {
 			res.Write(w)
 			return
@@ -212,6 +222,7 @@ func forward(b *bff.Engine, proxy http.Handler, public bool) http.Handler {
 
 type route struct {
 	prefix string
+	kind   string // "api" or "public", for the access log
 	next   http.Handler
 }
 
@@ -226,21 +237,26 @@ func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	// Routes are chosen on the decoded path; a path that some server reads
 	// otherwise (dot segments, encoded slashes) never reaches that choice:
 	// the engine refuses it.
+	n := noteOf(r)
 	if p := r.URL.EscapedPath(); h.bff.Owns(p) || !bff.SafePath(p) {
+		n.kind = "bff"
 		h.engine.ServeHTTP(w, r)
 		return
 	}
 	for _, rt := range h.routes {
 		if strings.HasPrefix(r.URL.Path, rt.prefix) {
+			n.kind = rt.kind
 			rt.next.ServeHTTP(w, r)
 			return
 		}
 	}
 	if h.static != nil && (r.Method == http.MethodGet || r.Method == http.MethodHead) {
+		n.kind = "static"
 		h.static.ServeHTTP(w, r)
 		return
 	}
-	bff.WriteError(w, http.StatusNotFound, bff.CodeNotFound, "no route for this path")
+	n.kind = "none"
+	writeError(w, r, http.StatusNotFound, bff.CodeNotFound, "no route for this path")
 }
 
 // spa serves files, and index.html for paths that name no file, so the

@@ -7,6 +7,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"net/url"
 	"sync"
 	"time"
 
@@ -237,7 +238,7 @@ func limitBody(h http.Handler, n int64) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if r.ContentLength > n {
 			w.Header().Set("Connection", "close")
-			bff.WriteError(w, http.StatusRequestEntityTooLarge, bff.CodeBodyTooLarge, bodyTooLarge)
+			writeError(w, r, http.StatusRequestEntityTooLarge, bff.CodeBodyTooLarge, bodyTooLarge)
 			// Send the answer, then read on up to n bytes more (within the
 			// body timeout), so that a body just over the cap is consumed
 			// and the client reads the 413 rather than a reset.
@@ -254,7 +255,8 @@ func limitBody(h http.Handler, n int64) http.Handler {
 
 const bodyTooLarge = "the request body is larger than this route allows"
 
-// proxyError is the reverse proxy's ErrorHandler.
+// proxyError is the reverse proxy's ErrorHandler. The upstream's failure
+// goes on the request's access line, once, with its cause.
 func proxyError(w http.ResponseWriter, r *http.Request, err error) {
 	var big *http.MaxBytesError
 	var be *bodyError
@@ -262,18 +264,30 @@ func proxyError(w http.ResponseWriter, r *http.Request, err error) {
 	switch {
 	case errors.As(err, &big):
 		w.Header().Set("Connection", "close")
-		bff.WriteError(w, http.StatusRequestEntityTooLarge, bff.CodeBodyTooLarge, bodyTooLarge)
+		writeError(w, r, http.StatusRequestEntityTooLarge, bff.CodeBodyTooLarge, bodyTooLarge)
 	case errors.As(err, &be) && errors.As(be.err, &ne) && ne.Timeout():
 		w.Header().Set("Connection", "close")
-		bff.WriteError(w, http.StatusRequestTimeout, bff.CodeBodyTimeout, "the request body did not arrive in time")
+		writeError(w, r, http.StatusRequestTimeout, bff.CodeBodyTimeout, "the request body did not arrive in time")
 	case errors.As(err, &be):
 		w.Header().Set("Connection", "close")
-		bff.WriteError(w, http.StatusBadRequest, bff.CodeInvalidRequest, "the request body could not be read")
+		writeError(w, r, http.StatusBadRequest, bff.CodeInvalidRequest, "the request body could not be read")
 	case errors.As(err, &ne) && ne.Timeout() && r.Context().Err() == nil:
-		bff.WriteError(w, http.StatusGatewayTimeout, bff.CodeUpstreamTimeout, "the upstream did not answer in time")
+		noteOf(r).err = causeOf(err)
+		writeError(w, r, http.StatusGatewayTimeout, bff.CodeUpstreamTimeout, "the upstream did not answer in time")
 	default:
-		bff.WriteError(w, http.StatusBadGateway, bff.CodeUpstreamUnavailable, "the upstream could not be reached")
+		noteOf(r).err = causeOf(err)
+		writeError(w, r, http.StatusBadGateway, bff.CodeUpstreamUnavailable, "the upstream could not be reached")
 	}
+}
+
+// causeOf is err without the URL a *url.Error names (its query may hold
+// what the log must not).
+func causeOf(err error) error {
+	var ue *url.Error
+	if errors.As(err, &ue) {
+		return ue.Err
+	}
+	return err
 }
 
 // limitListener accepts at most n connections open at once; it closes any
