@@ -1,7 +1,7 @@
 // Command bffgate runs the bffgate BFF on its own, as a reverse proxy in
 // front of your APIs (and, optionally, your SPA's files).
 //
-//	bffgate serve -config bffgate.json   run the proxy
+//	bffgate serve -config bffgate.json   run the proxy (SIGHUP reloads the file)
 //	bffgate check -config bffgate.json   validate a config file and exit
 //	bffgate version
 //
@@ -28,7 +28,7 @@ import (
 )
 
 const usage = `usage:
-  bffgate serve -config FILE [-listen ADDR]   run the BFF reverse proxy
+  bffgate serve -config FILE [-listen ADDR]   run the BFF reverse proxy (SIGHUP reloads FILE)
   bffgate check -config FILE                  validate a config file
   bffgate extauthz -config FILE               run the forward-auth service (nginx, Caddy, Traefik, Envoy)
   bffgate version                             print the version
@@ -91,12 +91,19 @@ func run(args []string, serveIt bool) error {
 	if *file == "" {
 		return errors.New("-config FILE is required")
 	}
-	cfg, err := serve.Load(*file)
+	logger := slog.New(slog.NewTextHandler(os.Stderr, nil))
+	load := func() (*serve.Config, error) {
+		cfg, err := serve.Load(*file)
+		if err != nil {
+			return nil, err
+		}
+		cfg.BFF.Logger = logger
+		return cfg, nil
+	}
+	cfg, err := load()
 	if err != nil {
 		return err
 	}
-	logger := slog.New(slog.NewTextHandler(os.Stderr, nil))
-	cfg.BFF.Logger = logger
 	// This process is bffgate's own, so go-redis's process-wide logger
 	// may be ours too.
 	redisstore.LogTo(logger)
@@ -121,6 +128,9 @@ func run(args []string, serveIt bool) error {
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	defer signal.Stop(hup)
 	logger.Info("bffgate: serving", "url", "http://"+ln.Addr().String(), "admin", cfg.AdminListen)
-	return serve.Serve(ctx, cfg, ln, p)
+	return serve.ServeReload(ctx, cfg, ln, p, hup, load)
 }

@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"log/slog"
 	"net/http"
 	"net/http/httputil"
 	"net/url"
@@ -19,6 +20,7 @@ import (
 	"time"
 
 	"github.com/bffgate/bffgate/core/bff"
+	"github.com/bffgate/bffgate/core/session/memstore"
 	"github.com/bffgate/bffgate/internal/configfile"
 	"github.com/bffgate/bffgate/internal/metrics"
 )
@@ -75,12 +77,39 @@ func Load(file string) (*Config, error) {
 }
 
 // New builds the proxy's handler.
-func New(c *Config) (*Proxy, error) {
+func New(c *Config) (*Proxy, error) { return build(c, nil) }
+
+// Reload builds the proxy for c to replace p, as on SIGHUP: it keeps p's
+// in-process session store (so no session is lost; with Redis the
+// sessions are in Redis anyway) and p's metrics, and builds the rest
+// anew: the engine, the routes, the static files, the access log. p
+// itself is unchanged and keeps serving until it is replaced (see
+// ServeReload). Fields read only when the process starts are listed by
+// RestartOnly.
+func (p *Proxy) Reload(c *Config) (*Proxy, error) { return build(c, p) }
+
+func build(c *Config, prev *Proxy) (*Proxy, error) {
 	var m *metrics.Metrics
-	bc := c.BFF
-	if c.AdminListen != "" {
+	switch {
+	case prev != nil:
+		m = prev.metrics
+	case c.AdminListen != "":
 		m = metrics.New()
+	}
+	bc := c.BFF
+	if m != nil {
 		bc.Observer = m
+	}
+	// serve makes the in-process store itself, so that a reload can hand
+	// it to the next engine.
+	var mem *memstore.Store
+	if bc.Store == nil && bc.Redis.URL == "" && len(bc.Redis.Addrs) == 0 {
+		if prev != nil && prev.mem != nil {
+			mem = prev.mem
+		} else {
+			mem = memstore.NewMax(bc.Now, bc.WithDefaults().MemoryMaxSessions)
+		}
+		bc.Store = mem
 	}
 	b, err := bff.New(bc)
 	if err != nil {
@@ -91,6 +120,8 @@ func New(c *Config) (*Proxy, error) {
 		b.Close()
 		return nil, err
 	}
+	p.metrics, p.mem = m, mem
+	p.log = c.BFF.WithDefaults().Logger
 	return p, nil
 }
 
@@ -100,6 +131,21 @@ type Proxy struct {
 	Handler http.Handler
 	Engine  *bff.Engine
 	Admin   http.Handler
+
+	metrics   *metrics.Metrics
+	mem       *memstore.Store // the in-process store, nil with Redis or a given Store
+	transport *http.Transport // to the upstreams
+	log       *slog.Logger
+}
+
+// Close releases what p holds of its own: the engine's Redis connections
+// and the idle upstream connections. The in-process store, which a
+// reloaded Proxy shares, stays.
+func (p *Proxy) Close() error {
+	if p.transport != nil {
+		p.transport.CloseIdleConnections()
+	}
+	return p.Engine.Close()
 }
 
 func newProxy(c *Config, b *bff.Engine, m *metrics.Metrics) (*Proxy, error) {
@@ -184,7 +230,7 @@ func newProxy(c *Config, b *bff.Engine, m *metrics.Metrics) (*Proxy, error) {
 	default:
 		return nil, fmt.Errorf("bffgate serve: config: access_log: %q: use \"on\" or \"off\"", c.AccessLog)
 	}
-	p := &Proxy{Handler: app, Engine: b}
+	p := &Proxy{Handler: app, Engine: b, transport: transport}
 	if m != nil {
 		p.Admin = AdminHandler(b, m.Handler())
 	}

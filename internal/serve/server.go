@@ -115,17 +115,21 @@ func (l Limits) tune(t *http.Transport) {
 // then it stops accepting and waits up to 5 seconds for the requests in
 // flight before closing every connection. It closes ln.
 func Serve(ctx context.Context, c *Config, ln net.Listener, p *Proxy) error {
-	if p.Admin != nil {
+	return ServeReload(ctx, c, ln, p, nil, nil)
+}
+
+func serveLive(ctx context.Context, c *Config, ln net.Listener, l *live) error {
+	if l.cur.Load().p.Admin != nil {
 		aln, err := net.Listen("tcp", c.AdminListen)
 		if err != nil {
 			ln.Close()
 			return fmt.Errorf("admin_listen: %w", err)
 		}
-		admin := &http.Server{Handler: p.Admin, ReadHeaderTimeout: 5 * time.Second, IdleTimeout: time.Minute}
+		admin := &http.Server{Handler: l.admin(), ReadHeaderTimeout: 5 * time.Second, IdleTimeout: time.Minute}
 		go func() { _ = admin.Serve(aln) }()
 		defer admin.Close()
 	}
-	srv := newServer(c.Limits, p.Handler)
+	srv := newServer(c.Limits, l)
 	if n := c.Limits.maxConnections(); n > 0 {
 		ln = limitListener(ln, n)
 	}
