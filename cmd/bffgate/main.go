@@ -131,6 +131,10 @@ func run(args []string, serveIt bool) error {
 	hup := make(chan os.Signal, 1)
 	signal.Notify(hup, syscall.SIGHUP)
 	defer signal.Stop(hup)
-	logger.Info("bffgate: serving", "url", "http://"+ln.Addr().String(), "admin", cfg.AdminListen)
+	scheme := "http://"
+	if cfg.TLS != nil {
+		scheme = "https://"
+	}
+	logger.Info("bffgate: serving", "url", scheme+ln.Addr().String(), "admin", cfg.AdminListen)
 	return serve.ServeReload(ctx, cfg, ln, p, hup, load)
 }

@@ -15,8 +15,8 @@ import (
 // accessLog writes one structured line per request to log: method, path
 // (never the query, which can hold codes and states), kind, status, the
 // error code of an error answer, duration, the request ID, and a short tag
-// of the session cookie that cannot be turned back into it; an upstream
-// failure adds its cause. Nothing else of the request is logged: no header,
+// of the session cookie that cannot be turned back into it, and the
+// client's address (see withClient); an upstream failure adds its cause. Nothing else of the request is logged: no header,
 // no cookie, no token. The request ID is the client's X-Request-Id when it
 // is a plain token of at most 64 characters, else a new one; it goes
 // upstream and back to the client.
@@ -38,7 +38,8 @@ func accessLog(h http.Handler, log *slog.Logger, cookieName string) http.Handler
 		if n.code != "" {
 			attrs = append(attrs, "code", string(n.code))
 		}
-		attrs = append(attrs, "duration_ms", float64(time.Since(start).Microseconds())/1000, "request_id", id)
+		attrs = append(attrs, "duration_ms", float64(time.Since(start).Microseconds())/1000, "request_id", id,
+			"client", clientOf(r).addr)
 		if c, err := r.Cookie(cookieName); err == nil && c.Value != "" {
 			attrs = append(attrs, "session", sessionTag(c.Value))
 		}

@@ -46,6 +46,14 @@ type Config struct {
 	// from the app's routes: /healthz, /readyz and /metrics (Prometheus),
 	// e.g. "127.0.0.1:9090". Defaults to none.
 	AdminListen string `json:"admin_listen"`
+	// TLS, when set, makes the listener serve HTTPS with this certificate,
+	// reloaded when its files change. Defaults to plain HTTP.
+	TLS *TLS `json:"tls"`
+	// TrustedProxies are the peers (CIDR prefixes or addresses, e.g.
+	// "10.0.0.0/8") whose X-Forwarded-For and X-Forwarded-Proto are
+	// believed: for the access log's client address and what goes
+	// upstream. From any other peer they are ignored. Defaults to none.
+	TrustedProxies []string `json:"trusted_proxies"`
 }
 
 // Route is one upstream behind the proxy.
@@ -70,8 +78,15 @@ func Load(file string) (*Config, error) {
 	if err := configfile.Load(file, &c); err != nil {
 		return nil, err
 	}
-	if c.StaticDir != "" && !filepath.IsAbs(c.StaticDir) {
-		c.StaticDir = filepath.Join(filepath.Dir(file), c.StaticDir)
+	rel := func(p *string) {
+		if *p != "" && !filepath.IsAbs(*p) {
+			*p = filepath.Join(filepath.Dir(file), *p)
+		}
+	}
+	rel(&c.StaticDir)
+	if c.TLS != nil {
+		rel(&c.TLS.CertFile)
+		rel(&c.TLS.KeyFile)
 	}
 	return &c, nil
 }
@@ -122,6 +137,16 @@ func build(c *Config, prev *Proxy) (*Proxy, error) {
 	}
 	p.metrics, p.mem = m, mem
 	p.log = c.BFF.WithDefaults().Logger
+	if c.TLS != nil {
+		if prev != nil && prev.certs != nil && *prev.tls == *c.TLS {
+			p.certs = prev.certs
+		} else if p.certs, err = newCertFile(c.TLS, p.log); err != nil {
+			p.Close()
+			return nil, err
+		}
+		t := *c.TLS
+		p.tls = &t
+	}
 	return p, nil
 }
 
@@ -136,6 +161,8 @@ type Proxy struct {
 	mem       *memstore.Store // the in-process store, nil with Redis or a given Store
 	transport *http.Transport // to the upstreams
 	log       *slog.Logger
+	tls       *TLS      // the config's tls, nil without
+	certs     *certFile // its certificate
 }
 
 // Close releases what p holds of its own: the engine's Redis connections
@@ -151,6 +178,10 @@ func (p *Proxy) Close() error {
 func newProxy(c *Config, b *bff.Engine, m *metrics.Metrics) (*Proxy, error) {
 	if len(c.Routes) == 0 && c.StaticDir == "" {
 		return nil, errors.New("bffgate serve: config: routes: add at least one route, e.g. {\"path\": \"/\", \"upstream\": \"http://127.0.0.1:9000\"}")
+	}
+	trust, err := parseTrusted(c.TrustedProxies)
+	if err != nil {
+		return nil, err
 	}
 	h := &handler{bff: b}
 	// One transport for all routes, keeping enough idle connections per
@@ -171,7 +202,16 @@ func newProxy(c *Config, b *bff.Engine, m *metrics.Metrics) (*Proxy, error) {
 		proxy := &httputil.ReverseProxy{
 			Rewrite: func(pr *httputil.ProxyRequest) {
 				pr.SetURL(u)
+				// A trusted proxy's X-Forwarded-For goes on, with its
+				// address added; anyone else's is dropped.
+				cl := clientOf(pr.In)
+				if cl.trusted {
+					if xff := pr.In.Header["X-Forwarded-For"]; len(xff) > 0 {
+						pr.Out.Header["X-Forwarded-For"] = []string{strings.Join(xff, ", ")}
+					}
+				}
 				pr.SetXForwarded()
+				pr.Out.Header.Set("X-Forwarded-Proto", cl.proto)
 				// The BFF's edits go last, on the request that is sent:
 				// after the proxy removed the hop-by-hop headers (and any
 				// header the client named in Connection).
@@ -230,6 +270,7 @@ func newProxy(c *Config, b *bff.Engine, m *metrics.Metrics) (*Proxy, error) {
 	default:
 		return nil, fmt.Errorf("bffgate serve: config: access_log: %q: use \"on\" or \"off\"", c.AccessLog)
 	}
+	app = withClient(app, trust)
 	p := &Proxy{Handler: app, Engine: b, transport: transport}
 	if m != nil {
 		p.Admin = AdminHandler(b, m.Handler())

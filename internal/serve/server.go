@@ -133,6 +133,9 @@ func serveLive(ctx context.Context, c *Config, ln net.Listener, l *live) error {
 	if n := c.Limits.maxConnections(); n > 0 {
 		ln = limitListener(ln, n)
 	}
+	// The certificate of the config the process started with: its files
+	// are reread when they change; other files need a restart.
+	certs := l.cur.Load().p.certs
 	served := make(chan struct{})  // Serve returned
 	stopped := make(chan struct{}) // the shutdown is over, or never began
 	go func() {
@@ -148,7 +151,13 @@ func serveLive(ctx context.Context, c *Config, ln net.Listener, l *live) error {
 			_ = srv.Close()
 		}
 	}()
-	err := srv.Serve(ln)
+	var err error
+	if certs != nil {
+		srv.TLSConfig = certs.config()
+		err = srv.ServeTLS(ln, "", "")
+	} else {
+		err = srv.Serve(ln)
+	}
 	close(served)
 	<-stopped // Serve returns as soon as Shutdown begins
 	if !errors.Is(err, http.ErrServerClosed) {
