@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"regexp"
 	"strconv"
 	"strings"
 )
@@ -50,13 +51,17 @@ func describe(data []byte, err error) string {
 		}
 		return fmt.Sprintf("%s: %s", lineCol(data, off), msg)
 	case errors.As(err, &te):
-		return fmt.Sprintf("%s: %s: is %s %s, want %s", lineCol(data, te.Offset), te.Field, article(te.Value), te.Value, kindOf(te.Type.Kind().String()))
+		at, key := te.Offset, te.Field
+		if off, k := findKey(data, te.Field, te.Offset); off >= 0 {
+			at, key = off, k
+		}
+		return fmt.Sprintf("%s: %s: is %s %s, want %s", lineCol(data, at), key, article(te.Value), te.Value, kindOf(te.Type.Kind().String()))
 	case errors.Is(err, io.ErrUnexpectedEOF):
 		return fmt.Sprintf("%s: the file ends before its JSON does (a missing } or ])", lineCol(data, int64(len(data))))
 	}
 	if name, ok := strings.CutPrefix(err.Error(), "json: unknown field "); ok {
 		name, _ = strconv.Unquote(name)
-		if off, key := findKey(data, name); off >= 0 {
+		if off, key := findKey(data, name, -1); off >= 0 {
 			return fmt.Sprintf("%s: %s: unknown field (a typo, or a field of another place or version)", lineCol(data, off), key)
 		}
 		return fmt.Sprintf(" unknown field %q", name)
@@ -96,6 +101,8 @@ func lineCol(data []byte, off int64) string {
 	col := off - int64(bytes.LastIndexByte(before, '\n'))
 	return fmt.Sprintf("%d:%d", line, col)
 }
+
+var indexes = regexp.MustCompile(`\[\d+\]`)
 
 // frame is one open object or array of walk.
 type frame struct {
@@ -186,13 +193,19 @@ func keyAt(data []byte, off int64) string {
 	return key
 }
 
-// findKey is the offset and path of the first key named name.
-func findKey(data []byte, name string) (int64, string) {
+// findKey is the offset and path of a key named name (a key, or a path as
+// json's errors give it, without the array indexes): the last one before
+// offset before, or the first one when before is -1.
+func findKey(data []byte, name string, before int64) (int64, string) {
 	off, key := int64(-1), ""
 	walk(data, func(p string, start int64, keyTok bool) bool {
-		if keyTok && (p == name || strings.HasSuffix(p, "."+name)) {
-			off, key = start, p
+		if before >= 0 && start >= before {
 			return false
+		}
+		bare := indexes.ReplaceAllString(p, "")
+		if keyTok && (bare == name || strings.HasSuffix(bare, "."+name)) {
+			off, key = start, p
+			return before >= 0
 		}
 		return true
 	})

@@ -28,7 +28,8 @@ func TestLoad(t *testing.T) {
 		{"syntax", `{"listen":}`, ":1:11: listen: invalid character '}'"},
 		{"syntax on a later line", "{\n  \"bff\": {\n    \"http_timeout\": 10,\n  }\n}", ":4:3: bff.http_timeout: invalid character '}'"},
 		{"missing comma", "{\n  \"listen\": \"x\"\n  \"bff\": {}\n}", ":3:3: listen: invalid character '\"' after object key:value pair"},
-		{"type", "{\"bff\": {\"http_timeout\": \"10\"}}", ":1:30: bff.http_timeout: is a string, want a number"},
+		{"type", "{\"bff\": {\"http_timeout\": \"10\"}}", ":1:10: bff.http_timeout: is a string, want a number"},
+		{"type in a list", "{\"routes\": [{\"path\": \"/\"}, {\"path\": 1}]}", ":1:29: routes[1].path: is a number, want a string"},
 		{"truncated", "{\"routes\": [", ":1:13: the file ends before its JSON does"},
 	} {
 		t.Run(tt.name, func(t *testing.T) {

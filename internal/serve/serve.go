@@ -247,8 +247,10 @@ func newProxy(c *Config, b *bff.Engine, m *metrics.Metrics) (*Proxy, error) {
 	}
 	sort.SliceStable(h.routes, func(i, j int) bool { return len(h.routes[i].prefix) > len(h.routes[j].prefix) })
 	if c.StaticDir != "" {
-		if st, err := os.Stat(c.StaticDir); err != nil || !st.IsDir() {
-			return nil, fmt.Errorf("bffgate serve: config: static_dir: %q is not a directory", c.StaticDir)
+		if st, err := os.Stat(c.StaticDir); err != nil {
+			return nil, fmt.Errorf("bffgate serve: config: static_dir: %q does not exist (a relative static_dir is relative to the config file's folder): build the SPA there, or fix the path", c.StaticDir)
+		} else if !st.IsDir() {
+			return nil, fmt.Errorf("bffgate serve: config: static_dir: %q is a file, not a folder: name the folder holding index.html", c.StaticDir)
 		}
 		h.static = spa(os.DirFS(c.StaticDir))
 	}
