@@ -12,6 +12,7 @@ import (
 	"github.com/Kong/go-pdk"
 
 	"github.com/bffgate/bffgate/core/bff"
+	"github.com/bffgate/bffgate/internal/hostlog"
 )
 
 // Config is one plugin instance's configuration: the engine's own
@@ -98,7 +99,7 @@ func (c *Config) serve(k kong) {
 	}
 	defer func() {
 		if p := recover(); p != nil && !exited {
-			_ = k.LogErr(fmt.Sprintf("bffgate: internal error: %v", p))
+			_ = k.LogErr(hostlog.Line("bffgate: internal error", "error", fmt.Sprint(p)))
 			exit(internalError())
 		}
 	}()
@@ -107,11 +108,8 @@ func (c *Config) serve(k kong) {
 	b, err := e.get()
 	if err != nil {
 		if e.logged.CompareAndSwap(false, true) {
-			msg := err.Error() // a *bff.ConfigError says "bffgate: config: <field>: ..."
-			if !strings.HasPrefix(msg, "bffgate") {
-				msg = "bffgate: " + msg
-			}
-			_ = k.LogErr(msg)
+			// A *bff.ConfigError names the field and the fix, not the value.
+			_ = k.LogErr(hostlog.Line("bffgate: engine refused", "error", err.Error()))
 		}
 		exit(failure(err))
 		return

@@ -95,8 +95,9 @@ func newConfig(t *testing.T, edit func(*Config)) (*Config, *sessiontest.OffsetCl
 
 // counter is kong with every PDK call recorded by name.
 type counter struct {
-	kong  kong
-	calls []string
+	kong   kong
+	calls  []string
+	logged []string // kong.log.err lines
 }
 
 func (c *counter) add(name string) { c.calls = append(c.calls, name) }
@@ -138,6 +139,7 @@ func (c *counter) Exit(status int, body []byte, header map[string][]string) {
 
 func (c *counter) LogErr(msg string) error {
 	c.add("log.err")
+	c.logged = append(c.logged, msg)
 	return c.kong.LogErr(msg)
 }
 
@@ -161,6 +163,7 @@ type answer struct {
 	body     []byte
 	upstream http.Header // the service request's headers, when forwarded
 	calls    []string    // the PDK calls the plugin made
+	logged   []string    // the kong.log.err lines, when known
 }
 
 func (a *answer) json(t *testing.T) map[string]any {
@@ -200,7 +203,7 @@ func harness(cfg *Config) trip {
 		}
 		n := &counter{}
 		env.DoAccess(counted{cfg, n})
-		a := &answer{calls: n.calls}
+		a := &answer{calls: n.calls, logged: n.logged}
 		if len(n.calls) > 0 && n.calls[len(n.calls)-1] == "response.exit" {
 			a.exited, a.status, a.header, a.body = true, env.ClientRes.Status, env.ClientRes.Headers, env.ClientRes.Body
 		} else {
@@ -598,6 +601,12 @@ func TestConfigError(t *testing.T) {
 		}
 		if strings.Join(a.calls, " ") != strings.Join(want, " ") {
 			t.Fatalf("request %d: PDK calls = %v, want %v (the error logged once)", i+1, a.calls, want)
+		}
+		// In bffgate serve's line shape, naming the field, not the value.
+		for _, l := range a.logged {
+			if !strings.HasPrefix(l, `msg="bffgate: engine refused" error="bffgate: config: cookie_keys[0]:`) || strings.Contains(l, "not-a-key") || strings.Contains(l, "s3cr3t") {
+				t.Fatalf("kong.log.err line %q", l)
+			}
 		}
 	}
 }
