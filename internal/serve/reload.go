@@ -69,6 +69,7 @@ func RestartOnly(start, next *Config) []string {
 	add(start.Listen != next.Listen, "listen")
 	add(start.AdminListen != next.AdminListen, "admin_listen")
 	add((start.TLS == nil) != (next.TLS == nil) || start.TLS != nil && *start.TLS != *next.TLS, "tls")
+	add((start.Tracing == nil) != (next.Tracing == nil) || start.Tracing != nil && *start.Tracing != *next.Tracing, "tracing")
 	a, b := start.Limits, next.Limits
 	add(a.MaxConnections != b.MaxConnections, "limits.max_connections")
 	add(a.ReadHeaderTimeout != b.ReadHeaderTimeout, "limits.read_header_timeout")

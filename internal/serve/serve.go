@@ -7,6 +7,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"log/slog"
 	"net/http"
@@ -21,6 +22,7 @@ import (
 
 	"github.com/bffgate/bffgate/core/bff"
 	"github.com/bffgate/bffgate/core/session/memstore"
+	"github.com/bffgate/bffgate/core/session/redisstore"
 	"github.com/bffgate/bffgate/internal/configfile"
 	"github.com/bffgate/bffgate/internal/metrics"
 )
@@ -54,6 +56,9 @@ type Config struct {
 	// believed: for the access log's client address and what goes
 	// upstream. From any other peer they are ignored. Defaults to none.
 	TrustedProxies []string `json:"trusted_proxies"`
+	// Tracing, when set, sends OpenTelemetry traces (tracing.go).
+	// Defaults to off.
+	Tracing *Tracing `json:"tracing"`
 }
 
 // Route is one upstream behind the proxy.
@@ -115,10 +120,23 @@ func build(c *Config, prev *Proxy) (*Proxy, error) {
 	if m != nil {
 		bc.Observer = m
 	}
+	// Tracing starts with the process: a reload keeps it.
+	var tr *tracer
+	switch {
+	case prev != nil:
+		tr = prev.tracer
+	case c.Tracing != nil:
+		var err error
+		if tr, err = newTracer(c.Tracing); err != nil {
+			return nil, err
+		}
+	}
 	// serve makes the in-process store itself, so that a reload can hand
 	// it to the next engine.
 	var mem *memstore.Store
-	if bc.Store == nil && bc.Redis.URL == "" && len(bc.Redis.Addrs) == 0 {
+	var own io.Closer // a store serve made for this engine alone
+	redis := bc.Redis.URL != "" || len(bc.Redis.Addrs) > 0
+	if bc.Store == nil && !redis {
 		if prev != nil && prev.mem != nil {
 			mem = prev.mem
 		} else {
@@ -126,15 +144,39 @@ func build(c *Config, prev *Proxy) (*Proxy, error) {
 		}
 		bc.Store = mem
 	}
+	if tr != nil {
+		if bc.Store == nil { // Redis: made here to trace its calls
+			st, err := redisstore.New(bc.Redis)
+			var ce *redisstore.ConfigError
+			if errors.As(err, &ce) {
+				return nil, fmt.Errorf("bffgate: config: redis.%s: %s", ce.Field, ce.Msg)
+			} else if err != nil {
+				return nil, err
+			}
+			bc.Store, own = st, st
+		}
+		bc.Store = tr.store(bc.Store)
+		if bc.HTTPClient == nil {
+			bc.HTTPClient = &http.Client{Timeout: time.Duration(bc.WithDefaults().HTTPTimeout) * time.Second,
+				Transport: tr.transport(http.DefaultTransport, "provider")}
+		}
+	}
 	b, err := bff.New(bc)
 	if err != nil {
+		if own != nil {
+			own.Close()
+		}
 		return nil, err
 	}
-	p, err := newProxy(c, b, m)
+	p, err := newProxy(c, b, m, tr)
 	if err != nil {
 		b.Close()
+		if own != nil {
+			own.Close()
+		}
 		return nil, err
 	}
+	p.tracer, p.ownStore = tr, own
 	p.metrics, p.mem = m, mem
 	p.log = c.BFF.WithDefaults().Logger
 	if c.TLS != nil {
@@ -163,6 +205,8 @@ type Proxy struct {
 	log       *slog.Logger
 	tls       *TLS      // the config's tls, nil without
 	certs     *certFile // its certificate
+	tracer    *tracer   // nil without tracing
+	ownStore  io.Closer // the Redis store serve made for tracing, nil otherwise
 }
 
 // Close releases what p holds of its own: the engine's Redis connections
@@ -172,10 +216,13 @@ func (p *Proxy) Close() error {
 	if p.transport != nil {
 		p.transport.CloseIdleConnections()
 	}
+	if p.ownStore != nil {
+		p.ownStore.Close()
+	}
 	return p.Engine.Close()
 }
 
-func newProxy(c *Config, b *bff.Engine, m *metrics.Metrics) (*Proxy, error) {
+func newProxy(c *Config, b *bff.Engine, m *metrics.Metrics, tr *tracer) (*Proxy, error) {
 	if len(c.Routes) == 0 && c.StaticDir == "" {
 		return nil, errors.New("bffgate serve: config: routes: add at least one route, e.g. {\"path\": \"/\", \"upstream\": \"http://127.0.0.1:9000\"}")
 	}
@@ -190,6 +237,10 @@ func newProxy(c *Config, b *bff.Engine, m *metrics.Metrics) (*Proxy, error) {
 	transport.MaxIdleConns = 1024
 	transport.MaxIdleConnsPerHost = 256
 	c.Limits.tune(transport)
+	var upstream http.RoundTripper = transport
+	if tr != nil {
+		upstream = tr.transport(transport, "upstream")
+	}
 	for i, r := range c.Routes {
 		u, err := url.Parse(r.Upstream)
 		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
@@ -228,7 +279,7 @@ func newProxy(c *Config, b *bff.Engine, m *metrics.Metrics) (*Proxy, error) {
 				}
 				return nil
 			},
-			Transport: transport,
+			Transport: upstream,
 			ErrorHandler: func(w http.ResponseWriter, r *http.Request, err error) {
 				if m != nil {
 					m.Upstream(routePath, time.Since(startOf(r)), err)
@@ -264,10 +315,13 @@ func newProxy(c *Config, b *bff.Engine, m *metrics.Metrics) (*Proxy, error) {
 		res.Write(w)
 	}), c.Limits.maxBody(0))
 	var app http.Handler = h
+	if tr != nil {
+		app = tr.handler(app)
+	}
 	switch c.AccessLog {
 	case "", "on":
 		d := c.BFF.WithDefaults() // the logger and cookie name the engine uses
-		app = accessLog(h, d.Logger, d.CookieName)
+		app = accessLog(app, d.Logger, d.CookieName)
 	case "off":
 	default:
 		return nil, fmt.Errorf("bffgate serve: config: access_log: %q: use \"on\" or \"off\"", c.AccessLog)

@@ -119,6 +119,9 @@ func Serve(ctx context.Context, c *Config, ln net.Listener, p *Proxy) error {
 }
 
 func serveLive(ctx context.Context, c *Config, ln net.Listener, l *live) error {
+	if tr := l.cur.Load().p.tracer; tr != nil {
+		defer tr.shutdown() // after the requests in flight
+	}
 	if l.cur.Load().p.Admin != nil {
 		aln, err := net.Listen("tcp", c.AdminListen)
 		if err != nil {
