@@ -174,6 +174,10 @@ func TestTrustedProxies(t *testing.T) {
 				t.Fatal(err)
 			}
 			resp.Body.Close()
+			// The access line may come just after the answer.
+			for i := 0; i < 200 && !strings.Contains(logs.String(), "bffgate: request"); i++ {
+				time.Sleep(10 * time.Millisecond)
+			}
 			if xff != tt.wantXFF || xfp != tt.xfp || !strings.Contains(logs.String(), "client="+tt.wantClient+"\n") {
 				t.Fatalf("upstream got X-Forwarded-For %q, -Proto %q; want %q, %q; log %s", xff, xfp, tt.wantXFF, tt.xfp, logs.String())
 			}
