@@ -57,8 +57,9 @@ func (l *live) reload(start *Config, load func() (*Config, error)) {
 }
 
 // RestartOnly names the fields of next, changed from the config the
-// process started with, that a reload does not apply: the listeners and
-// the server's connection-level limits.
+// process started with, that a reload does not apply: the listeners, TLS,
+// tracing, the in-process store's cap and the server's connection-level
+// limits.
 func RestartOnly(start, next *Config) []string {
 	var f []string
 	add := func(changed bool, name string) {
@@ -70,6 +71,8 @@ func RestartOnly(start, next *Config) []string {
 	add(start.AdminListen != next.AdminListen, "admin_listen")
 	add((start.TLS == nil) != (next.TLS == nil) || start.TLS != nil && *start.TLS != *next.TLS, "tls")
 	add((start.Tracing == nil) != (next.Tracing == nil) || start.Tracing != nil && *start.Tracing != *next.Tracing, "tracing")
+	// The in-process store carries over with the cap it was made with.
+	add(start.BFF.MemoryMaxSessions != next.BFF.MemoryMaxSessions, "bff.memory_max_sessions")
 	a, b := start.Limits, next.Limits
 	add(a.MaxConnections != b.MaxConnections, "limits.max_connections")
 	add(a.ReadHeaderTimeout != b.ReadHeaderTimeout, "limits.read_header_timeout")
