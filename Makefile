@@ -24,7 +24,7 @@ PLAIN_PKGS = $(shell $(GO) list ./... | grep -v /tyk-plugin)
 OTHER_PKGS = $(shell $(GO) list ./... | grep -v -e /tyk-plugin -e /core/)
 
 .PHONY: all build test demo bench lint fuzz test-deps demo-deps sdk-build \
-	test-go test-tyk test-js tyk-plugin kong-plugin bench-compare bench-tyk bench-nginx bench-kong clean
+	test-go test-tyk test-js tyk-plugin kong-plugin bench-compare bench-tyk bench-nginx bench-kong clean release
 
 all: build
 
@@ -76,6 +76,10 @@ bench-tyk: demo-deps
 kong-plugin:
 	CGO_ENABLED=0 $(GO) build -trimpath -o bin/bffgate-kong ./kong-plugin
 
+## release: dist/ with the versioned binaries (linux amd64, arm64), the Tyk plugin, the npm tarball and SHA256SUMS
+release: demo-deps
+	TYK_GO=$(TYK_GO) GO=$(GO) scripts/release.sh
+
 test-js:
 	npm --prefix sdk-js run --silent typecheck
 	npm --prefix sdk-js test --silent
@@ -124,4 +128,4 @@ fuzz:
 	done
 
 clean:
-	rm -rf bin sdk-js/dist sdk-js/demo/dist tests/artifacts
+	rm -rf bin dist sdk-js/dist sdk-js/demo/dist tests/artifacts

@@ -147,7 +147,11 @@ func (e *engine) get() (*bff.Engine, error) {
 	if e.err != nil {
 		return nil, e.err
 	}
-	b, err := bff.New(e.cfg)
+	cfg := e.cfg
+	if cfg.Logger == nil {
+		cfg.Logger = engineLog
+	}
+	b, err := bff.New(cfg)
 	if err != nil {
 		if errors.As(err, new(*bff.ConfigError)) {
 			e.err = err

@@ -22,12 +22,12 @@ import (
 	"fmt"
 	"io"
 	"log"
-	"log/slog"
 	"os"
 
 	"github.com/Kong/go-pdk/server"
 
 	"github.com/bffgate/bffgate/core/session/redisstore"
+	"github.com/bffgate/bffgate/internal/hostlog"
 	"github.com/bffgate/bffgate/internal/version"
 )
 
@@ -39,6 +39,13 @@ import (
 // rate-limiting 910 and everything after run behind it, so anonymous API
 // requests get their 401 before anything else spends work on them.
 const Priority = 985
+
+// engineLog is where the engines and go-redis log: the plugin server's
+// stderr, which Kong copies into its error log, in bffgate serve's shape.
+// kong.log reaches Kong only within a request, so it carries the lines of
+// a request (a config refused, a panic), and this the engines' own (a
+// provider down, a refresh failed), which may come between requests.
+var engineLog = hostlog.New(exitNoise)
 
 func main() {
 	// go-pdk registers -dump and -kong-prefix and parses them again in
@@ -53,7 +60,7 @@ func main() {
 	}
 	// The plugin server is bffgate's own process: go-redis's process-wide
 	// logger may write through slog, to the stderr Kong logs.
-	redisstore.LogTo(slog.New(slog.NewTextHandler(exitNoise, nil)))
+	redisstore.LogTo(engineLog)
 	if err := server.StartServer(New, version.Version, Priority); err != nil {
 		log.Fatalf("bffgate: %v", err)
 	}

@@ -14,6 +14,7 @@ import (
 	"google.golang.org/protobuf/types/known/emptypb"
 
 	"github.com/bffgate/bffgate/core/bff"
+	"github.com/bffgate/bffgate/internal/hostlog"
 )
 
 // Config is one plugin instance's configuration: the engine's own
@@ -106,7 +107,7 @@ func (c *Config) serve(k pdkKong) {
 	}
 	defer func() {
 		if p := recover(); p != nil && !exited {
-			_ = k.LogErr(fmt.Sprintf("bffgate: internal error: %v", p))
+			_ = k.LogErr(hostlog.Line("bffgate: internal error", "error", fmt.Sprint(p)))
 			exit(internalError())
 		}
 	}()
@@ -115,11 +116,8 @@ func (c *Config) serve(k pdkKong) {
 	b, err := e.get()
 	if err != nil {
 		if e.logged.CompareAndSwap(false, true) {
-			msg := err.Error() // a *bff.ConfigError says "bffgate: config: <field>: ..."
-			if !strings.HasPrefix(msg, "bffgate") {
-				msg = "bffgate: " + msg
-			}
-			_ = k.LogErr(msg)
+			// A *bff.ConfigError names the field and the fix, not the value.
+			_ = k.LogErr(hostlog.Line("bffgate: engine refused", "error", err.Error()))
 		}
 		exit(failure(err))
 		return

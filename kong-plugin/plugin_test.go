@@ -107,6 +107,7 @@ type answer struct {
 	calls    []string    // the PDK calls the plugin made, without "kong."
 	toKong   int         // bytes of those calls on the wire: method and argument frames
 	fromKong int         // bytes of Kong's answers to them
+	logged   []string    // the kong.log.err lines
 }
 
 func (a *answer) json(t *testing.T) map[string]any {
@@ -556,6 +557,12 @@ func TestConfigError(t *testing.T) {
 		}
 		if strings.Join(a.calls, " ") != strings.Join(want, " ") {
 			t.Fatalf("request %d: PDK calls = %v, want %v (the error logged once)", i+1, a.calls, want)
+		}
+		// In bffgate serve's line shape, naming the field, not the value.
+		for _, l := range a.logged {
+			if !strings.HasPrefix(l, `msg="bffgate: engine refused" error="bffgate: config: cookie_keys[0]:`) || strings.Contains(l, "not-a-key") || strings.Contains(l, "s3cr3t") {
+				t.Fatalf("kong.log.err line %q", l)
+			}
 		}
 	}
 }

@@ -134,6 +134,9 @@ func build(f File) (*apis, error) {
 		} else if cfg.PathPrefix != prefix && !strings.HasPrefix(cfg.PathPrefix, prefix+"/") {
 			return fail(fmt.Errorf("%s.config.path_prefix %q is outside listen_path %q: Tyk's hook sees the listen path on every request path, so leave path_prefix empty (it defaults to %q) or put it below the listen path", where, cfg.PathPrefix, a.ListenPath, prefix))
 		}
+		if cfg.Logger == nil {
+			cfg.Logger = logger
+		}
 		b, err := bff.New(cfg)
 		if err != nil {
 			return fail(fmt.Errorf("%s (listen_path %q): %w", where, a.ListenPath, err))

@@ -15,12 +15,19 @@
 package main
 
 import (
-	"log"
+	"fmt"
 	"net/http"
+	"os"
 	"sync"
 
 	"github.com/bffgate/bffgate/core/bff"
+	"github.com/bffgate/bffgate/internal/hostlog"
 )
+
+// logger writes the plugin's lines, and its engines', to the gateway's
+// stderr in bffgate serve's shape (msg="..." key=value). It is the
+// plugin's own: slog.Default belongs to the gateway.
+var logger = hostlog.New(os.Stderr)
 
 // BFFGate is the hook Tyk calls for every request of an API that names it
 // (custom_middleware "pre", name "BFFGate"). It answers the request itself
@@ -42,7 +49,7 @@ func hook(w http.ResponseWriter, r *http.Request, public bool) {
 	// here, so the request ends with a 500 and never goes upstream.
 	defer func() {
 		if p := recover(); p != nil {
-			log.Printf("bffgate: internal error: %v", p)
+			logger.Error("bffgate: internal error", "error", fmt.Sprint(p))
 			bff.WriteError(w, http.StatusInternalServerError, bff.CodeInternal, "the bffgate plugin failed; the gateway log says why")
 		}
 	}()
@@ -74,7 +81,7 @@ func hook(w http.ResponseWriter, r *http.Request, public bool) {
 var loadAPIs = sync.OnceValues(func() (*apis, error) {
 	a, err := loadFile(configEnv)
 	if err != nil {
-		log.Printf("bffgate: %v", err)
+		logger.Error("bffgate: config refused", "error", err)
 	}
 	return a, err
 })

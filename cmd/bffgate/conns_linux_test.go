@@ -222,7 +222,7 @@ func TestTenThousandIdleConnections(t *testing.T) {
 	}
 }
 
-var servingURL = regexp.MustCompile(`url=http://(127\.0\.0\.1:\d+)`)
+var servingURL = regexp.MustCompile(`url=https?://(127\.0\.0\.1:\d+)`)
 
 // waitListening waits for the child's "serving" line and returns its address.
 func waitListening(t *testing.T, logFile string) string {

@@ -1,8 +1,9 @@
 // Command bffgate runs the bffgate BFF on its own, as a reverse proxy in
 // front of your APIs (and, optionally, your SPA's files).
 //
-//	bffgate serve -config bffgate.json   run the proxy
+//	bffgate serve -config bffgate.json   run the proxy (SIGHUP reloads the file)
 //	bffgate check -config bffgate.json   validate a config file and exit
+//	                                      (-online: also contact the provider and Redis)
 //	bffgate version
 //
 // In a gateway, use the Tyk or Kong plugin instead; they run the same
@@ -28,8 +29,8 @@ import (
 )
 
 const usage = `usage:
-  bffgate serve -config FILE [-listen ADDR]   run the BFF reverse proxy
-  bffgate check -config FILE                  validate a config file
+  bffgate serve -config FILE [-listen ADDR]   run the BFF reverse proxy (SIGHUP reloads FILE)
+  bffgate check -config FILE [-online]        validate a config file (-online: contact the provider and Redis)
   bffgate extauthz -config FILE               run the forward-auth service (nginx, Caddy, Traefik, Envoy)
   bffgate version                             print the version
   bffgate help                                print this help
@@ -81,22 +82,61 @@ func errorLine(err error) string {
 // (internal/version), the same the Kong plugin reports to Kong.
 func versionLine() string { return "bffgate " + version.Version }
 
+// check prints what Lint (and, online, CheckOnline) finds on stdout, and
+// fails when anything is not a warning.
+func check(cfg *serve.Config, p *serve.Proxy, online bool) error {
+	defer p.Close()
+	failed := 0
+	for _, f := range serve.Lint(cfg) {
+		fmt.Println("bffgate: " + f.String())
+		if !f.Warning {
+			failed++
+		}
+	}
+	if online {
+		for _, pr := range serve.CheckOnline(context.Background(), cfg, p) {
+			if pr.Err != nil {
+				failed++
+				fmt.Printf("bffgate: online: %s: FAILED: %v\n", pr.What, pr.Err)
+			} else {
+				fmt.Printf("bffgate: online: %s: ok\n", pr.What)
+			}
+		}
+	}
+	if failed > 0 {
+		return fmt.Errorf("config check: %d problem(s), see above", failed)
+	}
+	fmt.Println("bffgate: config OK")
+	return nil
+}
+
 func run(args []string, serveIt bool) error {
 	fl := flag.NewFlagSet("bffgate", flag.ContinueOnError)
 	file := fl.String("config", "", "the config file (JSON)")
 	listen := fl.String("listen", "", "listen address; overrides the file's \"listen\"")
+	online := false
+	if !serveIt {
+		fl.BoolVar(&online, "online", false, "also contact the provider (discovery, the client's credentials) and Redis")
+	}
 	if err := fl.Parse(args); err != nil {
 		return err
 	}
 	if *file == "" {
 		return errors.New("-config FILE is required")
 	}
-	cfg, err := serve.Load(*file)
+	logger := slog.New(slog.NewTextHandler(os.Stderr, nil))
+	load := func() (*serve.Config, error) {
+		cfg, err := serve.Load(*file)
+		if err != nil {
+			return nil, err
+		}
+		cfg.BFF.Logger = logger
+		return cfg, nil
+	}
+	cfg, err := load()
 	if err != nil {
 		return err
 	}
-	logger := slog.New(slog.NewTextHandler(os.Stderr, nil))
-	cfg.BFF.Logger = logger
 	// This process is bffgate's own, so go-redis's process-wide logger
 	// may be ours too.
 	redisstore.LogTo(logger)
@@ -105,8 +145,7 @@ func run(args []string, serveIt bool) error {
 		return err
 	}
 	if !serveIt {
-		fmt.Println("bffgate: config OK")
-		return nil
+		return check(cfg, p, online)
 	}
 	addr := cfg.Listen
 	if *listen != "" {
@@ -121,6 +160,13 @@ func run(args []string, serveIt bool) error {
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	logger.Info("bffgate: serving", "url", "http://"+ln.Addr().String(), "admin", cfg.AdminListen)
-	return serve.Serve(ctx, cfg, ln, p)
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	defer signal.Stop(hup)
+	scheme := "http://"
+	if cfg.TLS != nil {
+		scheme = "https://"
+	}
+	logger.Info("bffgate: serving", "url", scheme+ln.Addr().String(), "admin", cfg.AdminListen)
+	return serve.ServeReload(ctx, cfg, ln, p, hup, load)
 }

@@ -60,6 +60,10 @@ type Result struct {
 // Forward reports whether the request goes on upstream.
 func (r *Result) Forward() bool { return r.Status == 0 }
 
+// ErrorCode is the error code of an error answer, "" for a forward or an
+// answer that is not an error: for adapters' access logs.
+func (r *Result) ErrorCode() Code { return r.code }
+
 // Engine is the BFF: build one with New per configuration and call Handle
 // for every request. It is safe for concurrent use.
 type Engine struct {

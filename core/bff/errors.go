@@ -117,7 +117,9 @@ func ErrorResult(status int, code Code, desc string) Result {
 		f := false
 		body.Authenticated = &f
 	}
-	return jsonResult(status, body)
+	r := jsonResult(status, body)
+	r.code = code
+	return r
 }
 
 // jsonResult answers with v as JSON, uncacheable.
@@ -143,7 +145,6 @@ func (b *Engine) answer(req *Request, err error) Result {
 		f = fail(http.StatusInternalServerError, CodeInternal, "an internal error; the log says more")
 	}
 	r := ErrorResult(f.status, f.code, f.desc)
-	r.code = f.code
 	b.cors(req, r.Header)
 	if f.code == CodeInvalidSession || f.code == CodeSessionExpired {
 		r.Header.Add("Set-Cookie", b.clearSessionCookie())

@@ -1,18 +1,22 @@
 package serve
 
 import (
+	"context"
 	"crypto/rand"
 	"crypto/sha256"
 	"encoding/hex"
 	"log/slog"
 	"net/http"
 	"time"
+
+	"github.com/bffgate/bffgate/core/bff"
 )
 
 // accessLog writes one structured line per request to log: method, path
-// (never the query, which can hold codes and states), status, duration,
-// the request ID, and a short tag of the session cookie that cannot be
-// turned back into it. Nothing else of the request is logged: no header,
+// (never the query, which can hold codes and states), kind, status, the
+// error code of an error answer, duration, the request ID, and a short tag
+// of the session cookie that cannot be turned back into it, and the
+// client's address (see withClient); an upstream failure adds its cause. Nothing else of the request is logged: no header,
 // no cookie, no token. The request ID is the client's X-Request-Id when it
 // is a plain token of at most 64 characters, else a new one; it goes
 // upstream and back to the client.
@@ -26,16 +30,52 @@ func accessLog(h http.Handler, log *slog.Logger, cookieName string) http.Handler
 		r.Header.Set("X-Request-Id", id)
 		w.Header().Set("X-Request-Id", id)
 		sw := &statusWriter{ResponseWriter: w, status: http.StatusOK}
-		h.ServeHTTP(sw, r)
+		n := &note{}
+		h.ServeHTTP(sw, r.WithContext(context.WithValue(r.Context(), noteKey{}, n)))
 		attrs := []any{
-			"method", r.Method, "path", r.URL.EscapedPath(), "status", sw.status,
-			"duration_ms", float64(time.Since(start).Microseconds()) / 1000, "request_id", id,
+			"method", r.Method, "path", r.URL.EscapedPath(), "kind", n.kind, "status", sw.status,
 		}
+		if n.code != "" {
+			attrs = append(attrs, "code", string(n.code))
+		}
+		attrs = append(attrs, "duration_ms", float64(time.Since(start).Microseconds())/1000, "request_id", id,
+			"client", clientOf(r).addr)
 		if c, err := r.Cookie(cookieName); err == nil && c.Value != "" {
 			attrs = append(attrs, "session", sessionTag(c.Value))
 		}
+		if n.err != nil {
+			attrs = append(attrs, "error", n.err.Error())
+		}
 		log.Info("bffgate: request", attrs...)
 	})
+}
+
+// note is what the handlers tell the access log of a request, beyond its
+// status: what kind of request it was ("bff": one of the engine's own
+// endpoints or a refusal of an unsafe path; "api", "public", "static",
+// "none": no route), the error code of an error answer, and the cause of
+// an upstream failure. Codes come from the engine's Result and from
+// serve's own errors, never from reading the body.
+type note struct {
+	kind string
+	code bff.Code
+	err  error
+}
+
+type noteKey struct{}
+
+// noteOf is the request's note, or a throwaway one without access log.
+func noteOf(r *http.Request) *note {
+	if n, ok := r.Context().Value(noteKey{}).(*note); ok {
+		return n
+	}
+	return &note{}
+}
+
+// writeError is bff.WriteError, noted for the access log.
+func writeError(w http.ResponseWriter, r *http.Request, status int, code bff.Code, desc string) {
+	noteOf(r).code = code
+	bff.WriteError(w, status, code, desc)
 }
 
 // sessionTag is 8 hex digits of a hash of the session cookie: enough to

@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
+	"log/slog"
 	"net/http"
 	"net/http/httputil"
 	"net/url"
@@ -23,6 +24,8 @@ import (
 	"time"
 
 	"github.com/bffgate/bffgate/core/bff"
+	"github.com/bffgate/bffgate/core/session/memstore"
+	"github.com/bffgate/bffgate/core/session/redisstore"
 	"github.com/bffgate/bffgate/internal/configfile"
 	"github.com/bffgate/bffgate/internal/metrics"
 )
@@ -48,6 +51,17 @@ type Config struct {
 	// from the app's routes: /healthz, /readyz and /metrics (Prometheus),
 	// e.g. "127.0.0.1:9090". Defaults to none.
 	AdminListen string `json:"admin_listen"`
+	// TLS, when set, makes the listener serve HTTPS with this certificate,
+	// reloaded when its files change. Defaults to plain HTTP.
+	TLS *TLS `json:"tls"`
+	// TrustedProxies are the peers (CIDR prefixes or addresses, e.g.
+	// "10.0.0.0/8") whose X-Forwarded-For and X-Forwarded-Proto are
+	// believed: for the access log's client address and what goes
+	// upstream. From any other peer they are ignored. Defaults to none.
+	TrustedProxies []string `json:"trusted_proxies"`
+	// Tracing, when set, sends OpenTelemetry traces (tracing.go).
+	// Defaults to off.
+	Tracing *Tracing `json:"tracing"`
 }
 
 // Route is one upstream behind the proxy.
@@ -76,28 +90,111 @@ func Load(file string) (*Config, error) {
 	if err := configfile.Load(file, &c); err != nil {
 		return nil, err
 	}
-	if c.StaticDir != "" && !filepath.IsAbs(c.StaticDir) {
-		c.StaticDir = filepath.Join(filepath.Dir(file), c.StaticDir)
+	rel := func(p *string) {
+		if *p != "" && !filepath.IsAbs(*p) {
+			*p = filepath.Join(filepath.Dir(file), *p)
+		}
+	}
+	rel(&c.StaticDir)
+	if c.TLS != nil {
+		rel(&c.TLS.CertFile)
+		rel(&c.TLS.KeyFile)
 	}
 	return &c, nil
 }
 
 // New builds the proxy's handler.
-func New(c *Config) (*Proxy, error) {
+func New(c *Config) (*Proxy, error) { return build(c, nil) }
+
+// Reload builds the proxy for c to replace p, as on SIGHUP: it keeps p's
+// in-process session store (so no session is lost; with Redis the
+// sessions are in Redis anyway) and p's metrics, and builds the rest
+// anew: the engine, the routes, the static files, the access log. p
+// itself is unchanged and keeps serving until it is replaced (see
+// ServeReload). Fields read only when the process starts are listed by
+// RestartOnly.
+func (p *Proxy) Reload(c *Config) (*Proxy, error) { return build(c, p) }
+
+func build(c *Config, prev *Proxy) (*Proxy, error) {
 	var m *metrics.Metrics
-	bc := c.BFF
-	if c.AdminListen != "" {
+	switch {
+	case prev != nil:
+		m = prev.metrics
+	case c.AdminListen != "":
 		m = metrics.New()
+	}
+	bc := c.BFF
+	if m != nil {
 		bc.Observer = m
+	}
+	// Tracing starts with the process: a reload keeps it.
+	var tr *tracer
+	switch {
+	case prev != nil:
+		tr = prev.tracer
+	case c.Tracing != nil:
+		var err error
+		if tr, err = newTracer(c.Tracing); err != nil {
+			return nil, err
+		}
+	}
+	// serve makes the in-process store itself, so that a reload can hand
+	// it to the next engine.
+	var mem *memstore.Store
+	var own io.Closer // a store serve made for this engine alone
+	redis := bc.Redis.URL != "" || len(bc.Redis.Addrs) > 0
+	if bc.Store == nil && !redis {
+		if prev != nil && prev.mem != nil {
+			mem = prev.mem
+		} else {
+			mem = memstore.NewMax(bc.Now, bc.WithDefaults().MemoryMaxSessions)
+		}
+		bc.Store = mem
+	}
+	if tr != nil {
+		if bc.Store == nil { // Redis: made here to trace its calls
+			st, err := redisstore.New(bc.Redis)
+			var ce *redisstore.ConfigError
+			if errors.As(err, &ce) {
+				return nil, fmt.Errorf("bffgate: config: redis.%s: %s", ce.Field, ce.Msg)
+			} else if err != nil {
+				return nil, err
+			}
+			bc.Store, own = st, st
+		}
+		bc.Store = tr.store(bc.Store)
+		if bc.HTTPClient == nil {
+			bc.HTTPClient = &http.Client{Timeout: time.Duration(bc.WithDefaults().HTTPTimeout) * time.Second,
+				Transport: tr.transport(http.DefaultTransport, "provider")}
+		}
 	}
 	b, err := bff.New(bc)
 	if err != nil {
+		if own != nil {
+			own.Close()
+		}
 		return nil, err
 	}
-	p, err := newProxy(c, b, m)
+	p, err := newProxy(c, b, m, tr)
 	if err != nil {
 		b.Close()
+		if own != nil {
+			own.Close()
+		}
 		return nil, err
+	}
+	p.tracer, p.ownStore = tr, own
+	p.metrics, p.mem = m, mem
+	p.log = c.BFF.WithDefaults().Logger
+	if c.TLS != nil {
+		if prev != nil && prev.certs != nil && *prev.tls == *c.TLS {
+			p.certs = prev.certs
+		} else if p.certs, err = newCertFile(c.TLS, p.log); err != nil {
+			p.Close()
+			return nil, err
+		}
+		t := *c.TLS
+		p.tls = &t
 	}
 	return p, nil
 }
@@ -108,14 +205,44 @@ type Proxy struct {
 	Handler http.Handler
 	Engine  *bff.Engine
 	Admin   http.Handler
+
+	metrics   *metrics.Metrics
+	mem       *memstore.Store // the in-process store, nil with Redis or a given Store
+	transport *http.Transport // to the upstreams
+	log       *slog.Logger
+	tls       *TLS      // the config's tls, nil without
+	certs     *certFile // its certificate
+	tracer    *tracer   // nil without tracing
+	ownStore  io.Closer // the Redis store serve made for tracing, nil otherwise
 }
 
-func newProxy(c *Config, b *bff.Engine, m *metrics.Metrics) (*Proxy, error) {
+// Close releases what p holds of its own: the engine's Redis connections
+// and the idle upstream connections. The in-process store, which a
+// reloaded Proxy shares, stays.
+func (p *Proxy) Close() error {
+	if p.transport != nil {
+		p.transport.CloseIdleConnections()
+	}
+	if p.ownStore != nil {
+		p.ownStore.Close()
+	}
+	return p.Engine.Close()
+}
+
+func newProxy(c *Config, b *bff.Engine, m *metrics.Metrics, tr *tracer) (*Proxy, error) {
 	if len(c.Routes) == 0 && c.StaticDir == "" {
 		return nil, errors.New("bffgate serve: config: routes: add at least one route, e.g. {\"path\": \"/\", \"upstream\": \"http://127.0.0.1:9000\"}")
 	}
+	trust, err := parseTrusted(c.TrustedProxies)
+	if err != nil {
+		return nil, err
+	}
 	h := &handler{bff: b}
 	transport := NewTransport(c.Limits)
+	var upstream http.RoundTripper = transport
+	if tr != nil {
+		upstream = tr.transport(transport, "upstream")
+	}
 	for i, r := range c.Routes {
 		u, err := url.Parse(r.Upstream)
 		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
@@ -135,7 +262,16 @@ func newProxy(c *Config, b *bff.Engine, m *metrics.Metrics) (*Proxy, error) {
 		proxy := &httputil.ReverseProxy{
 			Rewrite: func(pr *httputil.ProxyRequest) {
 				pr.SetURL(u)
+				// A trusted proxy's X-Forwarded-For goes on, with its
+				// address added; anyone else's is dropped.
+				cl := clientOf(pr.In)
+				if cl.trusted {
+					if xff := pr.In.Header["X-Forwarded-For"]; len(xff) > 0 {
+						pr.Out.Header["X-Forwarded-For"] = []string{strings.Join(xff, ", ")}
+					}
+				}
 				pr.SetXForwarded()
+				pr.Out.Header.Set("X-Forwarded-Proto", cl.proto)
 				// The BFF's edits go last, on the request that is sent:
 				// after the proxy removed the hop-by-hop headers (and any
 				// header the client named in Connection).
@@ -153,7 +289,7 @@ func newProxy(c *Config, b *bff.Engine, m *metrics.Metrics) (*Proxy, error) {
 				}
 				return nil
 			},
-			Transport:  transport,
+			Transport:  upstream,
 			BufferPool: BufferPool,
 			ErrorHandler: func(w http.ResponseWriter, r *http.Request, err error) {
 				if m != nil {
@@ -162,32 +298,47 @@ func newProxy(c *Config, b *bff.Engine, m *metrics.Metrics) (*Proxy, error) {
 				proxyError(w, r, err)
 			},
 		}
-		h.routes = append(h.routes, route{prefix: r.Path, next: forward(b, proxy, r.Public, r.Policy)})
+		kind := "api"
+		if r.Public {
+			kind = "public"
+		}
+		h.routes = append(h.routes, route{prefix: r.Path, kind: kind, next: forward(b, proxy, r.Public, r.Policy)})
 	}
 	for i, r := range c.Routes { // h.routes is in c.Routes' order until sorted
 		h.routes[i].next = limitBody(h.routes[i].next, c.Limits.maxBody(r.MaxBodyBytes))
 	}
 	sort.SliceStable(h.routes, func(i, j int) bool { return len(h.routes[i].prefix) > len(h.routes[j].prefix) })
 	if c.StaticDir != "" {
-		if st, err := os.Stat(c.StaticDir); err != nil || !st.IsDir() {
-			return nil, fmt.Errorf("bffgate serve: config: static_dir: %q is not a directory", c.StaticDir)
+		if st, err := os.Stat(c.StaticDir); err != nil {
+			return nil, fmt.Errorf("bffgate serve: config: static_dir: %q does not exist (a relative static_dir is relative to the config file's folder): build the SPA there, or fix the path", c.StaticDir)
+		} else if !st.IsDir() {
+			return nil, fmt.Errorf("bffgate serve: config: static_dir: %q is a file, not a folder: name the folder holding index.html", c.StaticDir)
 		}
 		h.static = spa(os.DirFS(c.StaticDir))
 	}
-	h.engine = limitBody(b.Middleware(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		// Only reached if the engine forwards a path it owns: never.
-		http.Error(w, "not found", http.StatusNotFound)
-	})), c.Limits.maxBody(0))
+	h.engine = limitBody(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		res := b.HandleHTTP(r, false)
+		noteOf(r).code = res.ErrorCode()
+		if res.Forward() { // the engine forwards no path it owns, nor an unsafe one: never
+			writeError(w, r, http.StatusNotFound, bff.CodeNotFound, "no route for this path")
+			return
+		}
+		res.Write(w)
+	}), c.Limits.maxBody(0))
 	var app http.Handler = h
+	if tr != nil {
+		app = tr.handler(app)
+	}
 	switch c.AccessLog {
 	case "", "on":
 		d := c.BFF.WithDefaults() // the logger and cookie name the engine uses
-		app = accessLog(h, d.Logger, d.CookieName)
+		app = accessLog(app, d.Logger, d.CookieName)
 	case "off":
 	default:
 		return nil, fmt.Errorf("bffgate serve: config: access_log: %q: use \"on\" or \"off\"", c.AccessLog)
 	}
-	p := &Proxy{Handler: app, Engine: b}
+	app = withClient(app, trust)
+	p := &Proxy{Handler: app, Engine: b, transport: transport}
 	if m != nil {
 		p.Admin = AdminHandler(b.Ready, m.Handler())
 	}
@@ -247,6 +398,7 @@ func forward(b *bff.Engine, proxy http.Handler, public bool, policy *bff.Policy)
 			req.Policy = policy
 			res = b.Handle(r.Context(), req)
 		}
+		noteOf(r).code = res.ErrorCode()
 		if !res.Forward() {
 			res.Write(w)
 			return
@@ -275,6 +427,7 @@ func stepUp(resp *http.Response) {
 
 type route struct {
 	prefix string
+	kind   string // "api" or "public", for the access log
 	next   http.Handler
 }
 
@@ -289,21 +442,26 @@ func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	// Routes are chosen on the decoded path; a path that some server reads
 	// otherwise (dot segments, encoded slashes) never reaches that choice:
 	// the engine refuses it.
+	n := noteOf(r)
 	if p := r.URL.EscapedPath(); h.bff.Owns(p) || !bff.SafePath(p) {
+		n.kind = "bff"
 		h.engine.ServeHTTP(w, r)
 		return
 	}
 	for _, rt := range h.routes {
 		if strings.HasPrefix(r.URL.Path, rt.prefix) {
+			n.kind = rt.kind
 			rt.next.ServeHTTP(w, r)
 			return
 		}
 	}
 	if h.static != nil && (r.Method == http.MethodGet || r.Method == http.MethodHead) {
+		n.kind = "static"
 		h.static.ServeHTTP(w, r)
 		return
 	}
-	bff.WriteError(w, http.StatusNotFound, bff.CodeNotFound, "no route for this path")
+	n.kind = "none"
+	writeError(w, r, http.StatusNotFound, bff.CodeNotFound, "no route for this path")
 }
 
 // spa serves files, and index.html for paths that name no file, so the

@@ -7,6 +7,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"net/url"
 	"sync"
 	"time"
 
@@ -109,20 +110,30 @@ func (l Limits) maxBody(routeMax int64) int64 {
 // then it stops accepting and waits up to 5 seconds for the requests in
 // flight before closing every connection. It closes ln.
 func Serve(ctx context.Context, c *Config, ln net.Listener, p *Proxy) error {
-	if p.Admin != nil {
+	return ServeReload(ctx, c, ln, p, nil, nil)
+}
+
+func serveLive(ctx context.Context, c *Config, ln net.Listener, l *live) error {
+	if tr := l.cur.Load().p.tracer; tr != nil {
+		defer tr.shutdown() // after the requests in flight
+	}
+	if l.cur.Load().p.Admin != nil {
 		aln, err := net.Listen("tcp", c.AdminListen)
 		if err != nil {
 			ln.Close()
 			return fmt.Errorf("admin_listen: %w", err)
 		}
-		admin := &http.Server{Handler: p.Admin, ReadHeaderTimeout: 5 * time.Second, IdleTimeout: time.Minute}
+		admin := &http.Server{Handler: l.admin(), ReadHeaderTimeout: 5 * time.Second, IdleTimeout: time.Minute}
 		go func() { _ = admin.Serve(aln) }()
 		defer admin.Close()
 	}
-	srv := newServer(c.Limits, p.Handler)
+	srv := newServer(c.Limits, l)
 	if n := c.Limits.maxConnections(); n > 0 {
 		ln = limitListener(ln, n)
 	}
+	// The certificate of the config the process started with: its files
+	// are reread when they change; other files need a restart.
+	certs := l.cur.Load().p.certs
 	served := make(chan struct{})  // Serve returned
 	stopped := make(chan struct{}) // the shutdown is over, or never began
 	go func() {
@@ -138,7 +149,13 @@ func Serve(ctx context.Context, c *Config, ln net.Listener, p *Proxy) error {
 			_ = srv.Close()
 		}
 	}()
-	err := srv.Serve(ln)
+	var err error
+	if certs != nil {
+		srv.TLSConfig = certs.config()
+		err = srv.ServeTLS(ln, "", "")
+	} else {
+		err = srv.Serve(ln)
+	}
 	close(served)
 	<-stopped // Serve returns as soon as Shutdown begins
 	if !errors.Is(err, http.ErrServerClosed) {
@@ -232,7 +249,7 @@ func limitBody(h http.Handler, n int64) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if r.ContentLength > n {
 			w.Header().Set("Connection", "close")
-			bff.WriteError(w, http.StatusRequestEntityTooLarge, bff.CodeBodyTooLarge, bodyTooLarge)
+			writeError(w, r, http.StatusRequestEntityTooLarge, bff.CodeBodyTooLarge, bodyTooLarge)
 			// Send the answer, then read on up to n bytes more (within the
 			// body timeout), so that a body just over the cap is consumed
 			// and the client reads the 413 rather than a reset.
@@ -249,7 +266,8 @@ func limitBody(h http.Handler, n int64) http.Handler {
 
 const bodyTooLarge = "the request body is larger than this route allows"
 
-// proxyError is the reverse proxy's ErrorHandler.
+// proxyError is the reverse proxy's ErrorHandler. The upstream's failure
+// goes on the request's access line, once, with its cause.
 func proxyError(w http.ResponseWriter, r *http.Request, err error) {
 	var big *http.MaxBytesError
 	var be *bodyError
@@ -257,18 +275,30 @@ func proxyError(w http.ResponseWriter, r *http.Request, err error) {
 	switch {
 	case errors.As(err, &big):
 		w.Header().Set("Connection", "close")
-		bff.WriteError(w, http.StatusRequestEntityTooLarge, bff.CodeBodyTooLarge, bodyTooLarge)
+		writeError(w, r, http.StatusRequestEntityTooLarge, bff.CodeBodyTooLarge, bodyTooLarge)
 	case errors.As(err, &be) && errors.As(be.err, &ne) && ne.Timeout():
 		w.Header().Set("Connection", "close")
-		bff.WriteError(w, http.StatusRequestTimeout, bff.CodeBodyTimeout, "the request body did not arrive in time")
+		writeError(w, r, http.StatusRequestTimeout, bff.CodeBodyTimeout, "the request body did not arrive in time")
 	case errors.As(err, &be):
 		w.Header().Set("Connection", "close")
-		bff.WriteError(w, http.StatusBadRequest, bff.CodeInvalidRequest, "the request body could not be read")
+		writeError(w, r, http.StatusBadRequest, bff.CodeInvalidRequest, "the request body could not be read")
 	case errors.As(err, &ne) && ne.Timeout() && r.Context().Err() == nil:
-		bff.WriteError(w, http.StatusGatewayTimeout, bff.CodeUpstreamTimeout, "the upstream did not answer in time")
+		noteOf(r).err = causeOf(err)
+		writeError(w, r, http.StatusGatewayTimeout, bff.CodeUpstreamTimeout, "the upstream did not answer in time")
 	default:
-		bff.WriteError(w, http.StatusBadGateway, bff.CodeUpstreamUnavailable, "the upstream could not be reached")
+		noteOf(r).err = causeOf(err)
+		writeError(w, r, http.StatusBadGateway, bff.CodeUpstreamUnavailable, "the upstream could not be reached")
 	}
+}
+
+// causeOf is err without the URL a *url.Error names (its query may hold
+// what the log must not).
+func causeOf(err error) error {
+	var ue *url.Error
+	if errors.As(err, &ue) {
+		return ue.Err
+	}
+	return err
 }
 
 // limitListener accepts at most n connections open at once; it closes any

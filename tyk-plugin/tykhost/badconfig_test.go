@@ -170,8 +170,9 @@ func TestBadConfig(t *testing.T) {
 				}
 			}
 			// Logged once, not once per request, and without secrets.
-			if n := strings.Count(stderr, "bffgate: BFFGATE_CONFIG"); n != 1 {
-				t.Errorf("the reason was logged %d times, want once:\n%s", n, stderr)
+			// In bffgate serve's line shape.
+			if n := strings.Count(stderr, ` level=ERROR msg="bffgate: config refused" error="BFFGATE_CONFIG`); n != 1 {
+				t.Errorf("the reason was logged %d times as level=ERROR msg=... error=..., want once:\n%s", n, stderr)
 			}
 			if strings.Contains(stderr, "s3cr3t") || strings.Contains(stderr, cookieKey) {
 				t.Errorf("the log reveals a secret:\n%s", stderr)
