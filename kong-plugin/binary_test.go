@@ -19,7 +19,6 @@ package main
 //     plugin in this process over a pipe (plugin_test.go's harness).
 
 import (
-	"bytes"
 	"context"
 	"encoding/binary"
 	"encoding/json"
@@ -34,7 +33,6 @@ import (
 	"reflect"
 	"slices"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -45,6 +43,7 @@ import (
 
 	"github.com/bffgate/bffgate/core/bff"
 	"github.com/bffgate/bffgate/internal/version"
+	"github.com/bffgate/bffgate/tests/flowtest"
 	"github.com/bffgate/bffgate/tests/op"
 )
 
@@ -213,27 +212,8 @@ func checkType(t *testing.T, path string, typ reflect.Type, def any, seen *[]str
 // pluginServer is the binary running as Kong's start_cmd runs it.
 type pluginServer struct {
 	sock string
-	out  *syncBuffer // its stdout and stderr, which Kong copies into its error log
+	out  *flowtest.SyncBuffer // its stdout and stderr, which Kong copies into its error log
 	cmd  *exec.Cmd
-}
-
-// syncBuffer is a bytes.Buffer that the process's output copier and the
-// test may use at once.
-type syncBuffer struct {
-	mu  sync.Mutex // guards buf
-	buf bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
 }
 
 // runPlugin starts the binary as Kong's start_cmd does; the process is
@@ -249,7 +229,7 @@ func runPlugin(t *testing.T) *pluginServer {
 func startServer(t testing.TB, bin string, env []string) *pluginServer {
 	t.Helper()
 	prefix := t.TempDir()
-	out := &syncBuffer{}
+	out := &flowtest.SyncBuffer{}
 	cmd := exec.Command(bin, "-kong-prefix", prefix)
 	cmd.Env = append(os.Environ(), env...)
 	cmd.Stdout, cmd.Stderr = out, out

@@ -1,38 +1,21 @@
 package extauthz
 
 import (
-	"bytes"
 	"io"
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"strings"
-	"sync"
 	"testing"
+
+	"github.com/bffgate/bffgate/tests/flowtest"
 )
-
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
-}
 
 // TestAccessLog: one line per request to bffgate, naming the request the
 // proxy asks about (its method and path, never the query), the app and
 // bffgate's answer, and nothing of the session but a tag.
 func TestAccessLog(t *testing.T) {
-	var logs syncBuffer
+	var logs flowtest.SyncBuffer
 	f := newFixture(t, func(c *Config) {
 		c.Apps[0].Name = "shop"
 		c.Apps[0].BFF.Logger = slog.New(slog.NewTextHandler(&logs, nil))
@@ -73,7 +56,7 @@ func TestAccessLog(t *testing.T) {
 		})
 	}
 	t.Run("off", func(t *testing.T) {
-		var quiet syncBuffer
+		var quiet flowtest.SyncBuffer
 		f := newFixture(t, func(c *Config) {
 			c.AccessLog = "off"
 			c.Apps[0].BFF.Logger = slog.New(slog.NewTextHandler(&quiet, nil))

@@ -1,38 +1,19 @@
 package serve
 
 import (
-	"bytes"
 	"context"
 	"io"
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/bffgate/bffgate/core/session"
 	"github.com/bffgate/bffgate/core/session/memstore"
+	"github.com/bffgate/bffgate/tests/flowtest"
 )
-
-// syncBuffer is a bytes.Buffer safe for the server's goroutines.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
 
 // TestAccessLog: one line per request with method, path, status, request
 // ID and a session tag; never the query, the cookie or the token.
@@ -43,7 +24,7 @@ func TestAccessLog(t *testing.T) {
 		io.WriteString(w, "up")
 	}))
 	defer up.Close()
-	var logs syncBuffer
+	var logs flowtest.SyncBuffer
 	store := memstore.New(time.Now)
 	c := testConfig(t, up.URL)
 	c.BFF.Store = store
@@ -111,7 +92,7 @@ func TestAccessLog(t *testing.T) {
 func TestAccessLogCodes(t *testing.T) {
 	up := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { io.WriteString(w, "up") }))
 	defer up.Close()
-	var logs syncBuffer
+	var logs flowtest.SyncBuffer
 	c := testConfig(t, up.URL)
 	c.BFF.Store = memstore.New(time.Now)
 	c.BFF.Logger = slog.New(slog.NewTextHandler(&logs, nil))

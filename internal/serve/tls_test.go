@@ -19,6 +19,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/bffgate/bffgate/tests/flowtest"
 )
 
 // selfSigned writes a new self-signed certificate for 127.0.0.1, named cn,
@@ -65,7 +67,7 @@ func TestTLS(t *testing.T) {
 	dir := t.TempDir()
 	certFile, keyFile := filepath.Join(dir, "cert.pem"), filepath.Join(dir, "key.pem")
 	first := selfSigned(t, "first", certFile, keyFile)
-	var logs syncBuffer
+	var logs flowtest.SyncBuffer
 	c := testConfig(t, up.URL)
 	c.BFF.Logger = slog.New(slog.NewTextHandler(&logs, nil))
 	c.TLS = &TLS{CertFile: certFile, KeyFile: keyFile}
@@ -155,7 +157,7 @@ func TestTrustedProxies(t *testing.T) {
 		{"trusted peer only", []string{"127.0.0.1"}, "10.0.0.5", "198.51.100.1, 203.0.113.9, 10.0.0.5, 127.0.0.1", "https"},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
-			var logs syncBuffer
+			var logs flowtest.SyncBuffer
 			c := testConfig(t, up.URL)
 			c.BFF.Logger = slog.New(slog.NewTextHandler(&logs, nil))
 			c.TrustedProxies = tt.trusted

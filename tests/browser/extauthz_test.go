@@ -15,6 +15,7 @@ import (
 	"github.com/bffgate/bffgate/internal/extauthz"
 	"github.com/bffgate/bffgate/internal/extauthz/extauthztest"
 	"github.com/bffgate/bffgate/tests/browser/browsertest"
+	"github.com/bffgate/bffgate/tests/flowtest"
 	"github.com/bffgate/bffgate/tests/op"
 )
 
@@ -34,7 +35,7 @@ func TestExtauthzInChromium(t *testing.T) {
 		t.Run(proxy, func(t *testing.T) {
 			const secret = "browser-test-shared-secret-0123"
 			port := extauthztest.FreePort(t)
-			st := &stack{URL: fmt.Sprintf("http://127.0.0.1:%d", port), Store: newRecordingStore(), Tokens: &tokenRecorder{}, Logs: &browsertest.SyncBuffer{}}
+			st := &stack{URL: fmt.Sprintf("http://127.0.0.1:%d", port), Store: newRecordingStore(), Tokens: &tokenRecorder{}, Logs: &flowtest.SyncBuffer{}}
 			st.OP = op.StartT(t, op.Options{
 				RedirectURIs:           []string{st.URL + "/oauth/callback"},
 				PostLogoutRedirectURIs: []string{st.URL + "/logout/callback"},

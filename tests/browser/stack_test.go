@@ -14,6 +14,7 @@ import (
 	"github.com/bffgate/bffgate/core/session/memstore"
 	"github.com/bffgate/bffgate/tests/browser/browsertest"
 	"github.com/bffgate/bffgate/tests/demo"
+	"github.com/bffgate/bffgate/tests/flowtest"
 	"github.com/bffgate/bffgate/tests/op"
 )
 
@@ -26,13 +27,13 @@ type stack struct {
 	OP     *op.Server
 	Store  *recordingStore
 	Tokens *tokenRecorder // every token the provider gave bffgate
-	Logs   *browsertest.SyncBuffer
+	Logs   *flowtest.SyncBuffer
 }
 
 // startStack starts the stack for one test and stops it when the test ends.
 func startStack(t *testing.T, mode string) *stack {
 	t.Helper()
-	s := &stack{Store: newRecordingStore(), Tokens: &tokenRecorder{}, Logs: &browsertest.SyncBuffer{}}
+	s := &stack{Store: newRecordingStore(), Tokens: &tokenRecorder{}, Logs: &flowtest.SyncBuffer{}}
 	client := &http.Client{Timeout: 10 * time.Second, Transport: &browsertest.TokenTap{Seen: s.Tokens.seen}}
 	d, err := demo.Start(demo.Options{Mode: mode, Store: s.Store, HTTPClient: client, Logs: s.Logs})
 	if err != nil {

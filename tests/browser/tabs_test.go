@@ -14,6 +14,7 @@ import (
 	"github.com/bffgate/bffgate/core/bff"
 	"github.com/bffgate/bffgate/core/session"
 	"github.com/bffgate/bffgate/tests/browser/browsertest"
+	"github.com/bffgate/bffgate/tests/flowtest"
 	"github.com/bffgate/bffgate/tests/op"
 )
 
@@ -34,7 +35,7 @@ func TestTabsInChromium(t *testing.T) {
 	cmd.Env = append(os.Environ(), "BFFGATE_URL="+st.URL, "BFFGATE_ARTIFACTS="+artifacts, "BFFGATE_CHROMIUM="+chromium)
 	cmd.Cancel = func() error { return cmd.Process.Signal(syscall.SIGTERM) }
 	cmd.WaitDelay = 10 * time.Second
-	var out browsertest.SyncBuffer
+	var out flowtest.SyncBuffer
 	cmd.Stdout, cmd.Stderr = &out, &out
 	start := time.Now()
 	err := cmd.Run()

@@ -19,6 +19,7 @@ import (
 	"time"
 
 	"github.com/bffgate/bffgate/tests/browser/browsertest"
+	"github.com/bffgate/bffgate/tests/flowtest"
 	"github.com/bffgate/bffgate/tests/op"
 	"github.com/bffgate/bffgate/tyk-plugin/tykhost"
 )
@@ -185,7 +186,7 @@ func spaConfig(base, mode string, o *op.Server) []byte {
 type tykStack struct {
 	url  string // the gateway: the SPA's and the BFF's origin
 	op   *op.Server
-	logs *browsertest.SyncBuffer // the provider's, the plugin's and the gateway's
+	logs *flowtest.SyncBuffer // the provider's, the plugin's and the gateway's
 
 	stdin  io.Closer
 	cmd    *exec.Cmd
@@ -205,7 +206,7 @@ const (
 // ends.
 func startTykStack(t *testing.T, mode string) *tykStack {
 	t.Helper()
-	st := &tykStack{logs: &browsertest.SyncBuffer{}, listen: make(chan string, 1)}
+	st := &tykStack{logs: &flowtest.SyncBuffer{}, listen: make(chan string, 1)}
 	spa := httptest.NewServer(http.FileServer(http.Dir(browsertest.SPADir())))
 	t.Cleanup(spa.Close)
 	var provider atomic.Pointer[op.Server]

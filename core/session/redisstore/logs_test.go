@@ -1,43 +1,23 @@
 package redisstore_test
 
 import (
-	"bytes"
 	"context"
 	"log/slog"
 	"strconv"
 	"strings"
-	"sync"
 	"testing"
 
 	"github.com/redis/go-redis/v9"
 
 	"github.com/bffgate/bffgate/core/session/redisstore"
 	"github.com/bffgate/bffgate/core/session/redisstore/redistest"
+	"github.com/bffgate/bffgate/tests/flowtest"
 )
-
-// syncBuffer is a bytes.Buffer safe for the log handler's writes from
-// go-redis's goroutines.
-type syncBuffer struct {
-	mu sync.Mutex // guards b
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
 
 // Not parallel: go-redis's logger is the process's. Other tests' lines
 // may land in the buffers too; the test looks for its own.
 func TestLogTo(t *testing.T) {
-	var first, second syncBuffer
+	var first, second flowtest.SyncBuffer
 	redisstore.LogTo(slog.New(slog.NewJSONHandler(&first, nil)))
 	redisstore.LogTo(slog.New(slog.NewJSONHandler(&second, nil)))
 	redisstore.LogTo(nil) // ignored

@@ -26,6 +26,7 @@ import (
 	"text/template"
 	"time"
 
+	"github.com/bffgate/bffgate/tests/flowtest"
 	"github.com/bffgate/bffgate/tests/op"
 )
 
@@ -159,7 +160,7 @@ type Proxy struct {
 	name string
 	dir  string
 	cmd  *exec.Cmd
-	out  *syncBuffer
+	out  *flowtest.SyncBuffer
 	done chan struct{}
 }
 
@@ -195,7 +196,7 @@ func Run(proxy string, port int, v Vars, dir string) (*Proxy, error) {
 	if err := os.WriteFile(conf, []byte(text), 0o600); err != nil {
 		return nil, err
 	}
-	p := &Proxy{name: proxy, dir: dir, out: &syncBuffer{}, done: make(chan struct{})}
+	p := &Proxy{name: proxy, dir: dir, out: &flowtest.SyncBuffer{}, done: make(chan struct{})}
 	p.cmd = exec.Command(bin, args...)
 	p.cmd.Env = append(os.Environ(), "HOME="+dir, "XDG_CONFIG_HOME="+dir, "XDG_DATA_HOME="+dir)
 	p.cmd.Stdout, p.cmd.Stderr = p.out, p.out
@@ -238,23 +239,6 @@ func (p *Proxy) Stop() string {
 		out += "\nerror.log:\n" + string(b)
 	}
 	return out
-}
-
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
 }
 
 // NginxServer is the server block of docs/extauthz.md's nginx

@@ -13,7 +13,6 @@
 package browsertest
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -21,11 +20,11 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
 
+	"github.com/bffgate/bffgate/tests/flowtest"
 	"github.com/bffgate/bffgate/tests/op"
 )
 
@@ -129,7 +128,7 @@ func Run(t testing.TB, s Script) *Recording {
 		"BFFGATE_URL="+s.URL, "BFFGATE_MODE="+s.Mode, "BFFGATE_ARTIFACTS="+s.Artifacts, "BFFGATE_CHROMIUM="+s.Chromium)
 	cmd.Cancel = func() error { return cmd.Process.Signal(syscall.SIGTERM) }
 	cmd.WaitDelay = 10 * time.Second
-	var out SyncBuffer
+	var out flowtest.SyncBuffer
 	cmd.Stdout, cmd.Stderr = &out, &out
 	start := time.Now()
 	err := cmd.Run()
@@ -166,22 +165,4 @@ func tail(s string, n int) string {
 		return "…" + s[len(s)-n:]
 	}
 	return s
-}
-
-// SyncBuffer collects a stack's logs from several goroutines.
-type SyncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *SyncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *SyncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
 }
