@@ -1,5 +1,7 @@
 // Server-only code importing the core entry: createClient must load in the server
-// (React Server Components) environment without touching window or document.
+// (React Server Components) environment without touching window or document. 'server-only'
+// as in the README's guide: Next.js resolves it itself (there is no such package installed here).
+import 'server-only';
 import { createClient, type Session } from '@bffgate/client';
 
 export async function serverSession(): Promise<Session> {
