@@ -116,8 +116,9 @@ export async function checkNext({ tarball, install }) {
     console.log('check:next: hydration in Chromium: SKIPPED (needs tests/browser npm ci and Chromium)');
     return true;
   }
+  const hydrateStarted = Date.now();
   await hydrates(playwright, nextBin, chromiumPath);
-  console.log('check:next: hydration in Chromium: ok (no console error)');
+  console.log(`check:next: hydration in Chromium: ok, no console error (${Math.round((Date.now() - hydrateStarted) / 1000)} s)`);
   return true;
 }
 
