@@ -24,7 +24,7 @@ PLAIN_PKGS = $(shell $(GO) list ./... | grep -v /tyk-plugin)
 OTHER_PKGS = $(shell $(GO) list ./... | grep -v -e /tyk-plugin -e /core/)
 
 .PHONY: all build test demo bench lint fuzz test-deps demo-deps sdk-build \
-	test-go test-tyk test-js tyk-plugin kong-plugin bench-compare bench-tyk bench-nginx bench-kong clean release
+	test-go test-tyk test-js test-next tyk-plugin kong-plugin bench-compare bench-tyk bench-nginx bench-kong clean release
 
 all: build
 
@@ -85,6 +85,11 @@ test-js:
 	npm --prefix sdk-js test --silent
 	npm --prefix sdk-js run --silent check:pack
 
+## test-next: installs sdk-js/test/next-app (next, ~370 MB, from its lock file) and builds it against the packed SDK; after that, make test runs that build too
+test-next:
+	scripts/deps.sh node
+	npm --prefix sdk-js run --silent check:next
+
 ## lint: gofmt, go vet and staticcheck
 lint:
 	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
@@ -128,4 +133,4 @@ fuzz:
 	done
 
 clean:
-	rm -rf bin dist sdk-js/dist sdk-js/demo/dist tests/artifacts
+	rm -rf bin dist sdk-js/dist sdk-js/demo/dist sdk-js/test/next-app/.next tests/artifacts

@@ -10,7 +10,7 @@ cd "$(dirname "$0")/.."
 # docker-compose (Debian's, 1.29: no daemon needed for `config`) checks
 # compose/'s stacks offline; its python3-yaml reads their YAML.
 DEBS=(redis-server:redis-server redis-cli:redis-tools chromium:chromium nginx:nginx caddy:caddy docker-compose:docker-compose)
-NODE_DIRS=(tests/op sdk-js tests/browser)
+NODE_DIRS=(tests/op sdk-js tests/browser sdk-js/test/next-app)
 
 debs() {
   local missing=()

@@ -5,7 +5,10 @@
 //   3. the tarball installed in a temporary project: require() and import of
 //      both entries on this Node, and tsc in node10, node16 (.cts, .mts) and
 //      bundler projects;
-//   4. the gzip size budget (scripts/size.mjs) of the installed package.
+//   4. the gzip size budget (scripts/size.mjs) of the installed package;
+//   5. a Next.js App Router build of test/next-app against the tarball
+//      (scripts/check-next.mjs), when that fixture has an install of its
+//      lockfile (`npm run check:next` makes one); otherwise it says SKIPPED.
 import { execFileSync } from 'node:child_process';
 import { mkdirSync, mkdtempSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
@@ -14,6 +17,7 @@ import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { publint } from 'publint';
 import { formatMessage } from 'publint/utils';
+import { checkNext } from './check-next.mjs';
 
 const root = fileURLToPath(new URL('..', import.meta.url));
 const require = createRequire(import.meta.url);
@@ -126,6 +130,15 @@ try {
     node([join(root, 'scripts/size.mjs'), join(app, 'node_modules/@bffgate/client')]);
   } catch {
     fail('size budget');
+  }
+
+  // 5. Next.js.
+  try {
+    if (!(await checkNext({ tarball, install: false }))) {
+      console.log('check:pack: Next.js build: SKIPPED (no install in test/next-app: run `npm run check:next` once)');
+    }
+  } catch (err) {
+    fail(err.message);
   }
 } finally {
   rmSync(tmp, { recursive: true, force: true });

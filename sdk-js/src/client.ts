@@ -101,11 +101,16 @@ async function readJson(res: Response): Promise<unknown> {
   }
 }
 
-function errorFromBody(status: number, body: unknown, message?: string): BffError {
-  const code = isRecord(body) && typeof body.error === 'string' && body.error ? body.error : 'http_error';
+function errorFromBody(status: number, body: unknown, message?: string, code?: string): BffError {
+  code ??= isRecord(body) && typeof body.error === 'string' && body.error ? body.error : 'http_error';
   const description =
     isRecord(body) && typeof body.error_description === 'string' ? body.error_description : undefined;
   return new BffError({ status, code, description, body, message });
+}
+
+/** A 2xx answer of `url` whose body is not what it should be. */
+function invalidResponse(status: number, url: string, what: string, body: unknown): BffError {
+  return new BffError({ status, code: 'invalid_response', description: `${url} ${what}`, body });
 }
 
 const STEP_UP = 'insufficient_user_authentication';
@@ -207,13 +212,26 @@ export function createClient(options: BffClientOptions = {}): BffClient {
     return h;
   }
 
-  async function send(url: string, init: RequestInit): Promise<Response> {
+  async function send(target: RequestInfo | URL, init: RequestInit, url: string): Promise<Response> {
     try {
-      return await doFetch(url, init);
+      return await doFetch(target, init);
     } catch (err) {
       if (isAbortError(err)) throw err;
       throw new BffNetworkError(url, err);
     }
+  }
+
+  /** A request to one of the BFF's own endpoints; resolves to the response and its JSON body. */
+  async function call(url: string, method: string, signal?: AbortSignal): Promise<[Response, unknown]> {
+    const init: RequestInit = {
+      method,
+      headers: bffHeaders({ Accept: 'application/json' }),
+      credentials,
+      cache: 'no-store',
+    };
+    if (signal) init.signal = signal;
+    const res = await send(url, init, url);
+    return [res, await readJson(res)];
   }
 
   function clearTokenCache(): void {
@@ -225,42 +243,20 @@ export function createClient(options: BffClientOptions = {}): BffClient {
   async function getSession(opts: { signal?: AbortSignal } = {}): Promise<Session> {
     // probe=1: a signed-out visitor gets 200 {authenticated:false}, not a 401 the console shows in red.
     const url = withQuery(joinUrl(baseUrl, paths.session), new URLSearchParams({ probe: '1' }));
-    const init: RequestInit = {
-      method: 'GET',
-      headers: bffHeaders({ Accept: 'application/json' }),
-      credentials,
-      cache: 'no-store',
-    };
-    if (opts.signal) init.signal = opts.signal;
-    const res = await send(url, init);
-    const body = await readJson(res);
-    if (res.status === 401) {
+    const [res, body] = await call(url, 'GET', opts.signal);
+    const invalid = (what: string) => invalidResponse(res.status, url, what, body);
+    if (res.status !== 401) {
+      if (!res.ok) throw errorFromBody(res.status, body);
+      if (!isRecord(body) || typeof body.authenticated !== 'boolean') throw invalid('did not answer with a session JSON object');
+    }
+    if (res.status === 401 || !(body as { authenticated: boolean }).authenticated) {
       // No session is a normal state, not an error. Tokens from an old session are useless now.
       clearTokenCache();
       const reason = isRecord(body) && typeof body.error === 'string' ? body.error : undefined;
       return reason ? { authenticated: false, reason } : { authenticated: false };
     }
-    if (!res.ok) throw errorFromBody(res.status, body);
-    if (!isRecord(body) || typeof body.authenticated !== 'boolean') {
-      throw new BffError({
-        status: res.status,
-        code: 'invalid_response',
-        description: `${url} did not answer with a session JSON object`,
-        body,
-      });
-    }
-    if (!body.authenticated) {
-      clearTokenCache();
-      const reason = typeof body.error === 'string' ? body.error : undefined;
-      return reason ? { authenticated: false, reason } : { authenticated: false };
-    }
-    if (!isRecord(body.user) || typeof body.user.sub !== 'string') {
-      throw new BffError({
-        status: res.status,
-        code: 'invalid_response',
-        description: `${url} answered authenticated:true without a user.sub`,
-        body,
-      });
+    if (!isRecord(body) || !isRecord(body.user) || typeof body.user.sub !== 'string') {
+      throw invalid('answered authenticated:true without a user.sub');
     }
     const session: Session = { authenticated: true, user: body.user as User };
     if (typeof body.expiresAt === 'string') session.expiresAt = body.expiresAt;
@@ -294,14 +290,8 @@ export function createClient(options: BffClientOptions = {}): BffClient {
     const url = joinUrl(baseUrl, paths.logout);
     const fallback = opts.returnTo ?? '/';
     clearTokenCache();
-    const res = await send(url, {
-      method: 'POST',
-      headers: bffHeaders({ Accept: 'application/json' }),
-      credentials,
-      cache: 'no-store',
-    });
+    const [res, body] = await call(url, 'POST');
     clearTokenCache();
-    const body = await readJson(res);
     if (res.status === 401) {
       // There was no session left to end: the user is logged out already.
       emit('logout', undefined);
@@ -324,38 +314,19 @@ export function createClient(options: BffClientOptions = {}): BffClient {
     if (opts.scope) query.set('scope', opts.scope);
     if (opts.resource) query.set('resource', opts.resource);
     const url = withQuery(joinUrl(baseUrl, paths.token), query);
-    const res = await send(url, {
-      method: 'GET',
-      headers: bffHeaders({ Accept: 'application/json' }),
-      credentials,
-      cache: 'no-store',
-    });
-    const body = await readJson(res);
+    const [res, body] = await call(url, 'GET');
     if (res.status === 401) {
       const err = errorFromBody(401, body);
       sessionExpired(err);
       throw err;
     }
     if (res.status === 404) {
-      throw new BffError({
-        status: 404,
-        code: 'not_found',
-        description:
-          isRecord(body) && typeof body.error_description === 'string' ? body.error_description : undefined,
-        body,
-        message:
-          `The BFF answered 404 on ${url}: token-mediating mode is off (the BFF runs in plain bff mode). ` +
-          'Call your APIs through the BFF with client.fetch() instead, or enable token-mediating mode on the BFF.',
-      });
+      const message = `The BFF answered 404 on ${url}: token-mediating mode is off. Call your APIs with client.fetch(), or turn the mode on at the BFF.`;
+      throw errorFromBody(404, body, message, 'not_found');
     }
     if (!res.ok) throw errorFromBody(res.status, body);
     if (!isRecord(body) || typeof body.access_token !== 'string' || !body.access_token) {
-      throw new BffError({
-        status: res.status,
-        code: 'invalid_response',
-        description: `${url} did not answer with an access_token`,
-        body,
-      });
+      throw invalidResponse(res.status, url, 'did not answer with an access_token', body);
     }
     const rawExpires = typeof body.expires_in === 'string' ? Number(body.expires_in) : body.expires_in;
     const expiresInSec = typeof rawExpires === 'number' && Number.isFinite(rawExpires) ? Math.max(0, rawExpires) : 0;
@@ -398,13 +369,7 @@ export function createClient(options: BffClientOptions = {}): BffClient {
     headers.set(csrfHeader.name, csrfHeader.value);
     const finalInit: RequestInit = { ...init, headers, credentials: init.credentials ?? credentials };
     const url = typeof target === 'string' ? target : target instanceof URL ? target.href : target.url;
-    let res: Response;
-    try {
-      res = await doFetch(target, finalInit);
-    } catch (err) {
-      if (isAbortError(err)) throw err;
-      throw new BffNetworkError(url, err);
-    }
+    const res = await send(target, finalInit, url);
     if (res.status === 401 || res.status === 403) {
       const body = await readJson(res.clone());
       const stepUp = stepUpError(res, body);

@@ -57,13 +57,14 @@ export interface SessionProviderProps extends SessionStoreOptions {
  */
 export function SessionProvider({ client, children, initialSession, refetchOnFocus, crossTab, channelName, loginErrorFromUrl }: SessionProviderProps) {
   // One store per client; the options are read when it is made.
-  const [holder, setHolder] = useState(() => ({
+  const make = (): SessionContextValue => ({
     client,
     store: createSessionStore(client, { initialSession, refetchOnFocus, crossTab, channelName, loginErrorFromUrl }),
-  }));
+  });
+  const [holder, setHolder] = useState(make);
   let current = holder;
   if (holder.client !== client) {
-    current = { client, store: createSessionStore(client, { initialSession, refetchOnFocus, crossTab, channelName, loginErrorFromUrl }) };
+    current = make();
     setHolder(current);
   }
   useEffect(() => current.store.start(), [current]);
