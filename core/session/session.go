@@ -119,4 +119,8 @@ type Session struct {
 	// TokenClaims is a JSON object of the ID token's claims that route
 	// policies read (acr, auth_time, groups, ...), bounded at login.
 	TokenClaims string
+	// Device is a coarse label of the browser that logged in ("Firefox on
+	// Linux"), for the user's list of sessions; Manager.Save keeps it in
+	// the listing, not in the sealed session, and Open reads it back.
+	Device string
 }
