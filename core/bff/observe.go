@@ -21,8 +21,8 @@ import (
 type Observer interface {
 	// Request is called once per Handle or HandlePublic call. kind is
 	// "login", "callback", "session", "token", "logout",
-	// "logout_callback", "backchannel_logout", "api", "public" or
-	// "preflight"; code is "" for a forwarded request or a BFF answer that
+	// "logout_callback", "backchannel_logout", "sessions", "api",
+	// "public" or "preflight"; code is "" for a forwarded request or a BFF answer that
 	// is not an error, else the error code.
 	Request(kind string, status int, code Code, d time.Duration)
 	// Refresh is called once per request that needed a refresh, with
@@ -37,7 +37,8 @@ type Observer interface {
 	StoreCall(op string, d time.Duration, err error)
 	// Session is called when sessions start or end: event is "started",
 	// or "ended" with reason "logout", "backchannel_logout",
-	// "refresh_rejected", "expired" or "replaced"; n is how many.
+	// "refresh_rejected", "expired", "replaced", "user" (from the user's
+	// list of sessions) or "limit" (session_max_per_user); n is how many.
 	Session(event, reason string, n int)
 }
 
