@@ -90,11 +90,19 @@ func New(c *Config) (*Proxy, error) {
 		m = metrics.New()
 		bc.Observer = m
 	}
+	st := newStreams(bc.Now)
+	next := bc.SessionEnded
+	bc.SessionEnded = func(keys []string) {
+		st.end(keys)
+		if next != nil {
+			next(keys)
+		}
+	}
 	b, err := bff.New(bc)
 	if err != nil {
 		return nil, err
 	}
-	p, err := newProxy(c, b, m)
+	p, err := newProxy(c, b, m, st)
 	if err != nil {
 		b.Close()
 		return nil, err
@@ -108,9 +116,11 @@ type Proxy struct {
 	Handler http.Handler
 	Engine  *bff.Engine
 	Admin   http.Handler
+
+	streams *streams // open WebSocket and SSE connections, by session
 }
 
-func newProxy(c *Config, b *bff.Engine, m *metrics.Metrics) (*Proxy, error) {
+func newProxy(c *Config, b *bff.Engine, m *metrics.Metrics, st *streams) (*Proxy, error) {
 	if len(c.Routes) == 0 && c.StaticDir == "" {
 		return nil, errors.New("bffgate serve: config: routes: add at least one route, e.g. {\"path\": \"/\", \"upstream\": \"http://127.0.0.1:9000\"}")
 	}
@@ -162,7 +172,7 @@ func newProxy(c *Config, b *bff.Engine, m *metrics.Metrics) (*Proxy, error) {
 				proxyError(w, r, err)
 			},
 		}
-		h.routes = append(h.routes, route{prefix: r.Path, next: forward(b, proxy, r.Public, r.Policy)})
+		h.routes = append(h.routes, route{prefix: r.Path, next: forward(b, proxy, r.Public, r.Policy, st)})
 	}
 	for i, r := range c.Routes { // h.routes is in c.Routes' order until sorted
 		h.routes[i].next = limitBody(h.routes[i].next, c.Limits.maxBody(r.MaxBodyBytes))
@@ -187,7 +197,7 @@ func newProxy(c *Config, b *bff.Engine, m *metrics.Metrics) (*Proxy, error) {
 	default:
 		return nil, fmt.Errorf("bffgate serve: config: access_log: %q: use \"on\" or \"off\"", c.AccessLog)
 	}
-	p := &Proxy{Handler: app, Engine: b}
+	p := &Proxy{Handler: app, Engine: b, streams: st}
 	if m != nil {
 		p.Admin = AdminHandler(b.Ready, m.Handler())
 	}
@@ -236,8 +246,10 @@ type resultKey struct{}
 // forward runs the engine on a request and, when it says so, sends the
 // request upstream with the engine's header edits. Public routes skip
 // authentication but not the engine: it still refuses unsafe paths and
-// methods and removes the BFF's cookies and forged identity headers.
-func forward(b *bff.Engine, proxy http.Handler, public bool, policy *bff.Policy) http.Handler {
+// methods and removes the BFF's cookies and forged identity headers. A
+// WebSocket or EventSource request of a session is served until that
+// session ends (see streams).
+func forward(b *bff.Engine, proxy http.Handler, public bool, policy *bff.Policy, st *streams) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		var res bff.Result
 		if public {
@@ -251,7 +263,13 @@ func forward(b *bff.Engine, proxy http.Handler, public bool, policy *bff.Policy)
 			res.Write(w)
 			return
 		}
-		ctx := context.WithValue(context.WithValue(r.Context(), resultKey{}, &res), startKey{}, time.Now())
+		ctx := r.Context()
+		if res.Session != "" {
+			var done func()
+			ctx, done = st.start(ctx, res.Session, res.SessionEnds)
+			defer done()
+		}
+		ctx = context.WithValue(context.WithValue(ctx, resultKey{}, &res), startKey{}, time.Now())
 		proxy.ServeHTTP(w, r.WithContext(ctx))
 	})
 }
