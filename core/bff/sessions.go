@@ -132,7 +132,7 @@ func (b *Engine) capSessions(ctx context.Context, s *session.Session, newKey str
 		return
 	}
 	var old []string
-	kept := 1 // the new session
+	kept := 1                // the new session
 	for _, l := range list { // newest first
 		if l.Key == newKey {
 			continue
