@@ -10,6 +10,7 @@ import type {
   LoginOptions,
   LogoutOptions,
   Session,
+  SessionInfo,
   User,
 } from './types.js';
 
@@ -18,6 +19,7 @@ export const DEFAULT_PATHS: Readonly<Required<BffPaths>> = Object.freeze({
   login: '/login',
   logout: '/logout',
   token: '/token',
+  sessions: '/sessions',
 });
 
 export const DEFAULT_CSRF_HEADER: Readonly<CsrfHeader> = Object.freeze({ name: 'X-CSRF', value: '1' });
@@ -207,6 +209,10 @@ export function createClient(options: BffClientOptions = {}): BffClient {
     return h;
   }
 
+  function jsonInit(method: string): RequestInit {
+    return { method, headers: bffHeaders({ Accept: 'application/json' }), credentials, cache: 'no-store' };
+  }
+
   async function send(url: string, init: RequestInit): Promise<Response> {
     try {
       return await doFetch(url, init);
@@ -225,12 +231,7 @@ export function createClient(options: BffClientOptions = {}): BffClient {
   async function getSession(opts: { signal?: AbortSignal } = {}): Promise<Session> {
     // probe=1: a signed-out visitor gets 200 {authenticated:false}, not a 401 the console shows in red.
     const url = withQuery(joinUrl(baseUrl, paths.session), new URLSearchParams({ probe: '1' }));
-    const init: RequestInit = {
-      method: 'GET',
-      headers: bffHeaders({ Accept: 'application/json' }),
-      credentials,
-      cache: 'no-store',
-    };
+    const init = jsonInit('GET');
     if (opts.signal) init.signal = opts.signal;
     const res = await send(url, init);
     const body = await readJson(res);
@@ -263,8 +264,9 @@ export function createClient(options: BffClientOptions = {}): BffClient {
       });
     }
     const session: Session = { authenticated: true, user: body.user as User };
-    if (typeof body.expiresAt === 'string') session.expiresAt = body.expiresAt;
-    if (typeof body.mode === 'string') session.mode = body.mode;
+    for (const k of ['expiresAt', 'idleExpiresAt', 'absoluteExpiresAt', 'mode'] as const) {
+      if (typeof body[k] === 'string') session[k] = body[k] as string;
+    }
     return session;
   }
 
@@ -294,12 +296,7 @@ export function createClient(options: BffClientOptions = {}): BffClient {
     const url = joinUrl(baseUrl, paths.logout);
     const fallback = opts.returnTo ?? '/';
     clearTokenCache();
-    const res = await send(url, {
-      method: 'POST',
-      headers: bffHeaders({ Accept: 'application/json' }),
-      credentials,
-      cache: 'no-store',
-    });
+    const res = await send(url, jsonInit('POST'));
     clearTokenCache();
     const body = await readJson(res);
     if (res.status === 401) {
@@ -314,6 +311,28 @@ export function createClient(options: BffClientOptions = {}): BffClient {
     navigate(logoutUrl ?? fallback);
   }
 
+  /** A JSON call to the user's list of sessions; a 401 is a session that expired. */
+  async function sessionsCall(method: string, id?: string): Promise<unknown> {
+    const path = paths.sessions + (id === undefined ? '' : `/${encodeURIComponent(id)}`);
+    const res = await send(joinUrl(baseUrl, path), jsonInit(method));
+    const body = await readJson(res);
+    if (!res.ok) {
+      const err = errorFromBody(res.status, body);
+      if (res.status === 401) sessionExpired(err);
+      throw err;
+    }
+    return body;
+  }
+
+  async function listSessions(): Promise<SessionInfo[]> {
+    const body = (await sessionsCall('GET')) as { sessions?: SessionInfo[] } | undefined;
+    return body?.sessions ?? [];
+  }
+
+  async function endSession(id: string): Promise<void> {
+    await sessionsCall('DELETE', id);
+  }
+
   function tokenView(entry: Omit<AccessToken, 'expiresIn'>): AccessToken {
     const expiresIn = Math.max(0, Math.floor((entry.expiresAt - now()) / 1000));
     return { ...entry, expiresIn };
@@ -324,12 +343,7 @@ export function createClient(options: BffClientOptions = {}): BffClient {
     if (opts.scope) query.set('scope', opts.scope);
     if (opts.resource) query.set('resource', opts.resource);
     const url = withQuery(joinUrl(baseUrl, paths.token), query);
-    const res = await send(url, {
-      method: 'GET',
-      headers: bffHeaders({ Accept: 'application/json' }),
-      credentials,
-      cache: 'no-store',
-    });
+    const res = await send(url, jsonInit('GET'));
     const body = await readJson(res);
     if (res.status === 401) {
       const err = errorFromBody(401, body);
@@ -432,6 +446,8 @@ export function createClient(options: BffClientOptions = {}): BffClient {
     loginUrl,
     login,
     logout,
+    listSessions,
+    endSession,
     getAccessToken,
     clearTokenCache,
     fetch: bffFetch,
