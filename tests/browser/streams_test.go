@@ -2,8 +2,8 @@ package browser
 
 import (
 	"bufio"
-	"crypto/rand"
 	"context"
+	"crypto/rand"
 	"crypto/sha1"
 	"encoding/base64"
 	"encoding/binary"
@@ -70,7 +70,9 @@ func TestStreamsInChromium(t *testing.T) {
 	hs := &handshakes{}
 	ctx, cancel := context.WithCancel(context.Background())
 	served := make(chan error, 1)
-	go func() { served <- serve.Serve(ctx, cfg, ln, &serve.Proxy{Handler: hs.wrap(p.Handler), Engine: p.Engine}) }()
+	go func() {
+		served <- serve.Serve(ctx, cfg, ln, &serve.Proxy{Handler: hs.wrap(p.Handler), Engine: p.Engine})
+	}()
 	t.Cleanup(func() { cancel(); <-served; p.Engine.Close() })
 
 	// The attacker's page: another origin of the same site (127.0.0.1, another port).
