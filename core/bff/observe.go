@@ -33,7 +33,7 @@ type Observer interface {
 	// "discovery", "jwks", "token", "par", "revocation" or "other".
 	ProviderCall(op string, d time.Duration, err error)
 	// StoreCall is called once per call to the session store; op is
-	// "get", "set", "delete" or "take_index".
+	// "get", "set", "delete", "take_index" or "members".
 	StoreCall(op string, d time.Duration, err error)
 	// Session is called when sessions start or end: event is "started",
 	// or "ended" with reason "logout", "backchannel_logout",
@@ -94,6 +94,20 @@ func (s *observedStore) Delete(ctx context.Context, keys ...string) error {
 	err := s.Store.Delete(ctx, keys...)
 	s.obs.StoreCall("delete", time.Since(t), err)
 	return err
+}
+
+// Members keeps the Lister of a store that has one (ErrNoList
+// otherwise), so that the user's list of sessions and the per-user cap
+// work with an Observer too.
+func (s *observedStore) Members(ctx context.Context, index string) ([]session.Member, error) {
+	l, ok := s.Store.(session.Lister)
+	if !ok {
+		return nil, session.ErrNoList
+	}
+	t := time.Now()
+	m, err := l.Members(ctx, index)
+	s.obs.StoreCall("members", time.Since(t), err)
+	return m, err
 }
 
 func (s *observedStore) TakeIndex(ctx context.Context, index string) ([]string, error) {

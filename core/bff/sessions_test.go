@@ -58,7 +58,7 @@ func (e *env) list(c *http.Client) ([]listed, *response) {
 }
 
 func TestSessionList(t *testing.T) {
-	for _, store := range []string{"memory", "redis"} {
+	for _, store := range []string{"memory", "redis", "observed"} {
 		t.Run(store, func(t *testing.T) {
 			var e *env
 			var mu sync.Mutex
@@ -66,9 +66,18 @@ func TestSessionList(t *testing.T) {
 			edit := func(c *bff.Config) {
 				c.SessionEnded = func(keys []string) { mu.Lock(); ended = append(ended, keys...); mu.Unlock() }
 			}
-			if store == "redis" {
+			switch store {
+			case "redis":
 				e = redisEnv(t, redisstore.Config{URL: redistest.URL(t)}, edit)
-			} else {
+			case "observed": // the store wrapped for an Observer still lists
+				obs := &recorder{counts: map[string]int{}}
+				e = newEnv(t, func(c *bff.Config) { edit(c); c.Observer = obs })
+				defer func() {
+					if obs.get("store members true") == 0 {
+						t.Error("the Observer saw no members call")
+					}
+				}()
+			default:
 				e = newEnv(t, edit)
 			}
 			testSessionList(t, e, func() int { mu.Lock(); defer mu.Unlock(); return len(ended) })

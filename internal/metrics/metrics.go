@@ -62,7 +62,7 @@ func New() *Metrics {
 		Help: "HTTP calls to the OpenID Provider that failed to get an answer (network errors, timeouts), by endpoint."},
 		[]string{"op"})
 	m.storeCalls = prometheus.NewHistogramVec(prometheus.HistogramOpts{Name: "bffgate_store_request_duration_seconds",
-		Help: "Calls to the session store, by operation (get, set, delete, take_index).", Buckets: fastBuckets},
+		Help: "Calls to the session store, by operation (get, set, delete, take_index, members).", Buckets: fastBuckets},
 		[]string{"op"})
 	m.storeErrors = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "bffgate_store_errors_total",
 		Help: "Calls to the session store that failed (unreachable, timed out), by operation."},
