@@ -8,12 +8,15 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"net/url"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/bffgate/bffgate/core/bff"
+	"github.com/bffgate/bffgate/core/session"
 	"github.com/bffgate/bffgate/core/session/redisstore"
 	"github.com/bffgate/bffgate/core/session/redisstore/redistest"
 	"github.com/bffgate/bffgate/tests/op"
@@ -32,7 +35,9 @@ func TestSessionsRevoke(t *testing.T) {
 		nodes[i] = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { handlers[i].ServeHTTP(w, r) }))
 		t.Cleanup(nodes[i].Close)
 	}
-	o := op.StartT(t, op.Options{RedirectURIs: []string{nodes[0].URL + "/oauth/callback", nodes[1].URL + "/oauth/callback"}, Stderr: io.Discard})
+	o := op.StartT(t, op.Options{RedirectURIs: []string{nodes[0].URL + "/oauth/callback", nodes[1].URL + "/oauth/callback"},
+		BackchannelLogoutURI: nodes[0].URL + "/backchannel-logout", // so ID tokens carry sid
+		Stderr:               io.Discard})
 	api := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { io.WriteString(w, "ok") })
 	for i, n := range nodes {
 		eng, err := bff.New(bff.Config{Issuer: o.Issuer, ClientID: o.ClientID, ClientSecret: o.ClientSecret,
@@ -82,6 +87,22 @@ func TestSessionsRevoke(t *testing.T) {
 	file := filepath.Join(t.TempDir(), "bffgate.json")
 	os.WriteFile(file, fmt.Appendf(nil, `{"bff":{"issuer":%q,"redis":{"url":%q,"key_prefix":%q}}}`, o.Issuer, rc.URL, rc.KeyPrefix), 0o644)
 	var out strings.Builder
+
+	// -sid: one OP session of bob's (another browser is another OP session).
+	bobAgain := login(1, op.BobUser, op.BobPassword)
+	sid, other := sidOf(t, rc, nodes[0].URL, bob), sidOf(t, rc, nodes[1].URL, bobAgain)
+	if sid == "" || other == "" || sid == other {
+		t.Fatalf("bob's two browsers have sids %q and %q, want two OP sessions", sid, other)
+	}
+	if err := sessions([]string{"revoke", "-config", file, "-sid", sid}, &out); err != nil || out.String() != "bffgate: ended 1 sessions\n" {
+		t.Fatalf("revoke -sid: %q, %v; want that OP session's 1 session ended", out.String(), err)
+	}
+	if s0, s1, a := status(0, bob), status(1, bobAgain), status(0, alice0); s0 != http.StatusUnauthorized || s1 != http.StatusOK || a != http.StatusOK {
+		t.Fatalf("after revoke -sid: that session %d (want 401), bob's other %d and alice's %d (want 200)", s0, s1, a)
+	}
+	bob = login(0, op.BobUser, op.BobPassword)
+
+	out.Reset()
 	if err := sessions([]string{"revoke", "-config", file, "-sub", "alice"}, &out); err != nil {
 		t.Fatal(err)
 	}
@@ -98,6 +119,30 @@ func TestSessionsRevoke(t *testing.T) {
 	if err := sessions([]string{"revoke", "-config", file, "-sub", "alice"}, &out); err != nil || out.String() != "bffgate: ended 0 sessions\n" {
 		t.Fatalf("second revoke: %q, %v; want 0 sessions", out.String(), err)
 	}
+}
+
+// sidOf reads the OP session (sid) of a browser's session from Redis, as
+// an operator holding the store could.
+func sidOf(t *testing.T, rc redisstore.Config, node string, c *http.Client) string {
+	t.Helper()
+	u, _ := url.Parse(node)
+	var id session.ID
+	for _, ck := range c.Jar.Cookies(u) {
+		if ck.Name == "__Host-bffgate" {
+			id, _ = session.ParseID(ck.Value)
+		}
+	}
+	st, err := redisstore.New(rc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	m := &session.Manager{Store: st, Idle: time.Hour, Max: time.Hour}
+	s, err := m.Load(context.Background(), id, false)
+	if err != nil {
+		t.Fatalf("the browser's session: %v", err)
+	}
+	return s.SID
 }
 
 func TestSessionsRevokeRefuses(t *testing.T) {
