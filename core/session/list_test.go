@@ -59,8 +59,17 @@ func TestList(t *testing.T) {
 	if !got[0].LastSeen.Equal(t0.Add(time.Minute)) {
 		t.Fatalf("recent last seen %v, want its login %v", got[0].LastSeen, t0.Add(time.Minute))
 	}
-	if s, err := m.Load(ctx, recent, false); err != nil || s.Device != "Chrome on Android" {
-		t.Fatalf("Load(recent) = %+v, %v; want the device read back", s, err)
+	// A refresh saves what it loaded: the listing stays as sealed at login.
+	s, err := m.Load(ctx, recent, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.AccessToken = "at-refreshed"
+	if err := m.Save(ctx, recent, s); err != nil {
+		t.Fatal(err)
+	}
+	if got, _ := m.List(ctx, "https://op.example", "alice"); len(got) != 2 || got[0].Device != "Chrome on Android" || !got[0].Created.Equal(t0.Add(time.Minute)) {
+		t.Fatalf("after a refresh's Save, List = %+v; want the listing kept", got)
 	}
 	raw, _ := store.Get(ctx, old.StoreKey(), 0)
 	for _, clear := range []string{"Firefox", "at-alice", "rt-alice", "alice"} {
