@@ -58,7 +58,7 @@ func (e *env) list(c *http.Client) ([]listed, *response) {
 }
 
 func TestSessionList(t *testing.T) {
-	for _, store := range []string{"memory", "redis", "observed"} {
+	for _, store := range []string{"memory", "redis", "observed", "token-mediating"} {
 		t.Run(store, func(t *testing.T) {
 			var e *env
 			var mu sync.Mutex
@@ -77,6 +77,8 @@ func TestSessionList(t *testing.T) {
 						t.Error("the Observer saw no members call")
 					}
 				}()
+			case "token-mediating":
+				e = newEnv(t, func(c *bff.Config) { edit(c); c.Mode = bff.ModeTokenMediating })
 			default:
 				e = newEnv(t, edit)
 			}
