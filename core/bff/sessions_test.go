@@ -12,6 +12,7 @@ import (
 	"github.com/bffgate/bffgate/core/bff"
 	"github.com/bffgate/bffgate/core/session/redisstore"
 	"github.com/bffgate/bffgate/core/session/redisstore/redistest"
+	"github.com/bffgate/bffgate/tests/flowtest"
 	"github.com/bffgate/bffgate/tests/op"
 )
 
@@ -30,8 +31,8 @@ func (e *env) loginAs(user, password, ua string) *http.Client {
 	e.t.Helper()
 	c := e.browser()
 	r := e.do(c, "GET", e.authorize(c, e.startLogin(c, ""), user, password), "User-Agent", ua)
-	if r.status != http.StatusFound {
-		e.t.Fatalf("callback status = %d (body %s)", r.status, r.body)
+	if r.Status != http.StatusFound {
+		e.t.Fatalf("callback status = %d (body %s)", r.Status, r.Body)
 	}
 	return c
 }
@@ -46,14 +47,14 @@ type listed struct {
 }
 
 // list GETs the browser's list of sessions.
-func (e *env) list(c *http.Client) ([]listed, *response) {
+func (e *env) list(c *http.Client) ([]listed, *flowtest.Response) {
 	e.t.Helper()
 	r := e.do(c, "GET", "/sessions", "X-CSRF", "1")
-	if r.status != http.StatusOK {
-		e.t.Fatalf("GET /sessions = %d (body %s)", r.status, r.body)
+	if r.Status != http.StatusOK {
+		e.t.Fatalf("GET /sessions = %d (body %s)", r.Status, r.Body)
 	}
 	var body struct{ Sessions []listed }
-	decodeJSON(e.t, r.body, &body)
+	decodeJSON(e.t, r.Body, &body)
 	return body.Sessions, r
 }
 
@@ -92,11 +93,11 @@ func testSessionList(t *testing.T, e *env, endedCount func() int) {
 	phone := e.loginAs(op.AliceUser, op.AlicePassword, chromeAndroid)
 	bob := e.loginAs(op.BobUser, op.BobPassword, safariMac)
 	e.apiOK(laptop)
-	token := strings.TrimPrefix(e.up.last(t).Header.Get("Authorization"), "Bearer ")
+	token := strings.TrimPrefix(e.up.Last(t).Header.Get("Authorization"), "Bearer ")
 
 	got, r := e.list(laptop)
 	if len(got) != 2 {
-		t.Fatalf("alice's list has %d sessions, want her 2 (body %s)", len(got), r.body)
+		t.Fatalf("alice's list has %d sessions, want her 2 (body %s)", len(got), r.Body)
 	}
 	byDevice := map[string]listed{}
 	for _, l := range got {
@@ -110,8 +111,8 @@ func testSessionList(t *testing.T, e *env, endedCount func() int) {
 		t.Fatalf("laptop's times = %+v", mine)
 	}
 	for _, secret := range []string{token, e.cookieOf(laptop), e.cookieOf(phone), e.cookieOf(bob), "Safari", "bob"} {
-		if secret != "" && bytes.Contains(r.body, []byte(secret)) {
-			t.Fatalf("the list shows %q (a token, a cookie, or another user's session): %s", secret, r.body)
+		if secret != "" && bytes.Contains(r.Body, []byte(secret)) {
+			t.Fatalf("the list shows %q (a token, a cookie, or another user's session): %s", secret, r.Body)
 		}
 	}
 	bobs, _ := e.list(bob)
@@ -120,28 +121,28 @@ func testSessionList(t *testing.T, e *env, endedCount func() int) {
 	}
 
 	// Refused: no CSRF header, a foreign Origin, no session, a POST.
-	wantError(t, e.do(laptop, "GET", "/sessions"), http.StatusForbidden, "csrf_header_missing")
-	wantError(t, e.do(laptop, "DELETE", "/sessions/"+other.ID), http.StatusForbidden, "csrf_header_missing")
-	wantError(t, e.do(laptop, "DELETE", "/sessions/"+other.ID, "X-CSRF", "1", "Origin", "https://evil.example"), http.StatusForbidden, "origin_not_allowed")
-	wantError(t, e.do(e.browser(), "GET", "/sessions", "X-CSRF", "1"), http.StatusUnauthorized, "unauthenticated")
-	wantError(t, e.do(laptop, "POST", "/sessions", "X-CSRF", "1"), http.StatusMethodNotAllowed, "method_not_allowed")
+	e.do(laptop, "GET", "/sessions").WantError(t, http.StatusForbidden, "csrf_header_missing")
+	e.do(laptop, "DELETE", "/sessions/"+other.ID).WantError(t, http.StatusForbidden, "csrf_header_missing")
+	e.do(laptop, "DELETE", "/sessions/"+other.ID, "X-CSRF", "1", "Origin", "https://evil.example").WantError(t, http.StatusForbidden, "origin_not_allowed")
+	e.do(e.browser(), "GET", "/sessions", "X-CSRF", "1").WantError(t, http.StatusUnauthorized, "unauthenticated")
+	e.do(laptop, "POST", "/sessions", "X-CSRF", "1").WantError(t, http.StatusMethodNotAllowed, "method_not_allowed")
 
 	// Another user's session ID is not found, exactly as an unknown one:
 	// no oracle; bob's session lives on.
 	foreign := e.do(laptop, "DELETE", "/sessions/"+bobs[0].ID, "X-CSRF", "1")
 	unknown := e.do(laptop, "DELETE", "/sessions/AAAAAAAAAAAAAAAAAAAAAA", "X-CSRF", "1")
-	wantError(t, foreign, http.StatusNotFound, "not_found")
-	if !bytes.Equal(foreign.body, unknown.body) {
-		t.Fatalf("another user's ID answers %s, an unknown one %s: they must not differ", foreign.body, unknown.body)
+	foreign.WantError(t, http.StatusNotFound, "not_found")
+	if !bytes.Equal(foreign.Body, unknown.Body) {
+		t.Fatalf("another user's ID answers %s, an unknown one %s: they must not differ", foreign.Body, unknown.Body)
 	}
 	e.apiOK(bob)
 
 	// Ending the phone's session from the laptop.
 	before := endedCount()
-	if r := e.do(laptop, "DELETE", "/sessions/"+other.ID, "X-CSRF", "1"); r.status != http.StatusNoContent {
-		t.Fatalf("DELETE the phone's session = %d (body %s)", r.status, r.body)
+	if r := e.do(laptop, "DELETE", "/sessions/"+other.ID, "X-CSRF", "1"); r.Status != http.StatusNoContent {
+		t.Fatalf("DELETE the phone's session = %d (body %s)", r.Status, r.Body)
 	}
-	wantError(t, e.do(phone, "GET", "/api/x", "X-CSRF", "1"), http.StatusUnauthorized, "invalid_session")
+	e.do(phone, "GET", "/api/x", "X-CSRF", "1").WantError(t, http.StatusUnauthorized, "invalid_session")
 	e.apiOK(laptop)
 	if endedCount() != before+1 {
 		t.Fatalf("SessionEnded was called %d times for one ended session", endedCount()-before)
@@ -151,10 +152,10 @@ func testSessionList(t *testing.T, e *env, endedCount func() int) {
 	}
 	// Ending one's own: the cookie goes too.
 	r = e.do(laptop, "DELETE", "/sessions/"+mine.ID, "X-CSRF", "1")
-	if r.status != http.StatusNoContent || !strings.Contains(strings.Join(r.header.Values("Set-Cookie"), "\n"), "__Host-bffgate=;") {
-		t.Fatalf("DELETE own session = %d, Set-Cookie %q", r.status, r.header.Values("Set-Cookie"))
+	if r.Status != http.StatusNoContent || !strings.Contains(strings.Join(r.Header.Values("Set-Cookie"), "\n"), "__Host-bffgate=;") {
+		t.Fatalf("DELETE own session = %d, Set-Cookie %q", r.Status, r.Header.Values("Set-Cookie"))
 	}
-	wantError(t, e.do(laptop, "GET", "/api/x", "X-CSRF", "1"), http.StatusUnauthorized, "unauthenticated")
+	e.do(laptop, "GET", "/api/x", "X-CSRF", "1").WantError(t, http.StatusUnauthorized, "unauthenticated")
 }
 
 // TestSessionCap: past session_max_per_user, a login ends the user's
@@ -169,7 +170,7 @@ func TestSessionCap(t *testing.T) {
 	e.apiOK(first)
 	e.apiOK(second)
 	third := e.loginAs(op.AliceUser, op.AlicePassword, safariMac)
-	wantError(t, e.do(first, "GET", "/api/x", "X-CSRF", "1"), http.StatusUnauthorized, "invalid_session")
+	e.do(first, "GET", "/api/x", "X-CSRF", "1").WantError(t, http.StatusUnauthorized, "invalid_session")
 	e.apiOK(second)
 	e.apiOK(third)
 	e.apiOK(bob)
@@ -186,7 +187,7 @@ func TestSessionExpiryFields(t *testing.T) {
 	var info struct {
 		ExpiresAt, IdleExpiresAt, AbsoluteExpiresAt time.Time
 	}
-	decodeJSON(t, e.do(c, "GET", "/session").body, &info)
+	decodeJSON(t, e.do(c, "GET", "/session").Body, &info)
 	now := e.clock.Now()
 	if d := info.IdleExpiresAt.Sub(now); d < 598*time.Second || d > 600*time.Second {
 		t.Fatalf("idleExpiresAt is %v from now, want 600 s", d)
@@ -199,16 +200,16 @@ func TestSessionExpiryFields(t *testing.T) {
 	}
 	for range 6 { // used every 500 s, so it does not idle out
 		e.clock.Advance(500 * time.Second)
-		if r := e.do(c, "GET", "/session"); r.status != http.StatusOK {
-			t.Fatalf("/session = %d", r.status)
+		if r := e.do(c, "GET", "/session"); r.Status != http.StatusOK {
+			t.Fatalf("/session = %d", r.Status)
 		}
 	}
 	e.clock.Advance(100 * time.Second)
 	r := e.do(c, "GET", "/session")
-	if r.status != http.StatusOK {
-		t.Fatalf("/session = %d", r.status)
+	if r.Status != http.StatusOK {
+		t.Fatalf("/session = %d", r.Status)
 	}
-	decodeJSON(t, r.body, &info)
+	decodeJSON(t, r.Body, &info)
 	if !info.ExpiresAt.Equal(info.AbsoluteExpiresAt) {
 		t.Fatalf("near the end, expiresAt %v, want absoluteExpiresAt %v", info.ExpiresAt, info.AbsoluteExpiresAt)
 	}
