@@ -15,7 +15,7 @@ const pkgDir = resolve(process.argv[2] ?? fileURLToPath(new URL('..', import.met
 // package's two entries. Raise a budget only on purpose, and say why in the commit.
 const BUDGETS = [
   // What a plain-JS app that only needs the client ships (the store and the React code shake off).
-  { name: 'createClient alone', limit: 3300, use: `import { createClient } from CORE; globalThis.x = createClient;` },
+  { name: 'createClient alone', limit: 3350, use: `import { createClient } from CORE; globalThis.x = createClient;` },
   // Everything `@bffgate/client` exports (client, errors, session store).
   { name: '@bffgate/client, all of it', limit: 4800, use: `export * from CORE;` },
   // Both entries, all of them.

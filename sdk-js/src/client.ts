@@ -311,26 +311,16 @@ export function createClient(options: BffClientOptions = {}): BffClient {
     navigate(logoutUrl ?? fallback);
   }
 
-  /** A JSON call to the user's list of sessions; a 401 is a session that expired. */
-  async function sessionsCall(method: string, id?: string): Promise<unknown> {
-    const path = paths.sessions + (id === undefined ? '' : `/${encodeURIComponent(id)}`);
-    const res = await send(joinUrl(baseUrl, path), jsonInit(method));
-    const body = await readJson(res);
-    if (!res.ok) {
-      const err = errorFromBody(res.status, body);
-      if (res.status === 401) sessionExpired(err);
-      throw err;
-    }
-    return body;
-  }
-
-  async function listSessions(): Promise<SessionInfo[]> {
-    const body = (await sessionsCall('GET')) as { sessions?: SessionInfo[] } | undefined;
-    return body?.sessions ?? [];
-  }
-
-  async function endSession(id: string): Promise<void> {
-    await sessionsCall('DELETE', id);
+  /** The user's list of sessions (no id), or the end of one (id), through fetch(), which reports a 401. */
+  async function sessions(id?: string): Promise<unknown> {
+    const list = id === undefined;
+    const res = await bffFetch(paths.sessions + (list ? '' : `/${encodeURIComponent(id)}`), {
+      method: list ? 'GET' : 'DELETE',
+      cache: 'no-store',
+    });
+    const body = (await readJson(res)) as { sessions?: SessionInfo[] } | undefined;
+    if (!res.ok) throw errorFromBody(res.status, body);
+    return list ? (body?.sessions ?? []) : undefined;
   }
 
   function tokenView(entry: Omit<AccessToken, 'expiresIn'>): AccessToken {
@@ -446,8 +436,8 @@ export function createClient(options: BffClientOptions = {}): BffClient {
     loginUrl,
     login,
     logout,
-    listSessions,
-    endSession,
+    listSessions: () => sessions() as Promise<SessionInfo[]>,
+    endSession: (id: string) => sessions(id) as Promise<void>,
     getAccessToken,
     clearTokenCache,
     fetch: bffFetch,
