@@ -39,6 +39,7 @@ var (
 		"paths.logout":             "/logout",
 		"paths.logout_callback":    "/logout/callback",
 		"paths.backchannel_logout": "/backchannel-logout",
+		"paths.sessions":           "/sessions",
 		"cookie_name":              "__Host-bffgate",
 		"cookie_same_site":         "lax",
 		"session_idle_timeout":     28800.0,

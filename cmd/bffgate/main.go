@@ -4,6 +4,7 @@
 //	bffgate serve -config bffgate.json   run the proxy (SIGHUP reloads the file)
 //	bffgate check -config bffgate.json   validate a config file and exit
 //	                                      (-online: also contact the provider and Redis)
+//	bffgate sessions revoke -config bffgate.json -sub SUB   end a user's sessions (Redis)
 //	bffgate version
 //
 // In a gateway, use the Tyk or Kong plugin instead; they run the same
@@ -32,6 +33,8 @@ const usage = `usage:
   bffgate serve -config FILE [-listen ADDR]   run the BFF reverse proxy (SIGHUP reloads FILE)
   bffgate check -config FILE [-online]        validate a config file (-online: contact the provider and Redis)
   bffgate extauthz -config FILE               run the forward-auth service (nginx, Caddy, Traefik, Envoy)
+  bffgate sessions revoke -config FILE -sub SUB | -sid SID
+                                              end every session of a user (or OP session) in Redis
   bffgate version                             print the version
   bffgate help                                print this help
 
@@ -51,6 +54,8 @@ func main() {
 		err = run(os.Args[2:], false)
 	case "extauthz":
 		err = extauthz.Run(os.Args[2:])
+	case "sessions":
+		err = sessions(os.Args[2:], os.Stdout)
 	case "version":
 		fmt.Println(versionLine())
 	case "help", "-h", "-help", "--help":

@@ -48,6 +48,14 @@ type Result struct {
 	// send. Set holds Authorization unless the path is public.
 	Set http.Header
 	Del []string
+	// Session and SessionEnds, on a forwarded WebSocket handshake or
+	// EventSource request, name its session (by the key that
+	// Config.SessionEnded reports; not the cookie, nor usable as one) and
+	// say when it ends at the latest: an adapter that holds the connection
+	// open closes it then, or when the session ends sooner. Empty on
+	// other results.
+	Session     string
+	SessionEnds time.Time
 	// ResponseHeader, when not nil, holds headers to set on the upstream's
 	// response before it reaches the client: the CORS headers for an
 	// allowed cross-origin caller, so the SPA can read the API's answer.
@@ -142,7 +150,10 @@ func New(cfg Config) (*Engine, error) {
 		c.Transport = &observedTransport{next: c.Transport, obs: b.obs, b: b}
 		b.cfg.HTTPClient = &c
 	}
-	b.sessions = &session.Manager{Store: b.store, Idle: b.idle, Max: b.max, Now: cfg.Now}
+	if _, ok := cfg.Store.(session.Lister); cfg.Store != nil && !ok && cfg.SessionMaxPerUser > 0 {
+		return nil, cfgErr("session_max_per_user", "needs a store that can list a user's sessions (a session.Lister): the given Store is not one; set 0")
+	}
+	b.sessions = &session.Manager{Store: b.store, Idle: b.idle, Max: b.max, Now: cfg.Now, Ended: cfg.SessionEnded}
 	rc := *b.cfg.HTTPClient
 	if rc.Timeout != 0 {
 		rc.Timeout = b.refreshTimeout()
@@ -172,10 +183,12 @@ func New(cfg Config) (*Engine, error) {
 		pre + p.Logout:            b.logout,
 		pre + p.LogoutCallback:    b.logoutCallback,
 		pre + p.BackchannelLogout: b.backchannelLogout,
+		pre + p.Sessions:          b.listSessions,
 	}
 	b.kinds = map[string]string{
 		pre + p.Login: "login", pre + p.Callback: "callback", pre + p.Session: "session", pre + p.Token: "token",
 		pre + p.Logout: "logout", pre + p.LogoutCallback: "logout_callback", pre + p.BackchannelLogout: "backchannel_logout",
+		pre + p.Sessions: "sessions",
 	}
 	b.prov.b = b
 	return b, nil
@@ -211,6 +224,8 @@ func (b *Engine) requestKind(req *Request) string {
 		return "preflight"
 	case b.kinds[req.Path] != "":
 		return b.kinds[req.Path]
+	case b.Owns(req.Path):
+		return "sessions"
 	case b.isPublic(req.Path):
 		return "public"
 	}
@@ -236,6 +251,9 @@ func (b *Engine) handle(ctx context.Context, req *Request) Result {
 	}
 	if r, ok := b.routes[req.Path]; ok {
 		return r(ctx, req)
+	}
+	if id, ok := b.sessionItem(req.Path); ok {
+		return b.endSession(ctx, req, id)
 	}
 	if !b.methods[req.Method] {
 		return b.methodNotAllowed(req, strings.Join(b.cfg.AllowedMethods, ", "))
@@ -325,6 +343,9 @@ func (b *Engine) Close() error {
 // always answers itself.
 func (b *Engine) Owns(path string) bool {
 	_, ok := b.routes[path]
+	if !ok {
+		_, ok = b.sessionItem(path)
+	}
 	return ok
 }
 

@@ -75,6 +75,9 @@ type Config struct {
 	// SessionMaxLifetime ends a session this many seconds after login,
 	// however it is used. Defaults to 86400 (24 hours).
 	SessionMaxLifetime int `json:"session_max_lifetime"`
+	// SessionMaxPerUser caps a user's sessions at once: a login past the
+	// cap ends the user's oldest sessions. Defaults to 0: no cap.
+	SessionMaxPerUser int `json:"session_max_per_user"`
 	// RefreshSkew refreshes the access token when it expires within this
 	// many seconds. Defaults to 30.
 	RefreshSkew int `json:"refresh_skew"`
@@ -199,6 +202,13 @@ type Config struct {
 	// Logger receives the BFF's events; never tokens. Defaults to
 	// slog.Default().
 	Logger *slog.Logger `json:"-"`
+	// SessionEnded, when not nil, is called with the keys (as
+	// Result.Session names them) of sessions this engine ended: logout,
+	// back-channel logout, the user's list, the per-user cap, a refused
+	// refresh, the maximum lifetime. An adapter that holds connections
+	// open (WebSocket, Server-Sent Events) closes theirs. It must not
+	// block. Defaults to none.
+	SessionEnded func(keys []string) `json:"-"`
 }
 
 // Paths are the BFF endpoints' paths, each below Config.PathPrefix.
@@ -210,6 +220,7 @@ type Paths struct {
 	Logout            string `json:"logout"`             // defaults to "/logout"
 	LogoutCallback    string `json:"logout_callback"`    // defaults to "/logout/callback"
 	BackchannelLogout string `json:"backchannel_logout"` // defaults to "/backchannel-logout"
+	Sessions          string `json:"sessions"`           // defaults to "/sessions"
 }
 
 // IdentityHeader sets one upstream header from one claim of the session.
@@ -261,6 +272,7 @@ func (c Config) withDefaults() Config {
 	def(&c.Paths.Logout, "/logout")
 	def(&c.Paths.LogoutCallback, "/logout/callback")
 	def(&c.Paths.BackchannelLogout, "/backchannel-logout")
+	def(&c.Paths.Sessions, "/sessions")
 	def(&c.CookieName, "__Host-bffgate")
 	def(&c.CookieSameSite, "lax")
 	defInt(&c.SessionIdleTimeout, 8*3600)
@@ -320,5 +332,6 @@ func (c *Config) paths() []pathField {
 	return []pathField{
 		{"login", &p.Login}, {"callback", &p.Callback}, {"session", &p.Session}, {"token", &p.Token},
 		{"logout", &p.Logout}, {"logout_callback", &p.LogoutCallback}, {"backchannel_logout", &p.BackchannelLogout},
+		{"sessions", &p.Sessions},
 	}
 }

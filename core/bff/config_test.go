@@ -122,7 +122,7 @@ func FuzzConfigJSON(f *testing.F) {
 			}
 			return
 		}
-		if len(b.keys) == 0 || b.idle <= 0 || b.idle > b.max || len(b.routes) != 7 {
+		if len(b.keys) == 0 || b.idle <= 0 || b.idle > b.max || len(b.routes) != 8 {
 			t.Fatalf("accepted an inconsistent config: %+v", b.cfg)
 		}
 	})

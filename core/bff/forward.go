@@ -23,7 +23,11 @@ func (b *Engine) api(ctx context.Context, req *Request) Result {
 	if r, refused := b.enforce(req, s); refused {
 		return r
 	}
-	return b.forward(req, s)
+	r := b.forward(req, s)
+	if isStream(req) {
+		b.tagStream(req, s, &r)
+	}
+	return r
 }
 
 // forward builds the upstream header edits for an authenticated request:

@@ -429,6 +429,7 @@ func (b *Engine) startSession(ctx context.Context, req *Request, s *session.Sess
 	if err != nil {
 		return "", fmt.Errorf("making a session ID: %w", err)
 	}
+	s.Device = deviceLabel(req.Header.Get("User-Agent"))
 	if err := b.sessions.Save(ctx, id, s); err != nil {
 		b.logLimited(slog.LevelError, "bffgate: saving a new session failed", "error", err)
 		return "", errStoreDown
@@ -439,6 +440,7 @@ func (b *Engine) startSession(ctx context.Context, req *Request, s *session.Sess
 			b.obs.Session("ended", "replaced", 1)
 		}
 	}
+	b.capSessions(ctx, s, id.StoreKey())
 	b.obs.Session("started", "", 1)
 	b.log.Info("bffgate: login", "sub", s.Subject)
 	return b.sessionCookie(id.String()), nil

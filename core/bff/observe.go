@@ -21,8 +21,8 @@ import (
 type Observer interface {
 	// Request is called once per Handle or HandlePublic call. kind is
 	// "login", "callback", "session", "token", "logout",
-	// "logout_callback", "backchannel_logout", "api", "public" or
-	// "preflight"; code is "" for a forwarded request or a BFF answer that
+	// "logout_callback", "backchannel_logout", "sessions", "api",
+	// "public" or "preflight"; code is "" for a forwarded request or a BFF answer that
 	// is not an error, else the error code.
 	Request(kind string, status int, code Code, d time.Duration)
 	// Refresh is called once per request that needed a refresh, with
@@ -33,11 +33,12 @@ type Observer interface {
 	// "discovery", "jwks", "token", "par", "revocation" or "other".
 	ProviderCall(op string, d time.Duration, err error)
 	// StoreCall is called once per call to the session store; op is
-	// "get", "set", "delete" or "take_index".
+	// "get", "set", "delete", "take_index" or "members".
 	StoreCall(op string, d time.Duration, err error)
 	// Session is called when sessions start or end: event is "started",
 	// or "ended" with reason "logout", "backchannel_logout",
-	// "refresh_rejected", "expired" or "replaced"; n is how many.
+	// "refresh_rejected", "expired", "replaced", "user" (from the user's
+	// list of sessions) or "limit" (session_max_per_user); n is how many.
 	Session(event, reason string, n int)
 }
 
@@ -93,6 +94,20 @@ func (s *observedStore) Delete(ctx context.Context, keys ...string) error {
 	err := s.Store.Delete(ctx, keys...)
 	s.obs.StoreCall("delete", time.Since(t), err)
 	return err
+}
+
+// Members keeps the Lister of a store that has one (ErrNoList
+// otherwise), so that the user's list of sessions and the per-user cap
+// work with an Observer too.
+func (s *observedStore) Members(ctx context.Context, index string) ([]session.Member, error) {
+	l, ok := s.Store.(session.Lister)
+	if !ok {
+		return nil, session.ErrNoList
+	}
+	t := time.Now()
+	m, err := l.Members(ctx, index)
+	s.obs.StoreCall("members", time.Since(t), err)
+	return m, err
 }
 
 func (s *observedStore) TakeIndex(ctx context.Context, index string) ([]string, error) {

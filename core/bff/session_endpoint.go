@@ -11,8 +11,12 @@ import (
 type sessionInfo struct {
 	Authenticated bool            `json:"authenticated"`
 	User          json.RawMessage `json:"user"`
-	ExpiresAt     time.Time       `json:"expiresAt"`
-	Mode          string          `json:"mode"`
+	ExpiresAt     time.Time       `json:"expiresAt"` // the earlier of the two below
+	// IdleExpiresAt is when the session idles out unless used again;
+	// AbsoluteExpiresAt when it ends however it is used.
+	IdleExpiresAt     time.Time `json:"idleExpiresAt"`
+	AbsoluteExpiresAt time.Time `json:"absoluteExpiresAt"`
+	Mode              string    `json:"mode"`
 }
 
 // session tells the app whether it is logged in and who the user is
@@ -44,11 +48,13 @@ func (b *Engine) session(ctx context.Context, req *Request) Result {
 		}
 	}
 	userJSON, _ := json.Marshal(user)
-	expires := s.Created.Add(b.max)
-	if idle := b.now().Add(b.idle); idle.Before(expires) {
+	absolute, idle := s.Created.Add(b.max).UTC().Truncate(time.Second), b.now().Add(b.idle).UTC().Truncate(time.Second)
+	expires := absolute
+	if idle.Before(absolute) {
 		expires = idle
 	}
 	return b.json(req, http.StatusOK, sessionInfo{
-		Authenticated: true, User: userJSON, ExpiresAt: expires.UTC().Truncate(time.Second), Mode: b.cfg.Mode,
+		Authenticated: true, User: userJSON, ExpiresAt: expires,
+		IdleExpiresAt: idle, AbsoluteExpiresAt: absolute, Mode: b.cfg.Mode,
 	})
 }

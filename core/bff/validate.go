@@ -116,6 +116,7 @@ func (c *Config) validateDurations() error {
 	}{
 		{"session_idle_timeout", c.SessionIdleTimeout}, {"session_max_lifetime", c.SessionMaxLifetime},
 		{"refresh_skew", c.RefreshSkew}, {"token_max_lifetime", c.TokenMaxLifetime}, {"http_timeout", c.HTTPTimeout},
+		{"session_max_per_user", c.SessionMaxPerUser},
 	} {
 		if d.v < 0 {
 			return cfgErr(d.field, "is %d: give a positive number of seconds, or 0 for the default", d.v)

@@ -24,6 +24,13 @@ type Manager struct {
 	Idle, Max time.Duration
 	// Now is the clock. Defaults to time.Now.
 	Now func() time.Time
+	// Ended, when not nil, is called with the store keys of sessions the
+	// Manager ended (End, EndAll, EndKeys, and Load past the maximum
+	// lifetime), after the store deleted them: for connections that
+	// outlive the request that opened them. It must not block. Sessions
+	// that idle out expire in the store unseen, and those ended by another
+	// process are not reported here (see Alive). Defaults to none.
+	Ended func(keys []string)
 }
 
 func (m *Manager) now() time.Time {
@@ -53,7 +60,9 @@ func (m *Manager) Load(ctx context.Context, id ID, slide bool) (*Session, error)
 		return nil, ErrMalformed
 	}
 	if !m.now().Before(s.Created.Add(m.Max)) {
-		_ = m.Store.Delete(ctx, id.StoreKey())
+		if m.Store.Delete(ctx, id.StoreKey()) == nil {
+			m.ended([]string{id.StoreKey()})
+		}
 		return nil, ErrExpired
 	}
 	return s, nil
@@ -66,9 +75,10 @@ func (m *Manager) TTL(s *Session) time.Duration {
 }
 
 // Save seals s under id for its TTL, in the back-channel logout indexes of
-// its sub and sid. A session past its end is not saved.
+// its sub and sid, with its listing (creation time and device) sealed for
+// its user's list of sessions. A session past its end is not saved.
 func (m *Manager) Save(ctx context.Context, id ID, s *Session) error {
-	sealed, err := Seal(id, s)
+	sealed, err := sealEnvelope(id, s)
 	if err != nil {
 		return err
 	}
@@ -85,7 +95,7 @@ func (m *Manager) Save(ctx context.Context, id ID, s *Session) error {
 
 // End deletes the session.
 func (m *Manager) End(ctx context.Context, id ID) error {
-	return m.Store.Delete(ctx, id.StoreKey())
+	return m.EndKeys(ctx, id.StoreKey())
 }
 
 // EndAll ends every session of the issuer's sid, or of its sub when sid is
@@ -96,8 +106,8 @@ func (m *Manager) EndAll(ctx context.Context, issuer, sid, sub string) (int, err
 		index = indexName("sid", issuer, sid)
 	}
 	keys, err := m.Store.TakeIndex(ctx, index)
-	if err == nil && len(keys) > 0 {
-		err = m.Store.Delete(ctx, keys...)
+	if err == nil {
+		err = m.EndKeys(ctx, keys...)
 	}
 	return len(keys), err
 }

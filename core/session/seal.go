@@ -59,9 +59,13 @@ func Seal(id ID, s *Session) ([]byte, error) {
 	return a.Seal(out, out[1:1+a.NonceSize()], plain, []byte(sealInfo)), nil
 }
 
-// Open decrypts and decodes a value made by Seal for the same id. Any
-// tampering, a foreign key, or a malformed value gives ErrMalformed.
+// Open decrypts and decodes a value made by Seal (or Manager.Save) for
+// the same id. Any tampering, a foreign key, or a malformed value gives
+// ErrMalformed.
 func Open(id ID, sealed []byte) (*Session, error) {
+	if len(sealed) > 0 && sealed[0] == envelopeVersion {
+		return openEnvelope(id, sealed)
+	}
 	if len(sealed) > maxSealed || len(sealed) < 1+12+16 || sealed[0] != sealVersion {
 		return nil, ErrMalformed
 	}

@@ -119,4 +119,12 @@ type Session struct {
 	// TokenClaims is a JSON object of the ID token's claims that route
 	// policies read (acr, auth_time, groups, ...), bounded at login.
 	TokenClaims string
+	// Device is a coarse label of the browser that logged in ("Firefox on
+	// Linux"), for the user's list of sessions: set at login, it goes into
+	// the session's listing (see Manager.List). Open does not read it
+	// back; a session it opened keeps its listing as it was sealed, and a
+	// Save of it (a refresh) stores that listing again.
+	Device string
+
+	listing string // the sealed listing Open found, for Save to keep
 }

@@ -47,7 +47,7 @@ func New() *Metrics {
 	m := &Metrics{reg: prometheus.NewRegistry()}
 	f := func(c prometheus.Collector) { m.reg.MustRegister(c) }
 	m.requests = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "bffgate_requests_total",
-		Help: "Requests the engine decided on, by kind (api, public, login, callback, session, token, logout, logout_callback, backchannel_logout, preflight) and outcome (forwarded, answered, or the error code)."},
+		Help: "Requests the engine decided on, by kind (api, public, login, callback, session, token, logout, logout_callback, backchannel_logout, sessions, preflight) and outcome (forwarded, answered, or the error code)."},
 		[]string{"kind", "outcome"})
 	m.requestDuration = prometheus.NewHistogramVec(prometheus.HistogramOpts{Name: "bffgate_request_duration_seconds",
 		Help: "Time the engine took to decide on a request (not the upstream's), by kind.", Buckets: fastBuckets},
@@ -62,7 +62,7 @@ func New() *Metrics {
 		Help: "HTTP calls to the OpenID Provider that failed to get an answer (network errors, timeouts), by endpoint."},
 		[]string{"op"})
 	m.storeCalls = prometheus.NewHistogramVec(prometheus.HistogramOpts{Name: "bffgate_store_request_duration_seconds",
-		Help: "Calls to the session store, by operation (get, set, delete, take_index).", Buckets: fastBuckets},
+		Help: "Calls to the session store, by operation (get, set, delete, take_index, members).", Buckets: fastBuckets},
 		[]string{"op"})
 	m.storeErrors = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "bffgate_store_errors_total",
 		Help: "Calls to the session store that failed (unreachable, timed out), by operation."},
@@ -70,7 +70,7 @@ func New() *Metrics {
 	m.sessionsStarted = prometheus.NewCounter(prometheus.CounterOpts{Name: "bffgate_sessions_started_total",
 		Help: "Sessions started by a login."})
 	m.sessionsEnded = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "bffgate_sessions_ended_total",
-		Help: "Sessions ended, by reason (logout, backchannel_logout, refresh_rejected, expired, replaced). Idle sessions expire in the store unseen."},
+		Help: "Sessions ended, by reason (logout, backchannel_logout, refresh_rejected, expired, replaced, user, limit). Idle sessions expire in the store unseen."},
 		[]string{"reason"})
 	m.upstreamCalls = prometheus.NewHistogramVec(prometheus.HistogramOpts{Name: "bffgate_upstream_request_duration_seconds",
 		Help: "Time to the upstream's response headers, by route.", Buckets: slowBuckets},

@@ -168,6 +168,19 @@ func build(c *Config, prev *Proxy) (*Proxy, error) {
 				Transport: tr.transport(http.DefaultTransport, "provider")}
 		}
 	}
+	// Open WebSocket and SSE connections by session, closed when their
+	// session ends; a reload keeps them, as it keeps the sessions.
+	st := newStreams(bc.Now)
+	if prev != nil && prev.streams != nil {
+		st = prev.streams
+	}
+	next := bc.SessionEnded
+	bc.SessionEnded = func(keys []string) {
+		st.end(keys)
+		if next != nil {
+			next(keys)
+		}
+	}
 	b, err := bff.New(bc)
 	if err != nil {
 		if own != nil {
@@ -175,7 +188,7 @@ func build(c *Config, prev *Proxy) (*Proxy, error) {
 		}
 		return nil, err
 	}
-	p, err := newProxy(c, b, m, tr)
+	p, err := newProxy(c, b, m, tr, st)
 	if err != nil {
 		b.Close()
 		if own != nil {
@@ -214,6 +227,7 @@ type Proxy struct {
 	certs     *certFile // its certificate
 	tracer    *tracer   // nil without tracing
 	ownStore  io.Closer // the Redis store serve made for tracing, nil otherwise
+	streams   *streams  // open WebSocket and SSE connections, by session
 }
 
 // Close releases what p holds of its own: the engine's Redis connections
@@ -229,7 +243,7 @@ func (p *Proxy) Close() error {
 	return p.Engine.Close()
 }
 
-func newProxy(c *Config, b *bff.Engine, m *metrics.Metrics, tr *tracer) (*Proxy, error) {
+func newProxy(c *Config, b *bff.Engine, m *metrics.Metrics, tr *tracer, st *streams) (*Proxy, error) {
 	if len(c.Routes) == 0 && c.StaticDir == "" {
 		return nil, errors.New("bffgate serve: config: routes: add at least one route, e.g. {\"path\": \"/\", \"upstream\": \"http://127.0.0.1:9000\"}")
 	}
@@ -302,7 +316,7 @@ func newProxy(c *Config, b *bff.Engine, m *metrics.Metrics, tr *tracer) (*Proxy,
 		if r.Public {
 			kind = "public"
 		}
-		h.routes = append(h.routes, route{prefix: r.Path, kind: kind, next: forward(b, proxy, r.Public, r.Policy)})
+		h.routes = append(h.routes, route{prefix: r.Path, kind: kind, next: forward(b, proxy, r.Public, r.Policy, st)})
 	}
 	for i, r := range c.Routes { // h.routes is in c.Routes' order until sorted
 		h.routes[i].next = limitBody(h.routes[i].next, c.Limits.maxBody(r.MaxBodyBytes))
@@ -338,7 +352,7 @@ func newProxy(c *Config, b *bff.Engine, m *metrics.Metrics, tr *tracer) (*Proxy,
 		return nil, fmt.Errorf("bffgate serve: config: access_log: %q: use \"on\" or \"off\"", c.AccessLog)
 	}
 	app = withClient(app, trust)
-	p := &Proxy{Handler: app, Engine: b, transport: transport}
+	p := &Proxy{Handler: app, Engine: b, transport: transport, streams: st}
 	if m != nil {
 		p.Admin = AdminHandler(b.Ready, m.Handler())
 	}
@@ -387,8 +401,10 @@ type resultKey struct{}
 // forward runs the engine on a request and, when it says so, sends the
 // request upstream with the engine's header edits. Public routes skip
 // authentication but not the engine: it still refuses unsafe paths and
-// methods and removes the BFF's cookies and forged identity headers.
-func forward(b *bff.Engine, proxy http.Handler, public bool, policy *bff.Policy) http.Handler {
+// methods and removes the BFF's cookies and forged identity headers. A
+// WebSocket or EventSource request of a session is served until that
+// session ends (see streams).
+func forward(b *bff.Engine, proxy http.Handler, public bool, policy *bff.Policy, st *streams) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		var res bff.Result
 		if public {
@@ -403,7 +419,13 @@ func forward(b *bff.Engine, proxy http.Handler, public bool, policy *bff.Policy)
 			res.Write(w)
 			return
 		}
-		ctx := context.WithValue(context.WithValue(r.Context(), resultKey{}, &res), startKey{}, time.Now())
+		ctx := r.Context()
+		if res.Session != "" {
+			var done func()
+			ctx, done = st.start(ctx, res.Session, res.SessionEnds)
+			defer done()
+		}
+		ctx = context.WithValue(context.WithValue(ctx, resultKey{}, &res), startKey{}, time.Now())
 		proxy.ServeHTTP(w, r.WithContext(ctx))
 	})
 }

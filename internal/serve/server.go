@@ -53,6 +53,14 @@ type Limits struct {
 	// body gets 413 body_too_large. Defaults to 1 MiB (1048576), nginx's
 	// client_max_body_size. -1: no cap.
 	MaxBodyBytes int64 `json:"max_body_bytes"`
+	// SessionCheck is how often, in seconds, the proxy checks that the
+	// session of each open WebSocket or Server-Sent Events connection is
+	// still in the store, and closes the connections of one that is gone
+	// (idled out, ended on another node or by `bffgate sessions revoke`).
+	// Ends this process makes (logout, back-channel logout, the user's
+	// list of sessions) and the session's absolute end close them at
+	// once. Defaults to 30.
+	SessionCheck int `json:"session_check"`
 }
 
 // Defaults of Limits.
@@ -63,6 +71,7 @@ const (
 	defaultWriteTimeout      = 60 * time.Second
 	defaultUpstreamTimeout   = 60 * time.Second
 	defaultMaxBodyBytes      = 1 << 20
+	defaultSessionCheck      = 30 * time.Second
 	maxDefaultConnections    = 10000
 	minDefaultConnections    = 64
 	reservedFiles            = 1024
@@ -126,6 +135,13 @@ func serveLive(ctx context.Context, c *Config, ln net.Listener, l *live) error {
 		admin := &http.Server{Handler: l.admin(), ReadHeaderTimeout: 5 * time.Second, IdleTimeout: time.Minute}
 		go func() { _ = admin.Serve(aln) }()
 		defer admin.Close()
+	}
+	if st := l.cur.Load().p.streams; st != nil {
+		// A reload keeps the registry: ask the engine serving now.
+		wctx, stop := context.WithCancel(ctx)
+		defer stop()
+		alive := func(ctx context.Context, key string) (bool, error) { return l.cur.Load().p.Engine.SessionAlive(ctx, key) }
+		go st.watch(wctx, seconds(c.Limits.SessionCheck, defaultSessionCheck), alive)
 	}
 	srv := newServer(c.Limits, l)
 	if n := c.Limits.maxConnections(); n > 0 {

@@ -15,18 +15,18 @@ const pkgDir = resolve(process.argv[2] ?? fileURLToPath(new URL('..', import.met
 // package's two entries. Raise a budget only on purpose, and say why in the commit.
 const BUDGETS = [
   // What a plain-JS app that only needs the client ships (the store and the React code shake off).
-  { name: 'createClient alone', limit: 3250, use: `import { createClient } from CORE; globalThis.x = createClient;` },
+  { name: 'createClient alone', limit: 3350, use: `import { createClient } from CORE; globalThis.x = createClient;` },
   // Everything `@bffgate/client` exports (client, errors, session store).
-  { name: '@bffgate/client, all of it', limit: 4600, use: `export * from CORE;` },
+  { name: '@bffgate/client, all of it', limit: 4700, use: `export * from CORE;` },
   // The React example of the README: client, provider, useSession, RequireAuth.
   {
     name: 'a React app (createClient, SessionProvider, useSession, RequireAuth)',
-    limit: 4950,
+    limit: 5050,
     use: `import { createClient } from CORE; import { SessionProvider, useSession, RequireAuth } from REACT;
       globalThis.x = [createClient, SessionProvider, useSession, RequireAuth];`,
   },
   // Both entries, all of them.
-  { name: '@bffgate/client + @bffgate/client/react, all of it', limit: 5400, use: `export * from CORE; export * from REACT;` },
+  { name: '@bffgate/client + @bffgate/client/react, all of it', limit: 5500, use: `export * from CORE; export * from REACT;` },
 ];
 
 async function gzipped(use) {

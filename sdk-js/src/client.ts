@@ -10,6 +10,7 @@ import type {
   LoginOptions,
   LogoutOptions,
   Session,
+  SessionInfo,
   User,
 } from './types.js';
 
@@ -18,6 +19,7 @@ export const DEFAULT_PATHS: Readonly<Required<BffPaths>> = Object.freeze({
   login: '/login',
   logout: '/logout',
   token: '/token',
+  sessions: '/sessions',
 });
 
 export const DEFAULT_CSRF_HEADER: Readonly<CsrfHeader> = Object.freeze({ name: 'X-CSRF', value: '1' });
@@ -259,8 +261,9 @@ export function createClient(options: BffClientOptions = {}): BffClient {
       throw invalid('answered authenticated:true without a user.sub');
     }
     const session: Session = { authenticated: true, user: body.user as User };
-    if (typeof body.expiresAt === 'string') session.expiresAt = body.expiresAt;
-    if (typeof body.mode === 'string') session.mode = body.mode;
+    for (const k of ['expiresAt', 'idleExpiresAt', 'absoluteExpiresAt', 'mode'] as const) {
+      if (typeof body[k] === 'string') session[k] = body[k] as string;
+    }
     return session;
   }
 
@@ -302,6 +305,18 @@ export function createClient(options: BffClientOptions = {}): BffClient {
     const logoutUrl = isRecord(body) && typeof body.logoutUrl === 'string' && body.logoutUrl ? body.logoutUrl : null;
     emit('logout', undefined);
     navigate(logoutUrl ?? fallback);
+  }
+
+  /** The user's list of sessions (no id), or the end of one (id), through fetch(), which reports a 401. */
+  async function sessions(id?: string): Promise<unknown> {
+    const list = id === undefined;
+    const res = await bffFetch(paths.sessions + (list ? '' : `/${encodeURIComponent(id)}`), {
+      method: list ? 'GET' : 'DELETE',
+      cache: 'no-store',
+    });
+    const body = (await readJson(res)) as { sessions?: SessionInfo[] } | undefined;
+    if (!res.ok) throw errorFromBody(res.status, body);
+    return list ? (body?.sessions ?? []) : undefined;
   }
 
   function tokenView(entry: Omit<AccessToken, 'expiresIn'>): AccessToken {
@@ -397,6 +412,8 @@ export function createClient(options: BffClientOptions = {}): BffClient {
     loginUrl,
     login,
     logout,
+    listSessions: () => sessions() as Promise<SessionInfo[]>,
+    endSession: (id: string) => sessions(id) as Promise<void>,
     getAccessToken,
     clearTokenCache,
     fetch: bffFetch,

@@ -16,6 +16,7 @@ export type {
   LoginOptions,
   LogoutOptions,
   Session,
+  SessionInfo,
   UnauthenticatedSession,
   User,
 } from './types.js';

@@ -14,8 +14,12 @@ export type BffMode = 'bff' | 'token-mediating';
 export interface AuthenticatedSession {
   authenticated: true;
   user: User;
-  /** ISO-8601 time at which the session ends, if the BFF reports it. */
+  /** ISO-8601 time at which the session ends, if the BFF reports it: the earlier of the two below. */
   expiresAt?: string;
+  /** ISO-8601 time at which the session idles out unless used again. */
+  idleExpiresAt?: string;
+  /** ISO-8601 time at which the session ends however it is used (its maximum lifetime). */
+  absoluteExpiresAt?: string;
   /** Which mode the BFF runs in. */
   mode?: BffMode | (string & {});
 }
@@ -37,6 +41,24 @@ export interface BffPaths {
   logout?: string;
   /** Default `/token`. */
   token?: string;
+  /** Default `/sessions`: the user's list of sessions. */
+  sessions?: string;
+}
+
+/** One of the user's sessions, from `listSessions()`: device and times only, never a token. */
+export interface SessionInfo {
+  /** Opaque ID, for `endSession(id)`. */
+  id: string;
+  /** This browser's session. */
+  current: boolean;
+  /** Coarse label from the login's User-Agent, e.g. `Firefox on Linux`. */
+  device: string;
+  /** ISO-8601 login time. */
+  createdAt: string;
+  /** ISO-8601 time of its last use (coarse: to within a tenth of the idle timeout on Redis). */
+  lastSeenAt: string;
+  /** ISO-8601 time at which it ends however it is used. */
+  endsAt: string;
 }
 
 export interface CsrfHeader {
@@ -143,6 +165,10 @@ export interface BffClient {
   login(options?: LoginOptions): void;
   /** Ends the session at the BFF and navigates to the provider's logout URL (or `returnTo`). */
   logout(options?: LogoutOptions): Promise<void>;
+  /** The user's sessions (`GET /sessions`), newest first, this browser's marked `current`. */
+  listSessions(): Promise<SessionInfo[]>;
+  /** Ends one of the user's sessions (`DELETE /sessions/{id}`); ending the current one logs this browser out. */
+  endSession(id: string): Promise<void>;
   /** Token-mediating mode: an access token for the given scope/resource, cached and single-flight. */
   getAccessToken(options?: AccessTokenOptions): Promise<AccessToken>;
   /** Drops all cached access tokens. */

@@ -11,7 +11,13 @@ describe('configuration', () => {
     const client = createClient({ fetch: fakeFetch(() => json(200, {})) });
     expect(client.config.baseUrl).toBe('');
     expect(client.config.credentials).toBe('same-origin');
-    expect(client.config.paths).toEqual({ session: '/session', login: '/login', logout: '/logout', token: '/token' });
+    expect(client.config.paths).toEqual({
+      session: '/session',
+      login: '/login',
+      logout: '/logout',
+      token: '/token',
+      sessions: '/sessions',
+    });
     expect(client.config.csrfHeader).toEqual({ name: 'X-CSRF', value: '1' });
     expect(client.config.tokenRefreshMargin).toBe(10);
   });
@@ -189,6 +195,62 @@ describe('login', () => {
     vi.stubGlobal('location', { href: 'https://app.example/a', pathname: '/a', search: '', hash: '', origin: 'https://app.example', assign });
     createClient().login();
     expect(assign).toHaveBeenCalledWith('/login?returnTo=%2Fa');
+  });
+});
+
+describe('getSession expiry', () => {
+  it('exposes when the session idles out and when it ends', async () => {
+    const times = { idleExpiresAt: '2026-11-23T20:00:00Z', absoluteExpiresAt: '2026-11-24T12:00:00Z' };
+    const session = await createClient({ fetch: fakeFetch(() => json(200, { ...SESSION_OK, ...times })) }).getSession();
+    expect(session).toMatchObject({ authenticated: true, expiresAt: '2026-11-23T20:00:00Z', ...times });
+  });
+
+  it('leaves out times that are not strings', async () => {
+    const body = { ...SESSION_OK, idleExpiresAt: 5, absoluteExpiresAt: null };
+    const session = await createClient({ fetch: fakeFetch(() => json(200, body)) }).getSession();
+    expect(session).not.toHaveProperty('idleExpiresAt');
+    expect(session).not.toHaveProperty('absoluteExpiresAt');
+  });
+});
+
+describe('listSessions and endSession', () => {
+  const LIST = {
+    sessions: [
+      { id: 'a1', current: true, device: 'Firefox on Linux', createdAt: '2026-11-23T08:00:00Z', lastSeenAt: '2026-11-23T09:00:00Z', endsAt: '2026-11-24T08:00:00Z' },
+      { id: 'b/2', current: false, device: 'Chrome on Android', createdAt: '2026-11-22T08:00:00Z', lastSeenAt: '2026-11-22T09:00:00Z', endsAt: '2026-11-23T08:00:00Z' },
+    ],
+  };
+
+  it('GETs the list with the CSRF header', async () => {
+    const f = fakeFetch(() => json(200, LIST));
+    const got = await createClient({ baseUrl: '/bff', fetch: f }).listSessions();
+    expect(got).toEqual(LIST.sessions);
+    const req = f.requests[0]!;
+    expect([req.method, req.url, req.headers.get('X-CSRF'), req.credentials]).toEqual(['GET', '/bff/sessions', '1', 'same-origin']);
+  });
+
+  it('DELETEs one session by its ID, encoded, with the CSRF header', async () => {
+    const f = fakeFetch(() => new Response(null, { status: 204 }));
+    await createClient({ fetch: f, paths: { sessions: '/me/sessions' } }).endSession('b/2');
+    const req = f.requests[0]!;
+    expect([req.method, req.url, req.headers.get('X-CSRF')]).toEqual(['DELETE', '/me/sessions/b%2F2', '1']);
+  });
+
+  it('throws BffError not_found for an ID that is not one of the user\'s', async () => {
+    const client = createClient({ fetch: fakeFetch(() => json(404, { error: 'not_found' })) });
+    await expect(client.endSession('x')).rejects.toMatchObject({ name: 'BffError', status: 404, code: 'not_found' });
+  });
+
+  it('fires session-expired on a 401', async () => {
+    const client = createClient({ fetch: fakeFetch(() => json(401, { error: 'invalid_session' })) });
+    const listener = vi.fn();
+    client.on('session-expired', listener);
+    await expect(client.listSessions()).rejects.toBeInstanceOf(BffError);
+    expect(listener).toHaveBeenCalledOnce();
+  });
+
+  it('gives an empty list for a body without sessions', async () => {
+    expect(await createClient({ fetch: fakeFetch(() => json(200, {})) }).listSessions()).toEqual([]);
   });
 });
 

@@ -19,7 +19,10 @@ import (
 	"github.com/bffgate/bffgate/core/session"
 )
 
-var _ session.Store = (*Store)(nil)
+var (
+	_ session.Store  = (*Store)(nil)
+	_ session.Lister = (*Store)(nil)
+)
 
 // DefaultMaxSessions is the cap New puts on a store: about 230 MB of
 // sessions at 2.3 KB each (measured: a 1.3 KB sealed session, its key and
@@ -155,6 +158,24 @@ func (s *Store) TakeIndex(ctx context.Context, index string) ([]string, error) {
 		keys = append(keys, k)
 	}
 	return keys, nil
+}
+
+// Members implements session.Lister. Reading the list does not make its
+// sessions more recently used.
+func (s *Store) Members(ctx context.Context, index string) ([]session.Member, error) {
+	now := s.now()
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	var out []session.Member
+	for k := range s.indexes[index] {
+		if len(out) == session.MaxMembers {
+			break
+		}
+		if e := s.entries[k]; e != nil && now.Before(e.expires) {
+			out = append(out, session.Member{Key: k, Value: e.value, Expires: e.expires})
+		}
+	}
+	return out, nil
 }
 
 // Len reports how many unexpired sessions the store holds. It visits every

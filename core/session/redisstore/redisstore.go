@@ -17,6 +17,7 @@ import (
 var (
 	_ session.Store  = (*Store)(nil)
 	_ session.Locker = (*Store)(nil)
+	_ session.Lister = (*Store)(nil)
 )
 
 // Key layout, after the prefix.
@@ -288,6 +289,55 @@ func (s *Store) TakeIndex(ctx context.Context, index string) ([]string, error) {
 		s.cache.invalidate(keys...)
 	}
 	return keys, nil
+}
+
+// Members implements session.Lister: SRANDMEMBER of up to
+// session.MaxMembers members (all of them when the index has no more),
+// then GET and PTTL of each in one pipeline; the members found gone are
+// removed from the index (SREM, best effort).
+func (s *Store) Members(ctx context.Context, index string) ([]session.Member, error) {
+	k := s.prefix + indexSpace + index
+	keys, err := s.c.SRandMemberN(ctx, k, session.MaxMembers).Result()
+	if err != nil {
+		return nil, fmt.Errorf("redisstore: members: %w", err)
+	}
+	if len(keys) == 0 {
+		return nil, nil
+	}
+	gets := make([]*redis.StringCmd, len(keys))
+	ttls := make([]*redis.DurationCmd, len(keys))
+	_, err = s.c.Pipelined(ctx, func(p redis.Pipeliner) error {
+		for i, key := range keys {
+			gets[i] = p.Get(ctx, s.prefix+sessionSpace+key)
+			ttls[i] = p.PTTL(ctx, s.prefix+sessionSpace+key)
+		}
+		return nil
+	})
+	if err != nil && !errors.Is(err, redis.Nil) {
+		return nil, fmt.Errorf("redisstore: members: %w", err)
+	}
+	now := time.Now()
+	var out []session.Member
+	var gone []any
+	for i, key := range keys {
+		v, err := gets[i].Bytes()
+		if err != nil && !errors.Is(err, redis.Nil) {
+			return nil, fmt.Errorf("redisstore: members: %w", err)
+		}
+		if err == nil && ttls[i].Err() != nil {
+			return nil, fmt.Errorf("redisstore: members: %w", ttls[i].Err())
+		}
+		ttl := ttls[i].Val()
+		if err != nil || ttl <= 0 {
+			gone = append(gone, key)
+			continue
+		}
+		out = append(out, session.Member{Key: key, Value: v, Expires: now.Add(ttl)})
+	}
+	if len(gone) > 0 {
+		_ = s.c.SRem(ctx, k, gone...).Err()
+	}
+	return out, nil
 }
 
 // TryLock implements session.Locker with SET key token NX PX ttl, where

@@ -15,6 +15,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -247,6 +248,41 @@ func Run(t *testing.T, newHarness func(t *testing.T) Harness) {
 				t.Fatal("a stale holder's release freed the current holder's lock")
 			}
 			release3()
+		}},
+		{"members", func(t *testing.T, h Harness) {
+			l, ok := h.Store.(session.Lister)
+			if !ok {
+				t.Skip("not a session.Lister")
+			}
+			if got, err := l.Members(ctx, "none"); err != nil || len(got) != 0 {
+				t.Fatalf("Members(missing index) = %v, %v; want none", got, err)
+			}
+			mustSet(t, h.Store, "a", []byte("va"), time.Hour, "idx")
+			mustSet(t, h.Store, "b", []byte("vb"), ttl, "idx")
+			mustSet(t, h.Store, "c", []byte("vc"), time.Hour, "idx")
+			mustSet(t, h.Store, "d", []byte("vd"), 2*time.Hour, "idx")
+			mustSet(t, h.Store, "other", []byte("vo"), time.Hour, "idx2")
+			if err := h.Store.Delete(ctx, "c"); err != nil {
+				t.Fatal(err)
+			}
+			h.Advance(ttl + ttl/2) // b expires
+			got, err := l.Members(ctx, "idx")
+			if err != nil {
+				t.Fatal(err)
+			}
+			slices.SortFunc(got, func(x, y session.Member) int { return strings.Compare(x.Key, y.Key) })
+			if len(got) != 2 || got[0].Key != "a" || string(got[0].Value) != "va" || got[1].Key != "d" {
+				t.Fatalf("Members(idx) = %+v, want a and d (b expired, c deleted, other in another index)", got)
+			}
+			// Expiries are the store's: d's an hour after a's.
+			if d := got[1].Expires.Sub(got[0].Expires); d < time.Hour-ttl || d > time.Hour+ttl {
+				t.Fatalf("d expires %v after a, want an hour", d)
+			}
+			// Members leaves the live members in the index.
+			keys, err := h.Store.TakeIndex(ctx, "idx")
+			if err != nil || !slices.Contains(keys, "a") || !slices.Contains(keys, "d") {
+				t.Fatalf("TakeIndex(idx) after Members = %q, %v; want a and d in it", keys, err)
+			}
 		}},
 	}
 	for _, tt := range tests {

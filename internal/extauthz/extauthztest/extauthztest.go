@@ -247,7 +247,7 @@ const NginxServer = `server {
     listen {{.Listen}};
 
     # The BFF's own endpoints go to bffgate directly.
-    location ~ ^/(login|oauth/callback|session|token|logout|logout/callback|backchannel-logout)$ {
+    location ~ ^/(login|oauth/callback|session|token|logout|logout/callback|backchannel-logout|sessions(/[^/]+)?)$ {
         proxy_pass http://{{.Authz}};
         proxy_set_header Host $http_host;
         proxy_set_header X-Forwarded-Proto $scheme;
@@ -328,7 +328,7 @@ scgi_temp_path {{.Dir}}/scgi;
 // CaddySite is the site block of docs/extauthz.md's Caddyfile.
 const CaddySite = `{{.Site}} {
 	# The BFF's own endpoints go to bffgate directly.
-	@bff path /login /oauth/callback /session /token /logout /logout/callback /backchannel-logout
+	@bff path /login /oauth/callback /session /token /logout /logout/callback /backchannel-logout /sessions /sessions/*
 	handle @bff {
 		reverse_proxy {{.Authz}} {
 			header_up X-Bffgate-Secret "{{.Secret}}"
