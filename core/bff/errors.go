@@ -38,6 +38,8 @@ const (
 	CodeInvalidSession  Code = "invalid_session" // 401: malformed cookie, or no such session
 	CodeSessionExpired  Code = "session_expired" // 401: lifetime reached, or refresh refused
 	CodeStoreDown       Code = "session_store_unavailable"
+	// 401: a DBSC-bound session without its valid bound cookie
+	CodeDBSCRefreshRequired Code = "dbsc_refresh_required"
 
 	// The token endpoint.
 	CodeInvalidScope        Code = "invalid_scope"
@@ -66,7 +68,7 @@ var Codes = []Code{
 	CodeCSRFHeader, CodeInvalidRequest, CodeNotFound, CodeInternal,
 	CodeInvalidReturnTo, CodeInvalidState, CodeInvalidIssuer, CodeInvalidGrant, CodeInvalidIDToken,
 	CodeInvalidNonce, CodeLoginFailed,
-	CodeUnauthenticated, CodeInvalidSession, CodeSessionExpired, CodeStoreDown,
+	CodeUnauthenticated, CodeInvalidSession, CodeSessionExpired, CodeStoreDown, CodeDBSCRefreshRequired,
 	CodeInvalidScope, CodeExchangeUnsupported,
 	CodeIdPUnavailable, CodeIdPError, CodeIdPTimeout, CodeTimeout,
 	CodeConfigInvalid, CodeNoAPI, CodeUnavailable, CodeUpstreamUnavailable,

@@ -40,7 +40,7 @@ func (b *Engine) logout(ctx context.Context, req *Request) Result {
 				b.obs.Session("ended", "logout", 1)
 			}
 			if s != nil {
-				if b.cfg.LogoutIDTokenHint {
+				if b.cfg.LogoutIDTokenHint && b.boundOK(req, id, s) { // not to a copied cookie jar
 					idToken = s.IDToken
 				}
 				b.revoke(ctx, s.RefreshToken)

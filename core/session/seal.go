@@ -92,7 +92,7 @@ func (s *Session) strings() [10]*string {
 }
 
 func (s *Session) encodedLen() int {
-	n := 2 * binary.MaxVarintLen64
+	n := 3*binary.MaxVarintLen64 + len(s.DBSC)
 	for _, p := range s.strings() {
 		n += binary.MaxVarintLen64 + len(*p)
 	}
@@ -106,6 +106,12 @@ func (s *Session) appendBinary(b []byte) []byte {
 	}
 	b = binary.AppendVarint(b, unixMilli(s.Expiry))
 	b = binary.AppendVarint(b, unixMilli(s.Created))
+	// DBSC follows the times only when set, so a session without it seals
+	// as before and one sealed before it opens unchanged.
+	if s.DBSC != "" {
+		b = binary.AppendUvarint(b, uint64(len(s.DBSC)))
+		b = append(b, s.DBSC...)
+	}
 	return b
 }
 
@@ -128,6 +134,14 @@ func (s *Session) decode(plain []byte) error {
 		}
 		times[i] = v
 		plain = plain[w:]
+	}
+	if len(plain) > 0 { // DBSC
+		n, w := binary.Uvarint(plain)
+		if w <= 0 || n == 0 || n != uint64(len(plain)-w) {
+			return ErrMalformed
+		}
+		s.DBSC = rec[len(rec)-int(n):]
+		plain = plain[w+int(n):]
 	}
 	if len(plain) != 0 {
 		return ErrMalformed

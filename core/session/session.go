@@ -116,4 +116,8 @@ type Session struct {
 	Scope        string    // the access token's scope, space separated
 	Expiry       time.Time // when the access token expires; zero if unknown
 	Created      time.Time // login time, for the absolute timeout
+	// DBSC is the Device Bound Session Credentials registration of the
+	// session (its identifier and the browser's public key), in the
+	// engine's encoding; empty for a session that never registered.
+	DBSC string
 }

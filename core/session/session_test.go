@@ -176,3 +176,29 @@ func BenchmarkOpen(b *testing.B) {
 		}
 	}
 }
+
+// TestSealDBSC: a session with a DBSC registration round trips, one
+// without seals exactly as before it, and a damaged trailer does not open.
+func TestSealDBSC(t *testing.T) {
+	id := mustID(t)
+	want := testSession()
+	want.DBSC = "sid\x00ES256\x00{\"kty\":\"EC\"}"
+	sealed, err := Seal(id, want)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := Open(id, sealed)
+	if err != nil || *got != *want {
+		t.Fatalf("Open = %+v, %v; want %+v", got, err, want)
+	}
+	plain := testSession().appendBinary(nil)
+	full := want.appendBinary(nil)
+	if !bytes.HasPrefix(full, plain) || len(full) == len(plain) {
+		t.Fatal("the DBSC trailer is not a suffix of the plain record")
+	}
+	for _, bad := range [][]byte{full[:len(full)-1], append(append([]byte{}, full...), 0), append(append([]byte{}, plain...), 0)} {
+		if err := new(Session).decode(bad); !errors.Is(err, ErrMalformed) {
+			t.Errorf("decode of a damaged trailer: err = %v, want ErrMalformed", err)
+		}
+	}
+}

@@ -25,6 +25,7 @@ export type BffErrorCode =
   | 'invalid_session'
   | 'session_expired'
   | 'session_store_unavailable'
+  | 'dbsc_refresh_required'
   | 'invalid_scope'
   | 'exchange_unsupported'
   | 'idp_unavailable'
