@@ -95,9 +95,6 @@ func (c *Config) validateDBSC() error {
 	if d.BoundCookieTTL < 0 || d.BoundCookieTTL > c.SessionMaxLifetime {
 		return cfgErr("dbsc.bound_cookie_ttl", "%d must be between 1 and session_max_lifetime (%d) seconds, e.g. 600", d.BoundCookieTTL, c.SessionMaxLifetime)
 	}
-	if u, err := url.Parse(c.RedirectURL); err == nil && u.Scheme != "https" {
-		return cfgErr("dbsc.enabled", "needs an https redirect_url: browsers speak DBSC only over HTTPS")
-	}
 	taken := map[string]string{}
 	for _, p := range c.paths() {
 		taken[*p.path] = "paths." + p.field
