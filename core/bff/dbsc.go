@@ -2,9 +2,11 @@ package bff
 
 import (
 	"context"
+	"crypto/cipher"
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/hmac"
+	"crypto/rand"
 	"crypto/rsa"
 	"crypto/sha256"
 	"crypto/subtle"
@@ -217,8 +219,13 @@ func parseRecord(s string) dbscRecord {
 // Challenges live in the store, shared by every node, under a hash of
 // their value, each in an index of its own: Store.TakeIndex removes the
 // index atomically, so exactly one request can use a challenge, on any
-// node. The record holds its kind, its end, the session's store key and
-// the authorization value sent with it.
+// node. The record holds its kind and end, then the session's ID and the
+// authorization value sent with it, sealed (AES-GCM) under a key derived
+// from the challenge, which the store never holds: a store dump gives no
+// session ID. The ID comes back from the challenge because Chromium sends
+// the registration without the session cookie (the callback that offers
+// it is the end of a cross-site navigation from the provider, so the
+// SameSite=Lax cookie stays home).
 const (
 	challengeRegister = 'r'
 	challengeRefresh  = 'f'
@@ -229,54 +236,67 @@ func challengeKey(c string) string {
 	return "dbsc:" + base64.RawURLEncoding.EncodeToString(sum[:])
 }
 
+func challengeGCM(c string) cipher.AEAD {
+	return newGCM(sha256.Sum256([]byte("bffgate dbsc challenge seal v1\x00" + c)))
+}
+
 // newChallenge stores a fresh challenge of kind for the session.
 func (b *Engine) newChallenge(ctx context.Context, kind byte, id session.ID, authorization string) (string, error) {
 	c := randomString()
-	rec := make([]byte, 0, 9+64+len(authorization))
-	rec = append(rec, kind)
-	rec = binary.BigEndian.AppendUint64(rec, uint64(b.now().Add(challengeTTL).UnixMilli()))
-	rec = append(rec, id.StoreKey()...)
-	rec = append(rec, 0)
-	rec = append(rec, authorization...)
+	gcm := challengeGCM(c)
+	rec := make([]byte, 9+gcm.NonceSize(), 9+gcm.NonceSize()+len(id)+len(authorization)+gcm.Overhead())
+	rec[0] = kind
+	binary.BigEndian.PutUint64(rec[1:9], uint64(b.now().Add(challengeTTL).UnixMilli()))
+	_, _ = rand.Read(rec[9:])
+	rec = gcm.Seal(rec, rec[9:], append(id[:], authorization...), rec[:9])
 	k := challengeKey(c)
 	return c, b.store.Set(ctx, k, rec, challengeTTL, k)
 }
 
-// errChallenge is a challenge that is unknown, used, stale, of another
-// kind or for another session.
+// errChallenge is a challenge that is unknown, used, stale or of another
+// kind.
 var errChallenge = errors.New("dbsc: challenge unknown, used or stale")
 
-// takeChallenge uses up challenge c of kind for the session and returns
-// the authorization value stored with it. Any error but errChallenge is
-// the store's.
-func (b *Engine) takeChallenge(ctx context.Context, c string, kind byte, id session.ID) (authorization string, err error) {
+// takeChallenge uses up challenge c of kind and returns the session it
+// was made for and the authorization value stored with it. Any error but
+// errChallenge is the store's.
+func (b *Engine) takeChallenge(ctx context.Context, c string, kind byte) (id session.ID, authorization string, err error) {
 	if c == "" || len(c) > 128 {
-		return "", errChallenge
+		return id, "", errChallenge
 	}
 	k := challengeKey(c)
 	keys, err := b.store.TakeIndex(ctx, k)
 	if err != nil {
-		return "", err
+		return id, "", err
 	}
 	if len(keys) != 1 || keys[0] != k {
-		return "", errChallenge
+		return id, "", errChallenge
 	}
 	rec, err := b.store.Get(ctx, k, 0)
 	_ = b.store.Delete(ctx, k)
 	if errors.Is(err, session.ErrNotFound) {
-		return "", errChallenge
+		return id, "", errChallenge
 	}
 	if err != nil {
-		return "", err
+		return id, "", err
 	}
-	if len(rec) < 9 || rec[0] != kind || b.now().UnixMilli() >= int64(binary.BigEndian.Uint64(rec[1:9])) {
-		return "", errChallenge
+	gcm := challengeGCM(c)
+	if len(rec) < 9+gcm.NonceSize() || rec[0] != kind || b.now().UnixMilli() >= int64(binary.BigEndian.Uint64(rec[1:9])) {
+		return id, "", errChallenge
 	}
-	sk, auth, _ := strings.Cut(string(rec[9:]), "\x00")
-	if subtle.ConstantTimeCompare([]byte(sk), []byte(id.StoreKey())) != 1 {
-		return "", errChallenge
+	plain, err := gcm.Open(nil, rec[9:9+gcm.NonceSize()], rec[9+gcm.NonceSize():], rec[:9])
+	if err != nil || len(plain) < len(id) {
+		return id, "", errChallenge
 	}
-	return auth, nil
+	copy(id[:], plain)
+	return id, string(plain[len(id):]), nil
+}
+
+// sameSession reports whether the request's session cookie, if it sent
+// one, names session id: a challenge is good only for its own session.
+func (b *Engine) sameSession(req *Request, id session.ID) bool {
+	v, ok := cookieValue(req.Header, b.cfg.CookieName)
+	return !ok || subtle.ConstantTimeCompare([]byte(v), []byte(id.String())) == 1
 }
 
 // offerDBSC adds the registration header to the callback's answer r for
@@ -415,13 +435,6 @@ func (b *Engine) dbscRegister(ctx context.Context, req *Request) Result {
 	if !b.originAllowed(req) {
 		return b.answer(req, errOrigin)
 	}
-	id, s, err := b.loadUnbound(ctx, req, false)
-	if err != nil {
-		return b.answer(req, err)
-	}
-	if s.DBSC != "" {
-		return b.answer(req, fail(http.StatusConflict, CodeInvalidRequest, "the session is registered already"))
-	}
 	v := req.Header.Values("Secure-Session-Response")
 	if len(v) != 1 {
 		return b.answer(req, errProof)
@@ -430,12 +443,14 @@ func (b *Engine) dbscRegister(ctx context.Context, req *Request) Result {
 	if err != nil {
 		return b.answer(req, err)
 	}
-	auth, err := b.takeChallenge(ctx, claims.JTI, challengeRegister, id)
+	id, auth, err := b.takeChallenge(ctx, claims.JTI, challengeRegister)
 	switch {
 	case errors.Is(err, errChallenge):
 		return b.answer(req, fail(http.StatusBadRequest, CodeInvalidRequest, "the registration challenge is unknown, used or stale: log in again"))
 	case err != nil:
 		return b.answer(req, errStoreDown)
+	case !b.sameSession(req, id):
+		return b.answer(req, fail(http.StatusBadRequest, CodeInvalidRequest, "the registration challenge is another session's"))
 	case subtle.ConstantTimeCompare([]byte(auth), []byte(claims.Authorization)) != 1:
 		return b.answer(req, fail(http.StatusBadRequest, CodeInvalidRequest, "the proof's authorization is not the one sent"))
 	}
@@ -466,6 +481,9 @@ func (b *Engine) saveDBSC(ctx context.Context, id session.ID, rec string) error 
 	s, err := b.sessions.Load(ctx, id, false)
 	if err != nil {
 		return b.loadFailure(err)
+	}
+	if s.DBSC != "" {
+		return fail(http.StatusConflict, CodeInvalidRequest, "the session is registered already")
 	}
 	s.DBSC = rec
 	if err := b.sessions.Save(ctx, id, s); err != nil {
@@ -509,7 +527,8 @@ func (b *Engine) dbscRefresh(ctx context.Context, req *Request) Result {
 	if err != nil {
 		return b.answer(req, err)
 	}
-	if _, err := b.takeChallenge(ctx, claims.JTI, challengeRefresh, id); errors.Is(err, errChallenge) {
+	cid, _, err := b.takeChallenge(ctx, claims.JTI, challengeRefresh)
+	if errors.Is(err, errChallenge) || (err == nil && cid != id) {
 		return b.dbscChallenge(ctx, req, id, rec) // a slow browser's stale one: try again
 	} else if err != nil {
 		return b.answer(req, errStoreDown)

@@ -339,8 +339,18 @@ func TestDBSCRegistrationRejects(t *testing.T) {
 	e.loginOffer(c3)
 	e.register(c3, tok).WantError(t, http.StatusBadRequest, "invalid_request")
 
-	// A registration without a session is refused.
-	e.register(e.browser(), tok).WantError(t, http.StatusUnauthorized, "unauthenticated")
+	// Chromium registers without the session cookie (the callback ends a
+	// cross-site navigation): the challenge names the session, once.
+	c4 := e.browser()
+	o = e.loginOffer(c4)
+	tok = proof(t, key, jose.ES256, true, o.challenge, o.authorization)
+	if r := e.register(e.browser(), tok); r.Status != http.StatusOK {
+		t.Fatalf("registration without the session cookie: %d %s", r.Status, r.Body)
+	}
+	if s := e.sessionOf(c4); s.DBSC == "" {
+		t.Fatal("the registration without a cookie did not register the challenge's session")
+	}
+	e.register(e.browser(), tok).WantError(t, http.StatusBadRequest, "invalid_request")
 	if r := e.do(c, "GET", "/dbsc/register"); r.Status != http.StatusMethodNotAllowed {
 		t.Fatalf("GET register: %d", r.Status)
 	}
