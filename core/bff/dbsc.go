@@ -191,9 +191,20 @@ func boundMAC(key [32]byte, id session.ID, dbscID string, exp int64) [sha256.Siz
 	return sum
 }
 
+// boundGrace is how long past its Max-Age a bound cookie is still taken:
+// the browser counts Max-Age from when the answer reached it, later than
+// the BFF made it, and in whole seconds. Without it a browser sends a
+// cookie it holds as live that the BFF already refuses (seen in Chromium
+// with a 5 s lifetime: one 401 before its refresh).
+const boundGrace = 5 * time.Second
+
 // boundCookie makes a fresh bound cookie for the session.
 func (b *Engine) boundCookie(id session.ID, dbscID string) string {
-	exp := b.now().Add(b.dbsc.ttl).Unix()
+	end := b.now().Add(b.dbsc.ttl + boundGrace)
+	exp := end.Unix()
+	if end.Nanosecond() > 0 { // whole seconds, rounded up
+		exp++
+	}
 	var raw [8 + sha256.Size]byte
 	binary.BigEndian.PutUint64(raw[:8], uint64(exp))
 	mac := boundMAC(b.keys[0], id, dbscID, exp)
@@ -400,7 +411,12 @@ type dbscCredential struct {
 }
 
 // sessionConfig answers the session config for rec with a fresh bound
-// cookie.
+// cookie. It sends no challenge ahead (Secure-Session-Challenge may come
+// with any answer, and Chromium signs it at the next refresh, saving the
+// 403): Chromium 156 gives a session up for good when a proof over such a
+// cached challenge is answered 403 (checked: no refresh after it, every
+// request 401), so a challenge gone stale while the browser was idle
+// would end the user's session. Each refresh is a 403 and a signed retry.
 func (b *Engine) sessionConfig(req *Request, id session.ID, rec dbscRecord) Result {
 	r := b.json(req, http.StatusOK, dbscConfig{
 		SessionIdentifier: rec.id,

@@ -211,7 +211,7 @@ func TestDBSCFlow(t *testing.T) {
 	if r := e.do(thief, "GET", "/api/x", "X-CSRF", "1"); r.Status != http.StatusOK {
 		t.Fatalf("copied jar before expiry: %d", r.Status)
 	}
-	e.clock.Advance(601 * time.Second)
+	e.clock.Advance(606 * time.Second) // past Max-Age and the 5 s grace
 	for _, b := range []*http.Client{thief, c} {
 		e.do(b, "GET", "/api/x", "X-CSRF", "1").WantError(t, http.StatusUnauthorized, "dbsc_refresh_required")
 	}
@@ -465,7 +465,11 @@ func TestDBSCRefreshRejects(t *testing.T) {
 	if r := e.do(c, "GET", "/api/x", "X-CSRF", "1"); r.Status != http.StatusOK {
 		t.Fatalf("the real bound cookie: %d", r.Status)
 	}
-	e.clock.Advance(10 * time.Minute)
+	e.clock.Advance(604 * time.Second) // within the grace: still taken
+	if r := e.do(c, "GET", "/api/x", "X-CSRF", "1"); r.Status != http.StatusOK {
+		t.Fatalf("the bound cookie within the grace: %d", r.Status)
+	}
+	e.clock.Advance(2 * time.Second)
 	e.do(c, "GET", "/api/x", "X-CSRF", "1").WantError(t, http.StatusUnauthorized, "dbsc_refresh_required")
 }
 

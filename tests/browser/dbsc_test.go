@@ -126,6 +126,18 @@ func TestDBSC(t *testing.T) {
 	if n := seen.count("POST /dbsc/register 200"); n != 1 {
 		t.Errorf("%d registrations, want 1", n)
 	}
+	// Every refresh is a challenge and a signed retry.
+	var dbsc []string
+	for _, a := range seen.list() {
+		if strings.HasPrefix(a, "POST /dbsc/refresh ") {
+			dbsc = append(dbsc, a)
+		}
+	}
+	for i, a := range dbsc {
+		if want := [2]string{"POST /dbsc/refresh 403", "POST /dbsc/refresh 200"}[i%2]; a != want || len(dbsc)%2 != 0 {
+			t.Fatalf("refreshes %v, want 403 then 200 each time", dbsc)
+		}
+	}
 
 	// The copied jar from a plain HTTP client: refused.
 	data, err := os.ReadFile(jarFile)
