@@ -56,6 +56,9 @@ func (b *Engine) logout(ctx context.Context, req *Request) Result {
 		LogoutURL *string `json:"logoutUrl"`
 	}{logoutURL})
 	r.Header.Add("Set-Cookie", b.clearSessionCookie())
+	if b.dbsc != nil {
+		r.Header.Add("Set-Cookie", b.cookie(b.dbsc.cookie, "", -1, "Lax"))
+	}
 	return r
 }
 
