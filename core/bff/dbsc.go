@@ -212,6 +212,41 @@ func (b *Engine) boundCookie(id session.ID, dbscID string) string {
 	return b.cookie(b.dbsc.cookie, base64.RawURLEncoding.EncodeToString(raw[:]), int(b.dbsc.ttl/time.Second), "Lax")
 }
 
+// dbscIdentifier makes the DBSC session identifier of session id: the ID
+// sealed (AES-GCM, a fresh nonce) under a key derived from the first
+// cookie key, so a refresh finds its session without the session cookie
+// while the identifier, which the browser shows, reveals nothing. Alone
+// it is worth nothing: a bound cookie needs the device key to get and the
+// session cookie to use.
+func (b *Engine) dbscIdentifier(id session.ID) string {
+	gcm := newGCM(identifierKey(b.keys[0]))
+	out := make([]byte, gcm.NonceSize(), gcm.NonceSize()+len(id)+gcm.Overhead())
+	_, _ = rand.Read(out)
+	return base64.RawURLEncoding.EncodeToString(gcm.Seal(out, out, id[:], []byte("bffgate dbsc identifier")))
+}
+
+// openIdentifier returns the session a DBSC identifier names, under any
+// of the cookie keys.
+func (b *Engine) openIdentifier(v string) (session.ID, bool) {
+	var id session.ID
+	raw, err := base64.RawURLEncoding.Strict().DecodeString(v)
+	if len(v) > 128 || err != nil || len(raw) != 12+len(id)+16 {
+		return id, false
+	}
+	for _, k := range b.keys {
+		gcm := newGCM(identifierKey(k))
+		if plain, err := gcm.Open(nil, raw[:12], raw[12:], []byte("bffgate dbsc identifier")); err == nil {
+			copy(id[:], plain)
+			return id, true
+		}
+	}
+	return id, false
+}
+
+func identifierKey(k [32]byte) [32]byte {
+	return sha256.Sum256(append([]byte("bffgate dbsc identifier key v1\x00"), k[:]...))
+}
+
 // dbscRecord is what a registered session keeps, in Session.DBSC: the
 // DBSC session identifier, the key's algorithm and its public JWK, joined
 // by NUL. Only the identifier is read on every request.
@@ -478,7 +513,7 @@ func (b *Engine) dbscRegister(ctx context.Context, req *Request) Result {
 	if _, ok := key.Key.(*rsa.PublicKey); ok {
 		alg = string(jose.RS256)
 	}
-	rec := dbscRecord{id: randomString(), alg: alg, jwk: string(jwk)}
+	rec := dbscRecord{id: b.dbscIdentifier(id), alg: alg, jwk: string(jwk)}
 	if err := b.saveDBSC(ctx, id, rec.String()); err != nil {
 		return b.answer(req, err)
 	}
@@ -520,15 +555,26 @@ func (b *Engine) dbscRefresh(ctx context.Context, req *Request) Result {
 	if !b.originAllowed(req) {
 		return b.answer(req, errOrigin)
 	}
-	id, s, err := b.loadUnbound(ctx, req, true)
-	if err == errStoreDown {
+	// The session is found by its DBSC identifier, not the session
+	// cookie: a refresh the browser makes for a request from another site
+	// may come without the SameSite=Lax cookie.
+	sid := req.Header.Values("Sec-Secure-Session-Id")
+	if len(sid) != 1 {
+		return b.dbscEnded(req)
+	}
+	id, ok := b.openIdentifier(sid[0])
+	if !ok || !b.sameSession(req, id) {
+		return b.dbscEnded(req)
+	}
+	s, err := b.sessions.Load(ctx, id, true)
+	if err = b.loadFailure(err); err == errStoreDown {
 		return b.answer(req, err)
 	}
 	if err != nil || s.DBSC == "" {
 		return b.dbscEnded(req)
 	}
 	rec := parseRecord(s.DBSC)
-	if sid := req.Header.Values("Sec-Secure-Session-Id"); len(sid) != 1 || sid[0] != rec.id {
+	if rec.id != sid[0] {
 		return b.dbscEnded(req)
 	}
 	v := req.Header.Values("Secure-Session-Response")

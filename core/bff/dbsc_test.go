@@ -431,6 +431,31 @@ func TestDBSCRefreshRejects(t *testing.T) {
 		t.Fatalf("refresh for another identifier: %d %s", r.Status, r.Body)
 	}
 
+	// A refresh without the session cookie (the browser's refresh for a
+	// request from another site): the identifier names the session.
+	nc := e.browser()
+	r = e.do(nc, "POST", "/dbsc/refresh", "Sec-Secure-Session-Id", id)
+	n2, _ := challengeOf(t, r.Header)
+	r = e.do(nc, "POST", "/dbsc/refresh", "Sec-Secure-Session-Id", id, "Secure-Session-Response", proof(t, key, jose.ES256, false, n2, ""))
+	if r.Status != http.StatusOK || boundSetCookie(r.Header) == "" {
+		t.Fatalf("refresh without the session cookie: %d %s", r.Status, r.Body)
+	}
+	// A forged identifier, or another session's cookie with this one.
+	forged := []byte(id)
+	forged[10] ^= 1
+	c5 := e.browser()
+	e.loginOffer(c5)
+	for name, b := range map[string]*http.Client{"a forged identifier": nc, "another session's cookie": c5} {
+		sid := id
+		if b == nc {
+			sid = string(forged)
+		}
+		r := e.do(b, "POST", "/dbsc/refresh", "Sec-Secure-Session-Id", sid)
+		if r.Status != http.StatusOK || r.JSON(t)["continue"] != false {
+			t.Fatalf("refresh with %s: %d %s", name, r.Status, r.Body)
+		}
+	}
+
 	// Bound cookies: forged, of another session, expired.
 	if r := refresh(proof(t, key, jose.ES256, false, challenge(), "")); r.Status != http.StatusOK {
 		t.Fatalf("refresh: %d %s", r.Status, r.Body)
