@@ -10,15 +10,20 @@ import (
 	"encoding/json"
 	"errors"
 	"net/http"
+	"net/http/httptest"
+	"net/http/httputil"
 	"net/url"
 	"regexp"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
 	"github.com/go-jose/go-jose/v4"
 
 	"github.com/bffgate/bffgate/core/bff"
+	"github.com/bffgate/bffgate/core/session/redisstore"
+	"github.com/bffgate/bffgate/core/session/redisstore/redistest"
 	"github.com/bffgate/bffgate/tests/flowtest"
 	"github.com/bffgate/bffgate/tests/op"
 )
@@ -553,5 +558,75 @@ func TestDBSCConfig(t *testing.T) {
 	}
 	if d := base.WithDefaults().DBSC; d.Enabled || d.BoundCookieTTL != 600 || d.RegistrationPath != "/dbsc/register" || d.RefreshPath != "/dbsc/refresh" {
 		t.Fatalf("defaults = %+v", d)
+	}
+}
+
+// TestDBSCRedisNodes: two gateway nodes sharing Redis share DBSC's
+// challenges (a challenge made on one is answered on the other) and its
+// bound cookies, and a challenge raced on both is used once.
+func TestDBSCRedisNodes(t *testing.T) {
+	rc := redisstore.Config{URL: redistest.URL(t), KeyPrefix: uniquePrefix(t)}
+	var cfg bff.Config
+	a := redisEnv(t, rc, func(c *bff.Config) { c.DBSC.Enabled = true; cfg = *c })
+	cfg.Now = nil
+	engB, err := bff.New(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { engB.Close() })
+	target, _ := url.Parse(a.upURL)
+	nodeB := httptest.NewServer(engB.Middleware(httputil.NewSingleHostReverseProxy(target)))
+	t.Cleanup(nodeB.Close)
+	onB := func(c *http.Client, method, path string, header ...string) *flowtest.Response {
+		return flowtest.Do(t, c, method, nodeB.URL+path, header...)
+	}
+
+	c := a.browser() // loopback cookies go to every port: both nodes
+	o := a.loginOffer(c)
+	key := ecKey(t)
+	r := onB(c, "POST", "/dbsc/register", "Secure-Session-Response", proof(t, key, jose.ES256, true, o.challenge, o.authorization))
+	if r.Status != http.StatusOK {
+		t.Fatalf("registration on node B of node A's challenge: %d %s", r.Status, r.Body)
+	}
+	var sc struct {
+		ID string `json:"session_identifier"`
+	}
+	_ = json.Unmarshal(r.Body, &sc)
+	a.apiOK(c)
+	if r := onB(c, "GET", "/api/x", "X-CSRF", "1"); r.Status != http.StatusOK {
+		t.Fatalf("API on node B: %d", r.Status)
+	}
+
+	// One challenge, its proof sent eight times at once to both nodes:
+	// one bound cookie.
+	r = a.do(c, "POST", "/dbsc/refresh", "Sec-Secure-Session-Id", sc.ID)
+	n, _ := challengeOf(t, r.Header)
+	tok := proof(t, key, jose.ES256, false, n, "")
+	var wg sync.WaitGroup
+	cookies := make(chan string, 8)
+	for i := range 8 {
+		wg.Go(func() {
+			base := a.bff.URL
+			if i%2 == 1 {
+				base = nodeB.URL
+			}
+			req, _ := http.NewRequest("POST", base+"/dbsc/refresh", nil)
+			req.Header.Set("Sec-Secure-Session-Id", sc.ID)
+			req.Header.Set("Secure-Session-Response", tok)
+			resp, err := http.DefaultClient.Do(req)
+			if err != nil {
+				t.Error(err)
+				return
+			}
+			resp.Body.Close()
+			if bc := boundSetCookie(resp.Header); bc != "" {
+				cookies <- bc
+			}
+		})
+	}
+	wg.Wait()
+	close(cookies)
+	if got := len(cookies); got != 1 {
+		t.Fatalf("%d of 8 racing refreshes with one challenge got a bound cookie, want 1", got)
 	}
 }
