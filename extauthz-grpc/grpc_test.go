@@ -57,8 +57,12 @@ func newEnv(t *testing.T) *env {
 	e.op = op.StartT(t, op.Options{
 		RedirectURIs:           []string{e.site.String() + "/oauth/callback"},
 		PostLogoutRedirectURIs: []string{e.site.String() + "/logout/callback"},
-		AccessTokenTTL:         3 * time.Second,
-		Stderr:                 io.Discard,
+		// With refresh_skew 1 s a token is fresh for 3 s, so the 30
+		// parallel checks after it expired share one refresh however late
+		// a loaded machine schedules the last of them (with the default
+		// skew of 30 s every request would refresh).
+		AccessTokenTTL: 4 * time.Second,
+		Stderr:         io.Discard,
 	})
 	s, err := extauthz.New(&extauthz.Config{Secret: testSecret, Apps: []extauthz.App{{BFF: bff.Config{
 		Issuer: e.op.Issuer, ClientID: e.op.ClientID, ClientSecret: e.op.ClientSecret,
@@ -66,6 +70,7 @@ func newEnv(t *testing.T) *env {
 		PostLogoutRedirectURL: e.site.String() + "/logout/callback",
 		CookieKeys:            []string{testKey},
 		IdentityHeaders:       []bff.IdentityHeader{{Header: "X-User", Claim: "sub"}},
+		RefreshSkew:           1,
 		Logger:                slog.New(slog.DiscardHandler),
 	}}}})
 	if err != nil {

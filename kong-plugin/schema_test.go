@@ -53,6 +53,9 @@ var (
 		"user_claims":              []any{"sub", "name", "given_name", "family_name", "preferred_username", "email", "email_verified"},
 		"token_max_lifetime":       300.0,
 		"http_timeout":             10.0,
+		"dbsc.bound_cookie_ttl":    600.0,
+		"dbsc.registration_path":   "/dbsc/register",
+		"dbsc.refresh_path":        "/dbsc/refresh",
 	}
 )
 

@@ -100,6 +100,7 @@ type Engine struct {
 	observed      bool              // cfg.Observer was set
 	kinds         map[string]string // route path -> kind, for the Observer
 	logs          logLimiter
+	dbsc          *dbscState // nil when DBSC is off
 }
 
 type route func(ctx context.Context, req *Request) Result
@@ -190,6 +191,7 @@ func New(cfg Config) (*Engine, error) {
 		pre + p.Logout: "logout", pre + p.LogoutCallback: "logout_callback", pre + p.BackchannelLogout: "backchannel_logout",
 		pre + p.Sessions: "sessions",
 	}
+	b.initDBSC()
 	b.prov.b = b
 	return b, nil
 }

@@ -54,6 +54,10 @@ type Config struct {
 	PathPrefix string `json:"path_prefix"`
 	// Paths of the BFF's own endpoints; see Paths for defaults.
 	Paths Paths `json:"paths"`
+	// DBSC binds sessions to a key on the browser's device (Device Bound
+	// Session Credentials), for browsers that support it; see DBSC.
+	// Defaults to off.
+	DBSC DBSC `json:"dbsc"`
 
 	// CookieName is the session cookie's name. A "__Host-" (or
 	// "__Host-Http-") prefix makes browsers refuse it unless Secure, on
@@ -274,6 +278,9 @@ func (c Config) withDefaults() Config {
 	def(&c.Paths.BackchannelLogout, "/backchannel-logout")
 	def(&c.Paths.Sessions, "/sessions")
 	def(&c.CookieName, "__Host-bffgate")
+	defInt(&c.DBSC.BoundCookieTTL, 600)
+	def(&c.DBSC.RegistrationPath, "/dbsc/register")
+	def(&c.DBSC.RefreshPath, "/dbsc/refresh")
 	def(&c.CookieSameSite, "lax")
 	defInt(&c.SessionIdleTimeout, 8*3600)
 	defInt(&c.SessionMaxLifetime, 24*3600)

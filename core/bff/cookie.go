@@ -56,10 +56,10 @@ func cookieBytes(h http.Header) int {
 	return n
 }
 
-// ownCookie reports whether a cookie is the BFF's: the session cookie or a
-// login cookie. The upstream never sees those.
+// ownCookie reports whether a cookie is the BFF's: the session cookie, a
+// login cookie or DBSC's bound cookie. The upstream never sees those.
 func (b *Engine) ownCookie(name string) bool {
-	return name == b.cfg.CookieName || strings.HasPrefix(name, b.loginPrefix)
+	return name == b.cfg.CookieName || strings.HasPrefix(name, b.loginPrefix) || (b.dbsc != nil && name == b.dbsc.cookie)
 }
 
 // upstreamCookie returns the Cookie header the upstream should see: the

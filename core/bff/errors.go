@@ -38,6 +38,8 @@ const (
 	CodeInvalidSession  Code = "invalid_session" // 401: malformed cookie, or no such session
 	CodeSessionExpired  Code = "session_expired" // 401: lifetime reached, or refresh refused
 	CodeStoreDown       Code = "session_store_unavailable"
+	// 401: a DBSC-bound session without its valid bound cookie
+	CodeDBSCRefreshRequired Code = "dbsc_refresh_required"
 
 	// Route policies and step-up (policy.go, stepup.go).
 	CodeInsufficientScope              Code = "insufficient_scope"               // 403: the route needs claims or scopes the session lacks
@@ -70,7 +72,7 @@ var Codes = []Code{
 	CodeCSRFHeader, CodeInvalidRequest, CodeNotFound, CodeInternal,
 	CodeInvalidReturnTo, CodeInvalidState, CodeInvalidIssuer, CodeInvalidGrant, CodeInvalidIDToken,
 	CodeInvalidNonce, CodeLoginFailed,
-	CodeUnauthenticated, CodeInvalidSession, CodeSessionExpired, CodeStoreDown,
+	CodeUnauthenticated, CodeInvalidSession, CodeSessionExpired, CodeStoreDown, CodeDBSCRefreshRequired,
 	CodeInsufficientScope, CodeInsufficientUserAuthentication,
 	CodeInvalidScope, CodeExchangeUnsupported,
 	CodeIdPUnavailable, CodeIdPError, CodeIdPTimeout, CodeTimeout,

@@ -279,7 +279,9 @@ func (b *Engine) callback(ctx context.Context, req *Request) Result {
 	if err != nil {
 		return b.loginFailed(req, st, err, clear)
 	}
-	return redirect(st.ReturnTo, clear, cookie)
+	r := redirect(st.ReturnTo, clear, cookie)
+	b.offerDBSC(ctx, &r, cookie)
+	return r
 }
 
 // loginFailed answers a failed callback, deleting the given cookies: a

@@ -40,7 +40,7 @@ func (b *Engine) logout(ctx context.Context, req *Request) Result {
 				b.obs.Session("ended", "logout", 1)
 			}
 			if s != nil {
-				if b.cfg.LogoutIDTokenHint {
+				if b.cfg.LogoutIDTokenHint && b.boundOK(req, id, s) { // not to a copied cookie jar
 					idToken = s.IDToken
 				}
 				b.revoke(ctx, s.RefreshToken)
@@ -56,6 +56,9 @@ func (b *Engine) logout(ctx context.Context, req *Request) Result {
 		LogoutURL *string `json:"logoutUrl"`
 	}{logoutURL})
 	r.Header.Add("Set-Cookie", b.clearSessionCookie())
+	if b.dbsc != nil {
+		r.Header.Add("Set-Cookie", b.cookie(b.dbsc.cookie, "", -1, "Lax"))
+	}
 	return r
 }
 

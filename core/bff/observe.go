@@ -21,8 +21,8 @@ import (
 type Observer interface {
 	// Request is called once per Handle or HandlePublic call. kind is
 	// "login", "callback", "session", "token", "logout",
-	// "logout_callback", "backchannel_logout", "sessions", "api",
-	// "public" or "preflight"; code is "" for a forwarded request or a BFF answer that
+	// "logout_callback", "backchannel_logout", "sessions", "dbsc_registration",
+	// "dbsc_refresh", "api", "public" or "preflight"; code is "" for a forwarded request or a BFF answer that
 	// is not an error, else the error code.
 	Request(kind string, status int, code Code, d time.Duration)
 	// Refresh is called once per request that needed a refresh, with

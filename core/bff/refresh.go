@@ -12,9 +12,10 @@ import (
 	"github.com/bffgate/bffgate/core/session"
 )
 
-// load reads and opens the request's session; slide resets its idle
-// timer. Its errors are failures to answer with (401, 503).
-func (b *Engine) load(ctx context.Context, req *Request, slide bool) (session.ID, *session.Session, error) {
+// loadUnbound reads and opens the request's session; slide resets its
+// idle timer. Its errors are failures to answer with (401, 503). It does
+// not check DBSC's bound cookie: load does.
+func (b *Engine) loadUnbound(ctx context.Context, req *Request, slide bool) (session.ID, *session.Session, error) {
 	v, has := cookieValue(req.Header, b.cfg.CookieName)
 	if !has || v == "" {
 		return session.ID{}, nil, errNoSession

@@ -95,10 +95,23 @@ func (s *Session) strings() [10]*string {
 		&s.AccessToken, &s.TokenType, &s.RefreshToken, &s.Scope}
 }
 
+// extensions are the fields added since version 1, by tag (1 +
+// index): they follow the times, each set one as its tag, a uvarint
+// length and its bytes, in tag order. Open skips a tag it does not know,
+// so a node of an older release still opens a session a newer one sealed
+// (and drops only what it does not know of it); a session sealed before a
+// field existed opens with the field empty. A tag is never reused.
+func (s *Session) extensions() [2]*string {
+	return [2]*string{&s.TokenClaims, &s.DBSC}
+}
+
 func (s *Session) encodedLen() int {
-	n := 3*binary.MaxVarintLen64 + len(s.TokenClaims)
+	n := 2 * binary.MaxVarintLen64
 	for _, p := range s.strings() {
 		n += binary.MaxVarintLen64 + len(*p)
+	}
+	for _, p := range s.extensions() {
+		n += 2*binary.MaxVarintLen64 + len(*p)
 	}
 	return n
 }
@@ -110,11 +123,13 @@ func (s *Session) appendBinary(b []byte) []byte {
 	}
 	b = binary.AppendVarint(b, unixMilli(s.Expiry))
 	b = binary.AppendVarint(b, unixMilli(s.Created))
-	// Fields added since version 1 follow the times, each optional when
-	// decoding, so sessions sealed before them still open.
-	if s.TokenClaims != "" {
-		b = binary.AppendUvarint(b, uint64(len(s.TokenClaims)))
-		b = append(b, s.TokenClaims...)
+	for i, p := range s.extensions() {
+		if *p == "" {
+			continue
+		}
+		b = binary.AppendUvarint(b, uint64(i+1))
+		b = binary.AppendUvarint(b, uint64(len(*p)))
+		b = append(b, *p...)
 	}
 	return b
 }
@@ -139,16 +154,23 @@ func (s *Session) decode(plain []byte) error {
 		times[i] = v
 		plain = plain[w:]
 	}
-	if len(plain) > 0 { // TokenClaims
-		n, w := binary.Uvarint(plain)
-		if w <= 0 || n != uint64(len(plain)-w) {
+	ext := s.extensions()
+	for last := uint64(0); len(plain) > 0; {
+		tag, w := binary.Uvarint(plain)
+		if w <= 0 || tag <= last {
 			return ErrMalformed
 		}
-		s.TokenClaims = rec[len(rec)-int(n):]
+		last = tag
+		plain = plain[w:]
+		n, w := binary.Uvarint(plain)
+		if w <= 0 || n == 0 || n > uint64(len(plain)-w) {
+			return ErrMalformed
+		}
+		start := len(rec) - len(plain) + w
+		if tag <= uint64(len(ext)) {
+			*ext[tag-1] = rec[start : start+int(n)]
+		}
 		plain = plain[w+int(n):]
-	}
-	if len(plain) != 0 {
-		return ErrMalformed
 	}
 	s.Expiry, s.Created = fromUnixMilli(times[0]), fromUnixMilli(times[1])
 	return nil

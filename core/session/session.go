@@ -125,6 +125,10 @@ type Session struct {
 	// back; a session it opened keeps its listing as it was sealed, and a
 	// Save of it (a refresh) stores that listing again.
 	Device string
+	// DBSC is the Device Bound Session Credentials registration of the
+	// session (its identifier and the browser's public key), in the
+	// engine's encoding; empty for a session that never registered.
+	DBSC string
 
 	listing string // the sealed listing Open found, for Save to keep
 }

@@ -177,23 +177,51 @@ func BenchmarkOpen(b *testing.B) {
 	}
 }
 
-// TestSealTokenClaims: TokenClaims, added after version 1's record, round
-// trips, and a session sealed without it (as before it existed) opens.
-func TestSealTokenClaims(t *testing.T) {
+// TestSealExtensions: the fields added after version 1's record
+// (TokenClaims, DBSC) round trip alone and together; a session with none
+// seals exactly as version 1 did; a tag this release does not know is
+// skipped; a damaged trailer does not open.
+func TestSealExtensions(t *testing.T) {
 	id := mustID(t)
-	want := testSession()
-	want.TokenClaims = `{"acr":"mfa","auth_time":1700000000}`
-	sealed, err := Seal(id, want)
-	if err != nil {
-		t.Fatal(err)
+	plain := testSession().appendBinary(nil)
+	both := testSession()
+	both.TokenClaims = `{"acr":"mfa","auth_time":1700000000}`
+	both.DBSC = "sid\x00ES256\x00{\"kty\":\"EC\"}"
+	claims, dbsc := testSession(), testSession()
+	claims.TokenClaims, dbsc.DBSC = both.TokenClaims, both.DBSC
+	for _, want := range []*Session{testSession(), claims, dbsc, both} {
+		sealed, err := Seal(id, want)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got, err := Open(id, sealed); err != nil || *got != *want {
+			t.Fatalf("Open = %+v, %v; want %+v", got, err, want)
+		}
+		if rec := want.appendBinary(nil); !bytes.HasPrefix(rec, plain) {
+			t.Fatal("the extensions are not a suffix of the version 1 record")
+		}
 	}
-	got, err := Open(id, sealed)
-	if err != nil || *got != *want {
-		t.Fatalf("Open = %+v, %v; want %+v", got, err, want)
+	if rec := testSession().appendBinary(nil); !bytes.Equal(rec, plain) {
+		t.Fatal("a session without extensions does not seal as version 1")
 	}
-	old := testSession() // no TokenClaims: the version 1 record exactly
-	sealed, _ = Seal(id, old)
-	if got, err := Open(id, sealed); err != nil || *got != *old {
-		t.Fatalf("Open(old record) = %+v, %v", got, err)
+	full := both.appendBinary(nil)
+	unknown := append(append([]byte{}, full...), 9, 3, 'n', 'e', 'w')
+	got := new(Session)
+	if err := got.decode(unknown); err != nil || got.TokenClaims != both.TokenClaims || got.DBSC != both.DBSC {
+		t.Fatalf("decode with an unknown tag = %+v, %v; want it skipped", got, err)
+	}
+	swapped := append(append([]byte{}, plain...), 2, 1, 'x', 1, 1, 'y') // tags out of order
+	for name, bad := range map[string][]byte{
+		"truncated":       full[:len(full)-1],
+		"tag 0":           append(append([]byte{}, full...), 0),
+		"tag 0 alone":     append(append([]byte{}, plain...), 0),
+		"out of order":    swapped,
+		"repeated tag":    append(append([]byte{}, plain...), 1, 1, 'x', 1, 1, 'y'),
+		"empty value":     append(append([]byte{}, plain...), 1, 0),
+		"length too long": append(append([]byte{}, plain...), 1, 9, 'x'),
+	} {
+		if err := new(Session).decode(bad); !errors.Is(err, ErrMalformed) {
+			t.Errorf("%s: decode err = %v, want ErrMalformed", name, err)
+		}
 	}
 }

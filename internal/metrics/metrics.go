@@ -47,7 +47,7 @@ func New() *Metrics {
 	m := &Metrics{reg: prometheus.NewRegistry()}
 	f := func(c prometheus.Collector) { m.reg.MustRegister(c) }
 	m.requests = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "bffgate_requests_total",
-		Help: "Requests the engine decided on, by kind (api, public, login, callback, session, token, logout, logout_callback, backchannel_logout, sessions, preflight) and outcome (forwarded, answered, or the error code)."},
+		Help: "Requests the engine decided on, by kind (api, public, login, callback, session, token, logout, logout_callback, backchannel_logout, sessions, dbsc_registration, dbsc_refresh, preflight) and outcome (forwarded, answered, or the error code)."},
 		[]string{"kind", "outcome"})
 	m.requestDuration = prometheus.NewHistogramVec(prometheus.HistogramOpts{Name: "bffgate_request_duration_seconds",
 		Help: "Time the engine took to decide on a request (not the upstream's), by kind.", Buckets: fastBuckets},

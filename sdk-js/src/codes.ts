@@ -27,6 +27,7 @@ export type BffErrorCode =
   | 'session_store_unavailable'
   | 'insufficient_scope'
   | 'insufficient_user_authentication'
+  | 'dbsc_refresh_required'
   | 'invalid_scope'
   | 'exchange_unsupported'
   | 'idp_unavailable'

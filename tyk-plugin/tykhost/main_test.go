@@ -166,9 +166,11 @@ func configFile(base string, o *op.Server) []byte {
 		"claims":     []map[string]any{{"claim": "groups", "values": []string{"admin"}}},
 		"acr_values": []string{op.ACRMFA},
 	}
+	tm := api("/tm/", "token-mediating", "__Host-tm")
+	tm["config"].(map[string]any)["dbsc"] = map[string]any{"enabled": true} // dbsc_test.go
 	b, _ := json.MarshalIndent(map[string]any{"apis": []any{
 		api("/app/", "bff", "__Host-app"),
-		api("/tm/", "token-mediating", "__Host-tm"),
+		tm,
 		adm,
 	}}, "", "  ")
 	return b
