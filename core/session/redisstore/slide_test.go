@@ -80,7 +80,8 @@ func testSlideGrain(t *testing.T, s *redisstore.Store, pttl func(key string) tim
 		t.Errorf("%d reads within ttl/10 of the last slide made %d writes (%v); want 0", reads, w, calls)
 	}
 
-	time.Sleep(ttl/10 + 100*time.Millisecond) // past the grain
+	time.Sleep(ttl / 2) // well past the grain (ttl/10)
+	before := pttl("k")
 	resetStats(t, servers)
 	if _, err := s.Get(ctx, "k", ttl); err != nil {
 		t.Fatal(err)
@@ -88,8 +89,10 @@ func testSlideGrain(t *testing.T, s *redisstore.Store, pttl func(key string) tim
 	if w := writes(commandCalls(t, servers)); w != 1 {
 		t.Errorf("a read past the grain made %d writes; want 1 (the slide)", w)
 	}
-	if got := pttl("k"); got < ttl-100*time.Millisecond {
-		t.Errorf("PTTL after a read past the grain = %v; want the full %v again", got, ttl)
+	// The slide set the full ttl again: more than was left before it,
+	// however slowly a loaded machine runs the test (no time bound).
+	if got := pttl("k"); got <= before || got > ttl {
+		t.Errorf("PTTL after a read past the grain = %v, before it %v; want it reset towards the full %v", got, before, ttl)
 	}
 }
 
