@@ -230,7 +230,7 @@ func bffPathList(t *testing.T, c *Config, s *Server) []string {
 // bffgate: it matches each of them whole, and no API path.
 func checkRouteRegex(t *testing.T, re string, paths []string) {
 	t.Helper()
-	r := regexp.MustCompile("^(?:" + re + ")$") // Envoy and Istio match the whole path
+	r := regexp.MustCompile("^(?:" + re + ")$")           // Envoy and Istio match the whole path
 	for _, p := range append(paths, "/sessions/AbC-_0") { // and DELETE /sessions/{id}
 		if !r.MatchString(p) {
 			t.Errorf("the route %q misses the BFF endpoint %s", re, p)

@@ -140,7 +140,9 @@ func serveLive(ctx context.Context, c *Config, ln net.Listener, l *live) error {
 		// A reload keeps the registry: ask the engine serving now.
 		wctx, stop := context.WithCancel(ctx)
 		defer stop()
-		alive := func(ctx context.Context, key string) (bool, error) { return l.cur.Load().p.Engine.SessionAlive(ctx, key) }
+		alive := func(ctx context.Context, key string) (bool, error) {
+			return l.cur.Load().p.Engine.SessionAlive(ctx, key)
+		}
 		go st.watch(wctx, seconds(c.Limits.SessionCheck, defaultSessionCheck), alive)
 	}
 	srv := newServer(c.Limits, l)
