@@ -40,6 +40,13 @@ type env struct {
 // change the config before the engine is built.
 func newEnv(t *testing.T, edit func(c *bff.Config)) *env {
 	t.Helper()
+	return newEnvOP(t, nil, edit)
+}
+
+// newEnvOP is newEnv with an OP of its own options: opEdit may change
+// them before the OP starts.
+func newEnvOP(t *testing.T, opEdit func(o *op.Options), edit func(c *bff.Config)) *env {
+	t.Helper()
 	e := &env{t: t, clock: &sessiontest.OffsetClock{}, up: &flowtest.Upstream{}}
 	upSrv := httptest.NewServer(e.up)
 	t.Cleanup(upSrv.Close)
@@ -47,12 +54,16 @@ func newEnv(t *testing.T, edit func(c *bff.Config)) *env {
 	var handler http.Handler
 	e.bff = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { handler.ServeHTTP(w, r) }))
 	t.Cleanup(e.bff.Close)
-	e.op = op.StartT(t, op.Options{
+	opts := op.Options{
 		RedirectURIs:           []string{e.bff.URL + "/oauth/callback"},
 		PostLogoutRedirectURIs: []string{e.bff.URL + "/logout/callback"},
 		BackchannelLogoutURI:   e.bff.URL + "/backchannel-logout",
 		Stderr:                 io.Discard,
-	})
+	}
+	if opEdit != nil {
+		opEdit(&opts)
+	}
+	e.op = op.StartT(t, opts)
 	e.store = memstore.New(e.clock.Now)
 	cfg := bff.Config{
 		Issuer: e.op.Issuer, ClientID: e.op.ClientID, ClientSecret: e.op.ClientSecret,

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"log/slog"
 	"net/http"
+	"net/url"
 	"time"
 
 	"golang.org/x/oauth2"
@@ -176,10 +177,13 @@ func (b *Engine) refreshTokens(ctx context.Context, s *session.Session) (*sessio
 	if err != nil {
 		return nil, err
 	}
+	dk, err := parseDPoPKey(s.DPoPKey)
+	if err != nil {
+		return nil, err
+	}
 	// The refresh client lets a slow answer finish (refreshTimeout) where
 	// http_timeout would drop it after the provider rotated the token.
-	octx := context.WithValue(ctx, oauth2.HTTPClient, b.refreshClient)
-	tok, err := p.oauth2.TokenSource(octx, &oauth2.Token{RefreshToken: s.RefreshToken, Expiry: time.Unix(1, 0)}).Token()
+	tok, err := b.tokenCall(ctx, b.refreshClient, p, url.Values{"grant_type": {"refresh_token"}, "refresh_token": {s.RefreshToken}}, dk)
 	if err != nil {
 		return nil, err
 	}
