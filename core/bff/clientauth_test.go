@@ -97,7 +97,7 @@ func jwtEnv(t *testing.T, registered []clientKey, configured []clientKey, edit f
 	return newEnvOP(t, func(o *op.Options) {
 		o.ClientAuthMethod = bff.AuthPrivateKeyJWT
 		o.ClientJWKS = jwks(t, registered...)
-	}, func(c *bff.Config) {
+	}, func(c *bff.Config, _ *op.Server) {
 		c.ClientSecret = ""
 		c.ClientAuthMethod = bff.AuthPrivateKeyJWT
 		for _, k := range configured {

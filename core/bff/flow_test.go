@@ -40,12 +40,16 @@ type env struct {
 // change the config before the engine is built.
 func newEnv(t *testing.T, edit func(c *bff.Config)) *env {
 	t.Helper()
-	return newEnvOP(t, nil, edit)
+	var edit2 func(*bff.Config, *op.Server)
+	if edit != nil {
+		edit2 = func(c *bff.Config, _ *op.Server) { edit(c) }
+	}
+	return newEnvOP(t, nil, edit2)
 }
 
 // newEnvOP is newEnv with an OP of its own options: opEdit may change
-// them before the OP starts.
-func newEnvOP(t *testing.T, opEdit func(o *op.Options), edit func(c *bff.Config)) *env {
+// them before the OP starts, and edit sees the started OP.
+func newEnvOP(t *testing.T, opEdit func(o *op.Options), edit func(c *bff.Config, s *op.Server)) *env {
 	t.Helper()
 	e := &env{t: t, clock: &sessiontest.OffsetClock{}, up: &flowtest.Upstream{}}
 	upSrv := httptest.NewServer(e.up)
@@ -75,7 +79,7 @@ func newEnvOP(t *testing.T, opEdit func(o *op.Options), edit func(c *bff.Config)
 		Now:                   e.clock.Now,
 	}
 	if edit != nil {
-		edit(&cfg)
+		edit(&cfg, e.op)
 	}
 	var err error
 	if e.eng, err = bff.New(cfg); err != nil {
