@@ -73,6 +73,11 @@ type Config struct {
 	// ask for it forward the token with a proof of their own. Defaults to
 	// false.
 	DPoP bool `json:"dpop"`
+	// Resources are the resource indicators (RFC 8707) of the APIs whose
+	// routes name one: login asks the provider for all of them, and each
+	// such route gets a token for its resource only, kept in the session
+	// beside the others. Absolute URIs without fragment. Defaults to none.
+	Resources []string `json:"resources"`
 	// Profile enforces a security profile: "fapi2" (FAPI 2.0 Security
 	// Profile: PAR, PKCE S256, iss, private_key_jwt or tls_client_auth,
 	// DPoP or certificate-bound tokens, no fallback). Defaults to "" (none).

@@ -34,6 +34,9 @@ type env struct {
 	clock *sessiontest.OffsetClock
 	store *memstore.Store
 	eng   *bff.Engine
+	// handler serves the BFF's requests: the engine's Middleware in
+	// front of the upstream, unless a test puts another in place.
+	handler http.Handler
 }
 
 // newEnv starts an OP, an upstream and the BFF in front of it. edit may
@@ -55,8 +58,7 @@ func newEnvOP(t *testing.T, opEdit func(o *op.Options), edit func(c *bff.Config,
 	upSrv := httptest.NewServer(e.up)
 	t.Cleanup(upSrv.Close)
 	e.upURL = upSrv.URL
-	var handler http.Handler
-	e.bff = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { handler.ServeHTTP(w, r) }))
+	e.bff = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { e.handler.ServeHTTP(w, r) }))
 	t.Cleanup(e.bff.Close)
 	opts := op.Options{
 		RedirectURIs:           []string{e.bff.URL + "/oauth/callback"},
@@ -86,7 +88,7 @@ func newEnvOP(t *testing.T, opEdit func(o *op.Options), edit func(c *bff.Config,
 		t.Fatal(err)
 	}
 	target, _ := url.Parse(e.upURL)
-	handler = e.eng.Middleware(httputil.NewSingleHostReverseProxy(target))
+	e.handler = e.eng.Middleware(httputil.NewSingleHostReverseProxy(target))
 	return e
 }
 

@@ -16,6 +16,13 @@ func (b *Engine) api(ctx context.Context, req *Request) Result {
 	if err := b.guard(req, false); err != nil {
 		return b.answer(req, err)
 	}
+	if rt := routeOf(ctx); rt != nil {
+		id, s, err := b.freshID(ctx, req)
+		if err != nil {
+			return b.answer(req, err)
+		}
+		return b.forwardRoute(ctx, req, id, s, rt)
+	}
 	s, err := b.fresh(ctx, req)
 	if err != nil {
 		return b.answer(req, err)
@@ -63,7 +70,9 @@ func (b *Engine) upstreamEdits(req *Request, set http.Header) Result {
 // bearer returns the Authorization scheme with its trailing space. Token
 // types are case-insensitive (RFC 6749 §5.1); upstreams expect "Bearer".
 func bearer(s *session.Session) string {
-	if s.TokenType == "" || strings.EqualFold(s.TokenType, "bearer") {
+	// A DPoP-bound token goes as Bearer unless its route adds the proof
+	// (forwardRoute): for upstreams that do not check the binding.
+	if s.TokenType == "" || strings.EqualFold(s.TokenType, "bearer") || strings.EqualFold(s.TokenType, "dpop") {
 		return "Bearer "
 	}
 	return s.TokenType + " "

@@ -50,9 +50,15 @@ func (b *Engine) loadFailure(err error) error {
 // its access token when it is about to expire: what every request that
 // uses the token needs.
 func (b *Engine) fresh(ctx context.Context, req *Request) (*session.Session, error) {
+	_, s, err := b.freshID(ctx, req)
+	return s, err
+}
+
+// freshID is fresh, with the session's ID.
+func (b *Engine) freshID(ctx context.Context, req *Request) (session.ID, *session.Session, error) {
 	id, s, err := b.load(ctx, req, true)
 	if err != nil || !b.needsRefresh(s) {
-		return s, err
+		return id, s, err
 	}
 	next, err := b.refresh(ctx, id)
 	var f *failure
@@ -60,9 +66,9 @@ func (b *Engine) fresh(ctx context.Context, req *Request) (*session.Session, err
 		// Inside refresh_skew the token still works: a provider or store
 		// that failed the refresh need not fail the request. The next
 		// request tries again.
-		return s, nil
+		return id, s, nil
 	}
-	return next, err
+	return id, next, err
 }
 
 func (b *Engine) needsRefresh(s *session.Session) bool {
