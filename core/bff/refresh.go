@@ -87,12 +87,20 @@ func (b *Engine) needsRefresh(s *session.Session) bool {
 // token) saved rather than lost, which would end the session at the next
 // refresh.
 func (b *Engine) refresh(ctx context.Context, id session.ID) (*session.Session, error) {
+	return b.refreshFor(ctx, id, "")
+}
+
+// refreshFor is refresh, which also gets a token for resource (RFC 8707)
+// when it is not "" and the session has none that lasts. It shares the
+// session's one flight: a request that joins another's may get a session
+// without its resource's token, and tries again (resourceToken).
+func (b *Engine) refreshFor(ctx context.Context, id session.ID, resource string) (*session.Session, error) {
 	ran := false // whether this request's refresh ran, or another's was shared
 	ch := b.refreshes.DoChan(id.StoreKey(), func() (any, error) {
 		ran = true
 		rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), b.refreshTimeout())
 		defer cancel()
-		return b.refreshOnce(rctx, id)
+		return b.refreshOnce(rctx, id, resource)
 	})
 	wait := time.NewTimer(time.Duration(b.cfg.HTTPTimeout) * time.Second)
 	defer wait.Stop()
@@ -134,7 +142,7 @@ func (b *Engine) refreshTimeout() time.Duration {
 
 // refreshOnce is one refresh: lock, reload, re-check, refresh, save,
 // unlock.
-func (b *Engine) refreshOnce(ctx context.Context, id session.ID) (*session.Session, error) {
+func (b *Engine) refreshOnce(ctx context.Context, id session.ID, resource string) (*session.Session, error) {
 	release, err := b.sessions.Lock(ctx, id)
 	if err != nil {
 		return nil, errStoreDown
@@ -148,14 +156,23 @@ func (b *Engine) refreshOnce(ctx context.Context, id session.ID) (*session.Sessi
 	if err != nil {
 		return nil, b.loadFailure(err)
 	}
-	if !b.needsRefresh(s) {
+	if !b.needsRefresh(s) && (resource == "" || b.resourceFresh(s, resource)) {
 		return s, nil
+	}
+	if s.RefreshToken == "" && !b.needsRefresh(s) {
+		return nil, fail(http.StatusBadGateway, CodeIdPError, "the session has no refresh token to get a token for the route's resource with: ask for offline_access")
 	}
 	if s.RefreshToken == "" {
 		_ = b.sessions.End(ctx, id)
 		return nil, fail(http.StatusUnauthorized, CodeSessionExpired, "the access token expired and there is no refresh token: log in again")
 	}
-	next, err := b.refreshTokens(ctx, s)
+	next := s
+	if b.needsRefresh(s) {
+		next, err = b.refreshTokens(ctx, s, "")
+	}
+	if err == nil && resource != "" && !b.resourceFresh(next, resource) {
+		next, err = b.refreshTokens(ctx, next, resource)
+	}
 	var re *oauth2.RetrieveError
 	if errors.As(err, &re) && re.ErrorCode == "invalid_grant" {
 		_ = b.sessions.End(ctx, id)
@@ -177,8 +194,9 @@ func (b *Engine) refreshOnce(ctx context.Context, id session.ID) (*session.Sessi
 }
 
 // refreshTokens asks the provider for new tokens for s (the refresh token
-// grant) and returns the session with them.
-func (b *Engine) refreshTokens(ctx context.Context, s *session.Session) (*session.Session, error) {
+// grant) and returns the session with them: its own access token, or with
+// resource, the token for that resource (RFC 8707 §2.2) beside the others.
+func (b *Engine) refreshTokens(ctx context.Context, s *session.Session, resource string) (*session.Session, error) {
 	p, err := b.prov.get(ctx)
 	if err != nil {
 		return nil, err
@@ -189,9 +207,21 @@ func (b *Engine) refreshTokens(ctx context.Context, s *session.Session) (*sessio
 	}
 	// The refresh client lets a slow answer finish (refreshTimeout) where
 	// http_timeout would drop it after the provider rotated the token.
-	tok, err := b.tokenCall(ctx, b.refreshClient, p, url.Values{"grant_type": {"refresh_token"}, "refresh_token": {s.RefreshToken}}, dk)
+	form := url.Values{"grant_type": {"refresh_token"}, "refresh_token": {s.RefreshToken}}
+	if resource != "" {
+		form.Set("resource", resource)
+	}
+	tok, err := b.tokenCall(ctx, b.refreshClient, p, form, dk)
 	if err != nil {
 		return nil, err
+	}
+	if resource != "" {
+		next := *s
+		next.SetResource(session.ResourceToken{Resource: resource, AccessToken: tok.AccessToken, TokenType: tok.Type(), Expiry: b.expiry(tok)})
+		if tok.RefreshToken != "" {
+			next.RefreshToken = tok.RefreshToken
+		}
+		return &next, nil
 	}
 	next := *s
 	next.AccessToken, next.TokenType, next.Expiry = tok.AccessToken, tok.Type(), b.expiry(tok)
