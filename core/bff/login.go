@@ -361,8 +361,8 @@ func (b *Engine) authorized(ctx context.Context, q url.Values, st *loginState) (
 		return nil, idpFailure(err)
 	}
 	// RFC 9207: a provider that says it sends iss must send ours; any iss
-	// sent must be ours (mix-up defence).
-	if iss, has := q["iss"]; has || p.issInResponse {
+	// sent must be ours (mix-up defence). Profile fapi2 always requires it.
+	if iss, has := q["iss"]; has || p.issInResponse || b.cfg.Profile == ProfileFAPI2 {
 		if len(iss) != 1 || iss[0] != b.cfg.Issuer {
 			return nil, fail(http.StatusBadRequest, CodeInvalidIssuer, "the authorization response's iss is not the configured issuer")
 		}

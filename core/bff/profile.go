@@ -1,7 +1,13 @@
 package bff
 
 import (
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/url"
 	"slices"
+
+	"github.com/coreos/go-oidc/v3/oidc"
 )
 
 // Security profiles (Config.Profile).
@@ -37,6 +43,11 @@ func (c *Config) profileDefaults() {
 // validateFAPI checks client authentication, DPoP and the profile: each
 // contradiction names the field that contradicts.
 func (c *Config) validateFAPI() error {
+	for i, r := range c.Resources {
+		if u, err := url.Parse(r); err != nil || !u.IsAbs() || u.Fragment != "" || u.Host == "" {
+			return cfgErr(fmt.Sprintf("resources[%d]", i), "%q is not an absolute URI without a fragment (RFC 8707), e.g. https://api.example.com", r)
+		}
+	}
 	methods := []string{AuthSecretBasic, AuthSecretPost, AuthPrivateKeyJWT, AuthTLSClient}
 	if !slices.Contains(methods, c.ClientAuthMethod) {
 		return cfgErr("client_auth_method", "%q: use %q, %q, %q or %q", c.ClientAuthMethod, methods[0], methods[1], methods[2], methods[3])
@@ -68,4 +79,39 @@ func (c *Config) validateFAPI() error {
 		return cfgErr("mode", "%q %s: the browser cannot hold sender-constrained tokens; use %q", c.Mode, why, ModeBFF)
 	}
 	return nil
+}
+
+// errProfile is a provider that cannot serve the configured profile.
+var errProfile = errors.New("the identity provider does not support what profile fapi2 requires")
+
+// checkProfile holds the discovered provider to the profile: under fapi2
+// it must take pushed authorization requests, and issue the
+// sender-constrained tokens the config asks for (DPoP with ES256, or
+// certificate-bound ones for tls_client_auth). A provider that cannot is
+// refused rather than used with weaker tokens.
+func (b *Engine) checkProfile(op *oidc.Provider) error {
+	if b.cfg.Profile != ProfileFAPI2 {
+		return nil
+	}
+	var meta struct {
+		PAR       string   `json:"pushed_authorization_request_endpoint"`
+		DPoPAlgs  []string `json:"dpop_signing_alg_values_supported"`
+		CertBound bool     `json:"tls_client_certificate_bound_access_tokens"`
+	}
+	if err := op.Claims(&meta); err != nil {
+		return err
+	}
+	var missing string
+	switch {
+	case meta.PAR == "":
+		missing = "pushed_authorization_request_endpoint"
+	case b.cfg.DPoP && !slices.Contains(meta.DPoPAlgs, "ES256"):
+		missing = "ES256 in dpop_signing_alg_values_supported"
+	case !b.cfg.DPoP && !meta.CertBound:
+		missing = "tls_client_certificate_bound_access_tokens"
+	default:
+		return nil
+	}
+	b.logLimited(slog.LevelError, "bffgate: profile fapi2: the provider's discovery document lacks "+missing, "issuer", b.cfg.Issuer)
+	return fmt.Errorf("%w: its discovery document lacks %s", errProfile, missing)
 }

@@ -126,6 +126,9 @@ type Options struct {
 	// request without a proof fails); DPoPNonce makes the OP require its
 	// DPoP-Nonce in proofs (RFC 9449 §8).
 	DPoPBound, DPoPNonce bool
+	// NoDPoP turns the OP's DPoP off: it ignores proofs and issues bearer
+	// tokens only, as a provider without DPoP does.
+	NoDPoP bool
 	// Resources are the resource indicators (RFC 8707) the OP issues
 	// access tokens for, each with itself as aud.
 	Resources []string
@@ -185,6 +188,7 @@ type opConfig struct {
 	TLSClientSanDNS  string          `json:"tlsClientSanDns,omitempty"`
 	DPoPBound        bool            `json:"dpopBound,omitempty"`
 	DPoPNonce        bool            `json:"dpopNonce,omitempty"`
+	NoDPoP           bool            `json:"noDpop,omitempty"`
 	Resources        []string        `json:"resources,omitempty"`
 }
 
@@ -278,7 +282,7 @@ func start(dir string, opts Options) (*Server, error) {
 		cfg.ClientSecret = "bffgate-secret"
 	}
 	cfg.ClientAuthMethod, cfg.ClientJWKS, cfg.DPoPBound, cfg.DPoPNonce = opts.ClientAuthMethod, opts.ClientJWKS, opts.DPoPBound, opts.DPoPNonce
-	cfg.Resources = opts.Resources
+	cfg.Resources, cfg.NoDPoP = opts.Resources, opts.NoDPoP
 	var files *TLSFiles
 	if opts.MTLS {
 		if files, err = newTLSFiles(); err != nil {

@@ -32,6 +32,7 @@
 //   dpopNonce               false  DPoP proofs must carry the OP's nonce
 //   resources               []     resource indicators (RFC 8707) the OP
 //                                  issues access tokens for
+//   noDpop                  false  turn DPoP off (bearer tokens only)
 //
 // A second client, "introspector" / "introspector-secret" (client_secret_basic),
 // may introspect any token, for tests whose main client has no secret.
@@ -139,6 +140,7 @@ function loadConfig() {
     dpopBound: raw.dpopBound === true,
     dpopNonce: raw.dpopNonce === true,
     resources: strList('resources'),
+    noDpop: raw.noDpop === true,
   };
 }
 
@@ -510,7 +512,7 @@ ${form.replace('</form>', `<button type="submit" name="logout" value="yes" autof
       },
       userinfo: { enabled: true },
       dPoP: {
-        enabled: true,
+        enabled: !cfg.noDpop,
         nonceSecret: cfg.dpopNonce ? crypto.randomBytes(32) : undefined,
         requireNonce: () => cfg.dpopNonce,
       },
