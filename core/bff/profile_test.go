@@ -1,6 +1,7 @@
 package bff_test
 
 import (
+	"context"
 	"errors"
 	"net/http"
 	"net/url"
@@ -96,5 +97,24 @@ func TestProfileFAPI2NoFallback(t *testing.T) {
 	}
 	if n := e.grants(op.GrantAuthorizationCode); n != 0 {
 		t.Fatalf("%d codes exchanged, want none", n)
+	}
+}
+
+// TestPushedRequestURIOnce: the OP takes a pushed request_uri once; the
+// same authorization URL used again (a replayed or leaked login link)
+// does not log anyone in.
+func TestPushedRequestURIOnce(t *testing.T) {
+	e := newEnv(t, nil)
+	c := e.browser()
+	authURL := e.startLogin(c, "")
+	if r := e.do(c, "GET", e.authorize(c, authURL, op.AliceUser, op.AlicePassword)); r.status != http.StatusFound {
+		t.Fatalf("the first use: callback %d %s", r.status, r.body)
+	}
+	cb, err := e.op.Login(context.Background(), op.Browser(), authURL, op.AliceUser, op.AlicePassword)
+	if err == nil {
+		t.Fatalf("the request_uri used again reached %v, want the OP to refuse it", cb)
+	}
+	if !strings.Contains(err.Error(), "request_uri") {
+		t.Fatalf("the request_uri used again: %v, want the OP to refuse the request_uri", err)
 	}
 }
