@@ -52,6 +52,7 @@ type clientAuth struct {
 	audience string           // aud of client assertions; "" for the token endpoint
 	signer   jose.Signer      // private_key_jwt: the first of client_keys
 	cert     *tls.Certificate // tls_client_auth: on the provider HTTP client
+	requests jose.Signer      // signed_request_object: signs request objects (RFC 9101)
 }
 
 // apply adds the client's credentials to a request to one of the
@@ -129,6 +130,20 @@ func (c *Config) newClientAuth() (*clientAuth, error) {
 			return nil, err
 		}
 		a.cert = cert
+	}
+	if c.SignedRequestObject {
+		if len(c.ClientKeys) == 0 {
+			return nil, cfgErr("signed_request_object", "needs client_keys: the request object is signed with client_keys[0], whose public key the provider knows")
+		}
+		key, err := c.signingKey()
+		if err != nil {
+			return nil, err
+		}
+		a.requests, err = jose.NewSigner(jose.SigningKey{Algorithm: jose.SignatureAlgorithm(key.Algorithm), Key: key},
+			(&jose.SignerOptions{}).WithType("oauth-authz-req+jwt"))
+		if err != nil {
+			return nil, cfgErr("client_keys[0]", "cannot sign with it: %v", err)
+		}
 	}
 	return a, nil
 }

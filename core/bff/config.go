@@ -73,6 +73,11 @@ type Config struct {
 	// ask for it forward the token with a proof of their own. Defaults to
 	// false.
 	DPoP bool `json:"dpop"`
+	// SignedRequestObject sends the authorization request as a JWT signed
+	// with ClientKeys[0] (JAR, RFC 9101): pushed with PAR, or by value in
+	// the browser's URL without it, where it can be read but not changed.
+	// Defaults to false.
+	SignedRequestObject bool `json:"signed_request_object"`
 	// Resources are the resource indicators (RFC 8707) of the APIs whose
 	// routes name one: login asks the provider for all of them, and each
 	// such route gets a token for its resource only, kept in the session

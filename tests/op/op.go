@@ -129,6 +129,9 @@ type Options struct {
 	// NoDPoP turns the OP's DPoP off: it ignores proofs and issues bearer
 	// tokens only, as a provider without DPoP does.
 	NoDPoP bool
+	// RequestObjects makes the client send signed request objects (JAR,
+	// RFC 9101) with ES256, verified with ClientJWKS.
+	RequestObjects bool
 	// Resources are the resource indicators (RFC 8707) the OP issues
 	// access tokens for, each with itself as aud.
 	Resources []string
@@ -189,6 +192,7 @@ type opConfig struct {
 	DPoPBound        bool            `json:"dpopBound,omitempty"`
 	DPoPNonce        bool            `json:"dpopNonce,omitempty"`
 	NoDPoP           bool            `json:"noDpop,omitempty"`
+	RequestObjects   bool            `json:"requestObjects,omitempty"`
 	Resources        []string        `json:"resources,omitempty"`
 }
 
@@ -282,7 +286,7 @@ func start(dir string, opts Options) (*Server, error) {
 		cfg.ClientSecret = "bffgate-secret"
 	}
 	cfg.ClientAuthMethod, cfg.ClientJWKS, cfg.DPoPBound, cfg.DPoPNonce = opts.ClientAuthMethod, opts.ClientJWKS, opts.DPoPBound, opts.DPoPNonce
-	cfg.Resources, cfg.NoDPoP = opts.Resources, opts.NoDPoP
+	cfg.Resources, cfg.NoDPoP, cfg.RequestObjects = opts.Resources, opts.NoDPoP, opts.RequestObjects
 	var files *TLSFiles
 	if opts.MTLS {
 		if files, err = newTLSFiles(); err != nil {

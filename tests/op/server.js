@@ -33,6 +33,8 @@
 //   resources               []     resource indicators (RFC 8707) the OP
 //                                  issues access tokens for
 //   noDpop                  false  turn DPoP off (bearer tokens only)
+//   requestObjects          false  the client must send signed request
+//                                  objects (JAR, RFC 9101), ES256
 //
 // A second client, "introspector" / "introspector-secret" (client_secret_basic),
 // may introspect any token, for tests whose main client has no secret.
@@ -141,6 +143,7 @@ function loadConfig() {
     dpopNonce: raw.dpopNonce === true,
     resources: strList('resources'),
     noDpop: raw.noDpop === true,
+    requestObjects: raw.requestObjects === true,
   };
 }
 
@@ -360,6 +363,10 @@ function clientMetadata() {
   if (cfg.tlsClientSanDns) client.tls_client_auth_san_dns = cfg.tlsClientSanDns;
   if (cfg.tls) client.tls_client_certificate_bound_access_tokens = true;
   if (cfg.dpopBound) client.dpop_bound_access_tokens = true;
+  if (cfg.requestObjects) {
+    client.require_signed_request_object = true;
+    client.request_object_signing_alg = 'ES256';
+  }
   if (cfg.backchannelLogoutUri) {
     client.backchannel_logout_uri = cfg.backchannelLogoutUri;
     // Makes the OP put `sid` into ID tokens and logout tokens, so the RP can
@@ -516,6 +523,7 @@ ${form.replace('</form>', `<button type="submit" name="logout" value="yes" autof
         nonceSecret: cfg.dpopNonce ? crypto.randomBytes(32) : undefined,
         requireNonce: () => cfg.dpopNonce,
       },
+      requestObjects: { enabled: cfg.requestObjects },
       mTLS: {
         enabled: !!cfg.tls,
         certificateBoundAccessTokens: !!cfg.tls,
