@@ -171,7 +171,17 @@ func (b *Engine) refreshOnce(ctx context.Context, id session.ID, resource string
 		next, err = b.refreshTokens(ctx, s, "")
 	}
 	if err == nil && resource != "" && !b.resourceFresh(next, resource) {
-		next, err = b.refreshTokens(ctx, next, resource)
+		withResource, rerr := b.refreshTokens(ctx, next, resource)
+		if rerr != nil && next != s {
+			// Keep what the first refresh got (a rotated refresh token
+			// is the only one that works now); the resource's failure
+			// is this request's answer.
+			if err := b.saveRetrying(ctx, id, next); err != nil {
+				b.logLimited(slog.LevelError, "bffgate: saving a refreshed session failed; the session will end at its next refresh", "error", err)
+				return nil, errStoreDown
+			}
+		}
+		next, err = withResource, rerr
 	}
 	var re *oauth2.RetrieveError
 	if errors.As(err, &re) && re.ErrorCode == "invalid_grant" {
