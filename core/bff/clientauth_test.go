@@ -118,20 +118,20 @@ func (e *env) fullFlow(c *http.Client) {
 	if got := e.login(c, op.AliceUser, op.AlicePassword); got != "/app?x=1" {
 		t.Fatalf("login ended at %q", got)
 	}
-	if r := e.do(c, "GET", "/api/x", "X-CSRF", "1"); r.status != http.StatusOK {
-		t.Fatalf("API: %d %s", r.status, r.body)
+	if r := e.do(c, "GET", "/api/x", "X-CSRF", "1"); r.Status != http.StatusOK {
+		t.Fatalf("API: %d %s", r.Status, r.Body)
 	}
 	before := e.grants(op.GrantRefreshToken)
 	e.clock.Advance(45 * time.Second)
-	if r := e.do(c, "GET", "/api/x", "X-CSRF", "1"); r.status != http.StatusOK {
-		t.Fatalf("API after expiry: %d %s", r.status, r.body)
+	if r := e.do(c, "GET", "/api/x", "X-CSRF", "1"); r.Status != http.StatusOK {
+		t.Fatalf("API after expiry: %d %s", r.Status, r.Body)
 	}
 	if n := e.grants(op.GrantRefreshToken) - before; n != 1 {
 		t.Fatalf("%d refreshes, want 1", n)
 	}
 	rt := e.sessionOf(c).RefreshToken
-	if r := e.do(c, "POST", "/logout", "X-CSRF", "1"); r.status != http.StatusOK {
-		t.Fatalf("logout: %d %s", r.status, r.body)
+	if r := e.do(c, "POST", "/logout", "X-CSRF", "1"); r.Status != http.StatusOK {
+		t.Fatalf("logout: %d %s", r.Status, r.Body)
 	}
 	eventually(t, "the refresh token revoked", func() bool {
 		in, err := e.op.Introspect(context.Background(), rt)
@@ -191,9 +191,9 @@ func TestPrivateKeyJWTRejected(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			e := jwtEnv(t, []clientKey{registered}, []clientKey{registered}, tc.edit)
 			r := e.do(e.browser(), "GET", "/login", "Accept", "application/json")
-			wantError(t, r, http.StatusBadGateway, string(bff.CodeIdPError))
-			if !strings.Contains(string(r.body), "invalid_client") {
-				t.Fatalf("login body %s, want the provider's invalid_client", r.body)
+			r.WantError(t, http.StatusBadGateway, string(bff.CodeIdPError))
+			if !strings.Contains(string(r.Body), "invalid_client") {
+				t.Fatalf("login body %s, want the provider's invalid_client", r.Body)
 			}
 		})
 	}

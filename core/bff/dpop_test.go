@@ -184,8 +184,8 @@ func TestDPoP(t *testing.T) {
 		t.Fatalf("introspection %v, %v; want cnf.jkt of the session's key", in, err)
 	}
 	for _, method := range []string{"GET", "POST"} {
-		if r := e.do(c, method, "/api/orders?page=2", "X-CSRF", "1"); r.status != http.StatusOK {
-			t.Fatalf("%s through the DPoP route: %d %s", method, r.status, r.body)
+		if r := e.do(c, method, "/api/orders?page=2", "X-CSRF", "1"); r.Status != http.StatusOK {
+			t.Fatalf("%s through the DPoP route: %d %s", method, r.Status, r.Body)
 		}
 	}
 	// Another browser logs in: its session has a key of its own.
@@ -198,8 +198,8 @@ func TestDPoP(t *testing.T) {
 	// bound to the same key and still accepted.
 	e.clock.Advance(45 * time.Second)
 	before := e.grants(op.GrantRefreshToken)
-	if r := e.do(c, "GET", "/api/orders", "X-CSRF", "1"); r.status != http.StatusOK {
-		t.Fatalf("after refresh: %d %s", r.status, r.body)
+	if r := e.do(c, "GET", "/api/orders", "X-CSRF", "1"); r.Status != http.StatusOK {
+		t.Fatalf("after refresh: %d %s", r.Status, r.Body)
 	}
 	if n := e.grants(op.GrantRefreshToken) - before; n != 1 {
 		t.Fatalf("%d refreshes, want 1", n)
@@ -211,8 +211,8 @@ func TestDPoP(t *testing.T) {
 	// upstream refuses it (RFC 9449 §7.2).
 	target, _ := url.Parse(d.srv.URL)
 	e.handler = e.eng.Middleware(httputil.NewSingleHostReverseProxy(target))
-	if r := e.do(c, "GET", "/api/orders", "X-CSRF", "1"); r.status != http.StatusUnauthorized {
-		t.Fatalf("a DPoP-bound token without a proof: %d, want the upstream's 401", r.status)
+	if r := e.do(c, "GET", "/api/orders", "X-CSRF", "1"); r.Status != http.StatusUnauthorized {
+		t.Fatalf("a DPoP-bound token without a proof: %d, want the upstream's 401", r.Status)
 	}
 }
 
@@ -224,13 +224,13 @@ func TestDPoPUpstreamRefuses(t *testing.T) {
 	e, d := dpopEnv(t, false, "http://api.elsewhere.example")
 	c := e.browser()
 	e.login(c, op.AliceUser, op.AlicePassword)
-	if r := e.do(c, "GET", "/api/orders", "X-CSRF", "1"); r.status != http.StatusUnauthorized || !strings.Contains(string(r.body), "htu") {
-		t.Fatalf("a proof for another URL: %d %s, want 401 for htu", r.status, r.body)
+	if r := e.do(c, "GET", "/api/orders", "X-CSRF", "1"); r.Status != http.StatusUnauthorized || !strings.Contains(string(r.Body), "htu") {
+		t.Fatalf("a proof for another URL: %d %s, want 401 for htu", r.Status, r.Body)
 	}
 	target, _ := url.Parse(d.srv.URL)
 	e.handler = routed(t, e.eng, bff.Route{DPoPURL: d.srv.URL}, target)
-	if r := e.do(c, "GET", "/api/orders", "X-CSRF", "1"); r.status != http.StatusOK {
-		t.Fatalf("the right URL: %d %s", r.status, r.body)
+	if r := e.do(c, "GET", "/api/orders", "X-CSRF", "1"); r.Status != http.StatusOK {
+		t.Fatalf("the right URL: %d %s", r.Status, r.Body)
 	}
 	at := e.sessionOf(c).AccessToken
 	proof := d.proofs[len(d.proofs)-1]

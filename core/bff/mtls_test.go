@@ -69,8 +69,8 @@ func TestTLSClientAuth(t *testing.T) {
 	}
 	// The rest of the flow: API, refresh (the refresh token is bound to the
 	// certificate as well), logout with revocation.
-	if r := e.do(c, "POST", "/logout", "X-CSRF", "1"); r.status != http.StatusOK {
-		t.Fatalf("logout: %d", r.status)
+	if r := e.do(c, "POST", "/logout", "X-CSRF", "1"); r.Status != http.StatusOK {
+		t.Fatalf("logout: %d", r.Status)
 	}
 	e.fullFlow(e.browser())
 }
@@ -80,8 +80,8 @@ func TestTLSClientAuth(t *testing.T) {
 func TestTLSClientAuthRejected(t *testing.T) {
 	e := mtlsEnv(t, true)
 	r := e.do(e.browser(), "GET", "/login", "Accept", "application/json")
-	wantError(t, r, http.StatusBadGateway, string(bff.CodeIdPError))
-	if !strings.Contains(string(r.body), "invalid_client") {
-		t.Fatalf("login body %s, want the provider's invalid_client", r.body)
+	r.WantError(t, http.StatusBadGateway, string(bff.CodeIdPError))
+	if !strings.Contains(string(r.Body), "invalid_client") {
+		t.Fatalf("login body %s, want the provider's invalid_client", r.Body)
 	}
 }

@@ -72,8 +72,8 @@ func TestProfileFAPI2(t *testing.T) {
 	}
 	cb := e.authorize(c, authURL, op.AliceUser, op.AlicePassword)
 	noIss := editURL(t, cb, "iss", "")
-	if r := e.do(c, "GET", noIss, "Accept", "application/json"); r.status != http.StatusBadRequest || !strings.Contains(string(r.body), string(bff.CodeInvalidIssuer)) {
-		t.Fatalf("a callback without iss: %d %s, want 400 %s", r.status, r.body, bff.CodeInvalidIssuer)
+	if r := e.do(c, "GET", noIss, "Accept", "application/json"); r.Status != http.StatusBadRequest || !strings.Contains(string(r.Body), string(bff.CodeInvalidIssuer)) {
+		t.Fatalf("a callback without iss: %d %s, want 400 %s", r.Status, r.Body, bff.CodeInvalidIssuer)
 	}
 	e.login(c, op.AliceUser, op.AlicePassword)
 	if s := e.sessionOf(c); s.TokenType != "DPoP" {
@@ -92,8 +92,8 @@ func TestProfileFAPI2NoFallback(t *testing.T) {
 		c.Profile, c.ClientKeys, c.ClientKeyID, c.DPoP = bff.ProfileFAPI2, []string{k.config}, "fapi", true
 	})
 	r := e.do(e.browser(), "GET", "/login", "Accept", "application/json")
-	if r.status != http.StatusBadGateway {
-		t.Fatalf("login with a provider without DPoP: %d %s, want 502", r.status, r.body)
+	if r.Status != http.StatusBadGateway {
+		t.Fatalf("login with a provider without DPoP: %d %s, want 502", r.Status, r.Body)
 	}
 	if n := e.grants(op.GrantAuthorizationCode); n != 0 {
 		t.Fatalf("%d codes exchanged, want none", n)
@@ -107,8 +107,8 @@ func TestPushedRequestURIOnce(t *testing.T) {
 	e := newEnv(t, nil)
 	c := e.browser()
 	authURL := e.startLogin(c, "")
-	if r := e.do(c, "GET", e.authorize(c, authURL, op.AliceUser, op.AlicePassword)); r.status != http.StatusFound {
-		t.Fatalf("the first use: callback %d %s", r.status, r.body)
+	if r := e.do(c, "GET", e.authorize(c, authURL, op.AliceUser, op.AlicePassword)); r.Status != http.StatusFound {
+		t.Fatalf("the first use: callback %d %s", r.Status, r.Body)
 	}
 	cb, err := e.op.Login(context.Background(), op.Browser(), authURL, op.AliceUser, op.AlicePassword)
 	if err == nil {

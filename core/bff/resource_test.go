@@ -98,8 +98,8 @@ func TestResourceIndicators(t *testing.T) {
 	e.login(c, op.AliceUser, op.AlicePassword)
 	get := func(path string) {
 		t.Helper()
-		if r := e.do(c, "GET", path, "X-CSRF", "1"); r.status != http.StatusOK {
-			t.Fatalf("GET %s: %d %s", path, r.status, r.body)
+		if r := e.do(c, "GET", path, "X-CSRF", "1"); r.Status != http.StatusOK {
+			t.Fatalf("GET %s: %d %s", path, r.Status, r.Body)
 		}
 	}
 	before := e.grants(op.GrantRefreshToken)
