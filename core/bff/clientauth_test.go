@@ -32,7 +32,7 @@ type clientKey struct {
 	public jose.JSONWebKey
 }
 
-func ecKey(t *testing.T) *ecdsa.PrivateKey {
+func clientECKey(t *testing.T) *ecdsa.PrivateKey {
 	t.Helper()
 	k, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	if err != nil {
@@ -145,7 +145,7 @@ func (e *env) fullFlow(c *http.Client) {
 // come from a PEM file or a JWK in the environment, EC or RSA.
 func TestPrivateKeyJWT(t *testing.T) {
 	t.Run("ES256 PEM file", func(t *testing.T) {
-		k := pemFile(t, ecKey(t), "ec-1")
+		k := pemFile(t, clientECKey(t), "ec-1")
 		e := jwtEnv(t, []clientKey{k}, []clientKey{k}, func(c *bff.Config) { c.ClientKeyID = "ec-1" })
 		e.fullFlow(e.browser())
 	})
@@ -159,7 +159,7 @@ func TestPrivateKeyJWT(t *testing.T) {
 		e.fullFlow(e.browser())
 	})
 	t.Run("aud the token endpoint", func(t *testing.T) {
-		k := pemFile(t, ecKey(t), "ec-2")
+		k := pemFile(t, clientECKey(t), "ec-2")
 		e := jwtEnv(t, []clientKey{k}, []clientKey{k}, func(c *bff.Config) {
 			c.ClientKeyID, c.ClientAssertionAudience = "ec-2", bff.AudienceTokenEndpoint
 		})
@@ -168,7 +168,7 @@ func TestPrivateKeyJWT(t *testing.T) {
 	t.Run("rotation: the first key signs", func(t *testing.T) {
 		// The OP knows old and new (registered before the switch); the
 		// config lists the new one first, the old one still after it.
-		old, next := pemFile(t, ecKey(t), ""), pemFile(t, ecKey(t), "")
+		old, next := pemFile(t, clientECKey(t), ""), pemFile(t, clientECKey(t), "")
 		e := jwtEnv(t, []clientKey{old, next}, []clientKey{next, old}, nil)
 		e.login(e.browser(), op.AliceUser, op.AlicePassword)
 	})
@@ -178,7 +178,7 @@ func TestPrivateKeyJWT(t *testing.T) {
 // that falls back to its secret, gets no further than PAR: the login
 // fails with the provider's invalid_client, and nothing is forwarded.
 func TestPrivateKeyJWTRejected(t *testing.T) {
-	registered, other := pemFile(t, ecKey(t), "a"), pemFile(t, ecKey(t), "b")
+	registered, other := pemFile(t, clientECKey(t), "a"), pemFile(t, clientECKey(t), "b")
 	for _, tc := range []struct {
 		name string
 		edit func(c *bff.Config)
@@ -204,7 +204,7 @@ func TestPrivateKeyJWTRejected(t *testing.T) {
 func TestClientAuthConfig(t *testing.T) {
 	dir := t.TempDir()
 	pub := filepath.Join(dir, "pub.json")
-	k := ecKey(t)
+	k := clientECKey(t)
 	pj, _ := json.Marshal(jose.JSONWebKey{Key: &k.PublicKey})
 	os.WriteFile(pub, pj, 0o600)
 	p384, _ := ecdsa.GenerateKey(elliptic.P384(), rand.Reader)

@@ -16,21 +16,21 @@ func (b *Engine) api(ctx context.Context, req *Request) Result {
 	if err := b.guard(req, false); err != nil {
 		return b.answer(req, err)
 	}
-	if rt := routeOf(ctx); rt != nil {
-		id, s, err := b.freshID(ctx, req)
-		if err != nil {
-			return b.answer(req, err)
-		}
-		return b.forwardRoute(ctx, req, id, s, rt)
-	}
-	s, err := b.fresh(ctx, req)
+	id, s, err := b.freshID(ctx, req)
 	if err != nil {
 		return b.answer(req, err)
 	}
 	if r, refused := b.enforce(req, s); refused {
 		return r
 	}
-	r := b.forward(req, s)
+	var r Result
+	if rt := routeOf(ctx); rt != nil {
+		if r = b.forwardRoute(ctx, req, id, s, rt); !r.Forward() {
+			return r
+		}
+	} else {
+		r = b.forward(req, s)
+	}
 	if isStream(req) {
 		b.tagStream(req, s, &r)
 	}

@@ -17,7 +17,7 @@ import (
 // pushed_authorization.
 func jarEnv(t *testing.T, par string) *env {
 	t.Helper()
-	k := pemFile(t, ecKey(t), "jar")
+	k := pemFile(t, clientECKey(t), "jar")
 	return newEnvOP(t, func(o *op.Options) {
 		o.ClientAuthMethod, o.ClientJWKS, o.RequestObjects = bff.AuthPrivateKeyJWT, jwks(t, k), true
 	}, func(c *bff.Config, _ *op.Server) {

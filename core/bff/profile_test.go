@@ -15,7 +15,7 @@ import (
 // TestProfileFAPI2Refuses: profile fapi2 refuses every config that
 // contradicts it, naming the field that does.
 func TestProfileFAPI2Refuses(t *testing.T) {
-	key := pemFile(t, ecKey(t), "k").config
+	key := pemFile(t, clientECKey(t), "k").config
 	base := func() bff.Config {
 		return bff.Config{Issuer: "https://idp.example", ClientID: "c", RedirectURL: "https://app.example/oauth/callback",
 			CookieKeys: []string{cookieKey}, Profile: bff.ProfileFAPI2, ClientKeys: []string{key}, DPoP: true}
@@ -57,7 +57,7 @@ func TestProfileFAPI2Refuses(t *testing.T) {
 // and request_uri only), private_key_jwt, PKCE, DPoP-bound tokens and the
 // iss check; a callback without iss is refused.
 func TestProfileFAPI2(t *testing.T) {
-	k := pemFile(t, ecKey(t), "fapi")
+	k := pemFile(t, clientECKey(t), "fapi")
 	e := newEnvOP(t, func(o *op.Options) {
 		o.ClientAuthMethod, o.ClientJWKS, o.DPoPBound = bff.AuthPrivateKeyJWT, jwks(t, k), true
 	}, func(c *bff.Config, _ *op.Server) {
@@ -84,7 +84,7 @@ func TestProfileFAPI2(t *testing.T) {
 // TestProfileFAPI2NoFallback: a provider without DPoP is refused, not
 // used for bearer tokens: the login fails and no token is issued.
 func TestProfileFAPI2NoFallback(t *testing.T) {
-	k := pemFile(t, ecKey(t), "fapi")
+	k := pemFile(t, clientECKey(t), "fapi")
 	e := newEnvOP(t, func(o *op.Options) {
 		o.ClientAuthMethod, o.ClientJWKS, o.NoDPoP = bff.AuthPrivateKeyJWT, jwks(t, k), true
 	}, func(c *bff.Config, _ *op.Server) {

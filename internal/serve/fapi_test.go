@@ -16,6 +16,7 @@ import (
 
 	jose "github.com/go-jose/go-jose/v4"
 
+	"github.com/bffgate/bffgate/core/bff"
 	"github.com/bffgate/bffgate/core/session"
 	"github.com/bffgate/bffgate/core/session/memstore"
 )
@@ -46,6 +47,7 @@ func TestRouteResourceAndDPoP(t *testing.T) {
 		{Path: "/a/", Upstream: up.URL + "/v1", Resource: "https://api-a.example"},
 		{Path: "/plain/", Upstream: up.URL + "/v1"},
 		{Path: "/dpop/", Upstream: up.URL + "/v1/", DPoP: true},
+		{Path: "/guarded/", Upstream: up.URL + "/v1", Resource: "https://api-a.example", Policy: &bff.Policy{Scopes: []string{"admin"}}},
 	}
 	p, err := New(c)
 	if err != nil {
@@ -72,8 +74,18 @@ func TestRouteResourceAndDPoP(t *testing.T) {
 			t.Fatalf("POST %s: %d %s", path, rec.Code, rec.Body)
 		}
 	}
+	// A route's policy holds on a resource route too: refused before any
+	// token goes upstream.
+	req := httptest.NewRequest("GET", "/guarded/x", nil)
+	req.Header.Set("Cookie", "__Host-bffgate="+id.String())
+	req.Header.Set("X-CSRF", "1")
+	rec := httptest.NewRecorder()
+	p.Handler.ServeHTTP(rec, req)
 	mu.Lock()
 	defer mu.Unlock()
+	if _, reached := got["guarded"]; rec.Code != http.StatusForbidden || reached {
+		t.Fatalf("a resource route whose policy the session fails: %d %s (upstream reached: %v), want 403 before the upstream", rec.Code, rec.Body, reached)
+	}
 	if a := got["a"]; a.auth != "Bearer token-for-a" {
 		t.Fatalf("resource route: Authorization %q, want A's token only", a.auth)
 	}
