@@ -30,6 +30,7 @@ var (
 		"scopes":                   []any{"openid", "profile", "email", "offline_access"},
 		"mode":                     "bff",
 		"pushed_authorization":     "auto",
+		"client_auth_method":       "client_secret_basic",
 		"memory_max_sessions":      100000.0,
 		"allowed_methods":          []any{"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"},
 		"paths.login":              "/login",

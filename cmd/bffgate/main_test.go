@@ -1,6 +1,11 @@
 package main
 
 import (
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/x509"
+	"encoding/pem"
 	"os"
 	"path/filepath"
 	"strings"
@@ -51,5 +56,32 @@ func TestVersion(t *testing.T) {
 	}
 	if err := version.Check(strings.TrimPrefix(versionLine(), "bffgate ")); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// The FAPI 2.0 example in docs/config.md (examples/bffgate-fapi2.json)
+// must be a valid config too.
+func TestExampleFAPI2Config(t *testing.T) {
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	der, _ := x509.MarshalPKCS8PrivateKey(key)
+	t.Setenv("BFF_CLIENT_KEY", string(pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: der})))
+	t.Setenv("BFF_COOKIE_KEY", "MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY=")
+	dir := t.TempDir()
+	os.Mkdir(filepath.Join(dir, "dist"), 0o755)
+	data, err := os.ReadFile("../../examples/bffgate-fapi2.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	file := filepath.Join(dir, "bffgate.json")
+	os.WriteFile(file, data, 0o644)
+	if err := run([]string{"-config", file}, false); err != nil {
+		t.Fatalf("bffgate check on the FAPI 2.0 example: %v", err)
+	}
+	doc, _ := os.ReadFile("../../docs/config.md")
+	if !strings.Contains(string(doc), string(data)) {
+		t.Fatal("examples/bffgate-fapi2.json and the example in docs/config.md differ")
 	}
 }

@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"net/http"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"golang.org/x/sync/singleflight"
@@ -101,6 +102,9 @@ type Engine struct {
 	kinds         map[string]string // route path -> kind, for the Observer
 	logs          logLimiter
 	dbsc          *dbscState // nil when DBSC is off
+
+	auth  *clientAuth            // how the client authenticates at the provider
+	nonce atomic.Pointer[string] // the provider's last DPoP-Nonce
 }
 
 type route func(ctx context.Context, req *Request) Result
@@ -113,6 +117,15 @@ func New(cfg Config) (*Engine, error) {
 	keys, err := cfg.validate()
 	if err != nil {
 		return nil, err
+	}
+	auth, err := cfg.newClientAuth()
+	if err != nil {
+		return nil, err
+	}
+	if auth.cert != nil {
+		if cfg.HTTPClient, err = withClientCertificate(cfg.HTTPClient, auth.cert); err != nil {
+			return nil, err
+		}
 	}
 	b := &Engine{
 		cfg:         cfg,
@@ -127,6 +140,7 @@ func New(cfg Config) (*Engine, error) {
 		idle:        time.Duration(cfg.SessionIdleTimeout) * time.Second,
 		max:         time.Duration(cfg.SessionMaxLifetime) * time.Second,
 		skew:        time.Duration(cfg.RefreshSkew) * time.Second,
+		auth:        auth,
 	}
 	switch {
 	case b.store != nil:

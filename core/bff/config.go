@@ -35,8 +35,58 @@ type Config struct {
 	Issuer string `json:"issuer"`
 	// ClientID is the client registered at the provider. Required.
 	ClientID string `json:"client_id"`
-	// ClientSecret is the client's secret (client_secret_basic). Required.
+	// ClientSecret is the client's secret. Required for the
+	// client_secret_* methods of ClientAuthMethod; unused otherwise.
 	ClientSecret string `json:"client_secret"`
+	// ClientAuthMethod is how the client authenticates at every endpoint
+	// of the provider it calls (token, PAR, revocation, exchange):
+	// "client_secret_basic", "client_secret_post", "private_key_jwt" (RFC
+	// 7523: a JWT signed with ClientKeys[0]) or "tls_client_auth" (RFC
+	// 8705: TLSClientCert). Defaults to "client_secret_basic".
+	ClientAuthMethod string `json:"client_auth_method"`
+	// ClientKeys are the client's private keys for private_key_jwt, each
+	// a PEM (PKCS #8, SEC 1, PKCS #1) or JWK file name, the PEM or JWK
+	// itself, or "env:NAME". The first signs; register the public keys at
+	// the provider, a new one before it goes first. EC P-256 or RSA of at
+	// least 2048 bits.
+	ClientKeys []string `json:"client_keys"`
+	// ClientKeyID is the kid of ClientKeys[0]. Defaults to the JWK's kid,
+	// else its RFC 7638 thumbprint.
+	ClientKeyID string `json:"client_key_id"`
+	// ClientAssertionAudience is the aud of client assertions: "issuer",
+	// "token_endpoint" (the provider's token endpoint URL; Entra ID wants
+	// it) or an absolute URL. Defaults to "issuer".
+	ClientAssertionAudience string `json:"client_assertion_audience"`
+	// ClientKeyAlg signs client assertions: "ES256" (P-256 keys), "PS256"
+	// or "RS256" (RSA keys). Defaults to the JWK's alg, else ES256 for EC
+	// and RS256 for RSA keys (PS256 under profile fapi2).
+	ClientKeyAlg string `json:"client_key_alg"`
+	// TLSClientCert and TLSClientKey are the client's certificate (chain)
+	// and key for tls_client_auth, PEM files or "env:NAME". The
+	// certificate is presented on every call to the provider, so tokens
+	// the provider binds to it (RFC 8705 §3) work only from this client.
+	TLSClientCert string `json:"tls_client_cert"`
+	TLSClientKey  string `json:"tls_client_key"`
+	// DPoP asks the provider for DPoP-bound tokens (RFC 9449): each
+	// session gets its own P-256 key, kept only in the sealed session,
+	// and every token request carries a proof made with it. Routes that
+	// ask for it forward the token with a proof of their own. Defaults to
+	// false.
+	DPoP bool `json:"dpop"`
+	// SignedRequestObject sends the authorization request as a JWT signed
+	// with ClientKeys[0] (JAR, RFC 9101): pushed with PAR, or by value in
+	// the browser's URL without it, where it can be read but not changed.
+	// Defaults to false.
+	SignedRequestObject bool `json:"signed_request_object"`
+	// Resources are the resource indicators (RFC 8707) of the APIs whose
+	// routes name one: login asks the provider for all of them, and each
+	// such route gets a token for its resource only, kept in the session
+	// beside the others. Absolute URIs without fragment. Defaults to none.
+	Resources []string `json:"resources"`
+	// Profile enforces a security profile: "fapi2" (FAPI 2.0 Security
+	// Profile: PAR, PKCE S256, iss, private_key_jwt or tls_client_auth,
+	// DPoP or certificate-bound tokens, no fallback). Defaults to "" (none).
+	Profile string `json:"profile"`
 	// RedirectURL is the absolute URL of the callback path as the browser
 	// reaches it, registered at the provider, e.g.
 	// "https://app.example.com/oauth/callback". Required.
@@ -267,8 +317,10 @@ func (c Config) withDefaults() Config {
 	if len(c.Scopes) == 0 {
 		c.Scopes = []string{"openid", "profile", "email", "offline_access"}
 	}
+	c.profileDefaults()
 	def(&c.Mode, ModeBFF)
 	def(&c.PushedAuthorization, PARAuto)
+	def(&c.ClientAuthMethod, AuthSecretBasic)
 	def(&c.Paths.Login, "/login")
 	def(&c.Paths.Callback, "/oauth/callback")
 	def(&c.Paths.Session, "/session")

@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"net/http"
 	"net/url"
 	"strings"
@@ -71,21 +70,7 @@ func (b *Engine) exchange(ctx context.Context, s *session.Session, scope, resour
 }
 
 // postForm POSTs form to one of the provider's endpoints as this client
-// (client_secret_basic) and returns its answer, at most 1 MiB of it.
+// (see call) and returns its answer, at most 1 MiB of it.
 func (b *Engine) postForm(ctx context.Context, endpoint string, form url.Values) (*http.Response, []byte, error) {
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, endpoint, strings.NewReader(form.Encode()))
-	if err != nil {
-		return nil, nil, err
-	}
-	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
-	req.Header.Set("Accept", "application/json")
-	// RFC 6749 §2.3.1: the credentials are form-encoded before Basic.
-	req.SetBasicAuth(url.QueryEscape(b.cfg.ClientID), url.QueryEscape(b.cfg.ClientSecret))
-	resp, err := b.cfg.HTTPClient.Do(req)
-	if err != nil {
-		return nil, nil, err
-	}
-	defer resp.Body.Close()
-	body, err := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
-	return resp, body, err
+	return b.call(ctx, b.cfg.HTTPClient, endpoint, form, nil)
 }

@@ -34,25 +34,42 @@ type env struct {
 	clock *sessiontest.OffsetClock
 	store *memstore.Store
 	eng   *bff.Engine
+	// handler serves the BFF's requests: the engine's Middleware in
+	// front of the upstream, unless a test puts another in place.
+	handler http.Handler
 }
 
 // newEnv starts an OP, an upstream and the BFF in front of it. edit may
 // change the config before the engine is built.
 func newEnv(t *testing.T, edit func(c *bff.Config)) *env {
 	t.Helper()
+	var edit2 func(*bff.Config, *op.Server)
+	if edit != nil {
+		edit2 = func(c *bff.Config, _ *op.Server) { edit(c) }
+	}
+	return newEnvOP(t, nil, edit2)
+}
+
+// newEnvOP is newEnv with an OP of its own options: opEdit may change
+// them before the OP starts, and edit sees the started OP.
+func newEnvOP(t *testing.T, opEdit func(o *op.Options), edit func(c *bff.Config, s *op.Server)) *env {
+	t.Helper()
 	e := &env{t: t, clock: &sessiontest.OffsetClock{}, up: &flowtest.Upstream{}}
 	upSrv := httptest.NewServer(e.up)
 	t.Cleanup(upSrv.Close)
 	e.upURL = upSrv.URL
-	var handler http.Handler
-	e.bff = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { handler.ServeHTTP(w, r) }))
+	e.bff = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { e.handler.ServeHTTP(w, r) }))
 	t.Cleanup(e.bff.Close)
-	e.op = op.StartT(t, op.Options{
+	opts := op.Options{
 		RedirectURIs:           []string{e.bff.URL + "/oauth/callback"},
 		PostLogoutRedirectURIs: []string{e.bff.URL + "/logout/callback"},
 		BackchannelLogoutURI:   e.bff.URL + "/backchannel-logout",
 		Stderr:                 io.Discard,
-	})
+	}
+	if opEdit != nil {
+		opEdit(&opts)
+	}
+	e.op = op.StartT(t, opts)
 	e.store = memstore.New(e.clock.Now)
 	cfg := bff.Config{
 		Issuer: e.op.Issuer, ClientID: e.op.ClientID, ClientSecret: e.op.ClientSecret,
@@ -64,14 +81,14 @@ func newEnv(t *testing.T, edit func(c *bff.Config)) *env {
 		Now:                   e.clock.Now,
 	}
 	if edit != nil {
-		edit(&cfg)
+		edit(&cfg, e.op)
 	}
 	var err error
 	if e.eng, err = bff.New(cfg); err != nil {
 		t.Fatal(err)
 	}
 	target, _ := url.Parse(e.upURL)
-	handler = e.eng.Middleware(httputil.NewSingleHostReverseProxy(target))
+	e.handler = e.eng.Middleware(httputil.NewSingleHostReverseProxy(target))
 	return e
 }
 

@@ -16,14 +16,21 @@ func (b *Engine) api(ctx context.Context, req *Request) Result {
 	if err := b.guard(req, false); err != nil {
 		return b.answer(req, err)
 	}
-	s, err := b.fresh(ctx, req)
+	id, s, err := b.freshID(ctx, req)
 	if err != nil {
 		return b.answer(req, err)
 	}
 	if r, refused := b.enforce(req, s); refused {
 		return r
 	}
-	r := b.forward(req, s)
+	var r Result
+	if rt := routeOf(ctx); rt != nil {
+		if r = b.forwardRoute(ctx, req, id, s, rt); !r.Forward() {
+			return r
+		}
+	} else {
+		r = b.forward(req, s)
+	}
 	if isStream(req) {
 		b.tagStream(req, s, &r)
 	}
@@ -63,7 +70,9 @@ func (b *Engine) upstreamEdits(req *Request, set http.Header) Result {
 // bearer returns the Authorization scheme with its trailing space. Token
 // types are case-insensitive (RFC 6749 §5.1); upstreams expect "Bearer".
 func bearer(s *session.Session) string {
-	if s.TokenType == "" || strings.EqualFold(s.TokenType, "bearer") {
+	// A DPoP-bound token goes as Bearer unless its route adds the proof
+	// (forwardRoute): for upstreams that do not check the binding.
+	if s.TokenType == "" || strings.EqualFold(s.TokenType, "bearer") || strings.EqualFold(s.TokenType, "dpop") {
 		return "Bearer "
 	}
 	return s.TokenType + " "

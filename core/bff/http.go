@@ -27,6 +27,12 @@ func (b *Engine) HandleHTTP(r *http.Request, public bool) Result {
 	return b.Handle(r.Context(), NewRequest(r))
 }
 
+// HandleHTTPRoute is HandleHTTP for a route that asks for rt (see
+// Route): bffgate serve's routes with a resource or DPoP.
+func (b *Engine) HandleHTTPRoute(r *http.Request, rt Route) Result {
+	return b.HandleRoute(r.Context(), NewRequest(r), rt)
+}
+
 // ApplyTo edits the upstream request's headers as a forwarding Result
 // says: Del first, then Set. Call it last, on the request that is sent.
 func (r *Result) ApplyTo(h http.Header) {

@@ -361,8 +361,8 @@ func (b *Engine) authorized(ctx context.Context, q url.Values, st *loginState) (
 		return nil, idpFailure(err)
 	}
 	// RFC 9207: a provider that says it sends iss must send ours; any iss
-	// sent must be ours (mix-up defence).
-	if iss, has := q["iss"]; has || p.issInResponse {
+	// sent must be ours (mix-up defence). Profile fapi2 always requires it.
+	if iss, has := q["iss"]; has || p.issInResponse || b.cfg.Profile == ProfileFAPI2 {
 		if len(iss) != 1 || iss[0] != b.cfg.Issuer {
 			return nil, fail(http.StatusBadRequest, CodeInvalidIssuer, "the authorization response's iss is not the configured issuer")
 		}
@@ -376,7 +376,16 @@ func (b *Engine) authorized(ctx context.Context, q url.Values, st *loginState) (
 	if code == "" || len(code) > 2048 {
 		return nil, fail(http.StatusBadRequest, CodeInvalidRequest, "the code parameter is missing or malformed")
 	}
-	tok, err := p.oauth2.Exchange(b.octx(ctx), code, oauth2.VerifierOption(st.Verifier))
+	var dpopRaw string
+	var dk *dpopKey
+	if b.cfg.DPoP {
+		if dpopRaw, dk, err = newDPoPKey(); err != nil {
+			return nil, err
+		}
+	}
+	tok, err := b.tokenCall(ctx, b.cfg.HTTPClient, p, url.Values{
+		"grant_type": {"authorization_code"}, "code": {code}, "redirect_uri": {b.cfg.RedirectURL}, "code_verifier": {st.Verifier},
+	}, dk)
 	if err != nil {
 		var re *oauth2.RetrieveError
 		if errors.As(err, &re) && re.ErrorCode == "invalid_grant" {
@@ -409,7 +418,7 @@ func (b *Engine) authorized(ctx context.Context, q url.Values, st *loginState) (
 		Claims:      b.userClaims(claims),
 		Identity:    b.identityClaims(claims),
 		AccessToken: tok.AccessToken, TokenType: tok.Type(), RefreshToken: tok.RefreshToken,
-		Expiry: b.expiry(tok), Created: b.now(),
+		Expiry: b.expiry(tok), Created: b.now(), DPoPKey: dpopRaw,
 		TokenClaims: tokenClaims(claims),
 	}
 	if b.cfg.LogoutIDTokenHint {

@@ -23,7 +23,10 @@ const (
 // from the BFF, authenticated as the client, where no browser, extension
 // or proxy can read or change them.
 func (b *Engine) authURL(ctx context.Context, p *provider, state string, opts ...oauth2.AuthCodeOption) (string, error) {
-	full := p.oauth2.AuthCodeURL(state, opts...)
+	full, err := b.signedRequest(b.withResources(p.oauth2.AuthCodeURL(state, opts...)))
+	if err != nil {
+		return "", err
+	}
 	push := b.cfg.PushedAuthorization == PARRequired || (b.cfg.PushedAuthorization == PARAuto && p.parEndpoint != "")
 	if !push {
 		return full, nil

@@ -115,6 +115,9 @@ func (b *Engine) discover(ctx context.Context) (*provider, error) {
 	if err := op.Claims(&meta); err != nil {
 		return nil, fmt.Errorf("%w: discovery document: %v", errIdP, err)
 	}
+	if err := b.checkProfile(op); err != nil {
+		return nil, err
+	}
 	if len(meta.Challenge) > 0 && !slices.Contains(meta.Challenge, "S256") {
 		b.logLimited(slog.LevelWarn, "bffgate: the provider does not list PKCE S256 in code_challenge_methods_supported; bffgate sends it anyway", "issuer", b.cfg.Issuer)
 	}

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"log/slog"
 	"net/http"
+	"net/url"
 	"time"
 
 	"golang.org/x/oauth2"
@@ -49,9 +50,15 @@ func (b *Engine) loadFailure(err error) error {
 // its access token when it is about to expire: what every request that
 // uses the token needs.
 func (b *Engine) fresh(ctx context.Context, req *Request) (*session.Session, error) {
+	_, s, err := b.freshID(ctx, req)
+	return s, err
+}
+
+// freshID is fresh, with the session's ID.
+func (b *Engine) freshID(ctx context.Context, req *Request) (session.ID, *session.Session, error) {
 	id, s, err := b.load(ctx, req, true)
 	if err != nil || !b.needsRefresh(s) {
-		return s, err
+		return id, s, err
 	}
 	next, err := b.refresh(ctx, id)
 	var f *failure
@@ -59,9 +66,9 @@ func (b *Engine) fresh(ctx context.Context, req *Request) (*session.Session, err
 		// Inside refresh_skew the token still works: a provider or store
 		// that failed the refresh need not fail the request. The next
 		// request tries again.
-		return s, nil
+		return id, s, nil
 	}
-	return next, err
+	return id, next, err
 }
 
 func (b *Engine) needsRefresh(s *session.Session) bool {
@@ -80,12 +87,20 @@ func (b *Engine) needsRefresh(s *session.Session) bool {
 // token) saved rather than lost, which would end the session at the next
 // refresh.
 func (b *Engine) refresh(ctx context.Context, id session.ID) (*session.Session, error) {
+	return b.refreshFor(ctx, id, "")
+}
+
+// refreshFor is refresh, which also gets a token for resource (RFC 8707)
+// when it is not "" and the session has none that lasts. It shares the
+// session's one flight: a request that joins another's may get a session
+// without its resource's token, and tries again (resourceToken).
+func (b *Engine) refreshFor(ctx context.Context, id session.ID, resource string) (*session.Session, error) {
 	ran := false // whether this request's refresh ran, or another's was shared
 	ch := b.refreshes.DoChan(id.StoreKey(), func() (any, error) {
 		ran = true
 		rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), b.refreshTimeout())
 		defer cancel()
-		return b.refreshOnce(rctx, id)
+		return b.refreshOnce(rctx, id, resource)
 	})
 	wait := time.NewTimer(time.Duration(b.cfg.HTTPTimeout) * time.Second)
 	defer wait.Stop()
@@ -127,7 +142,7 @@ func (b *Engine) refreshTimeout() time.Duration {
 
 // refreshOnce is one refresh: lock, reload, re-check, refresh, save,
 // unlock.
-func (b *Engine) refreshOnce(ctx context.Context, id session.ID) (*session.Session, error) {
+func (b *Engine) refreshOnce(ctx context.Context, id session.ID, resource string) (*session.Session, error) {
 	release, err := b.sessions.Lock(ctx, id)
 	if err != nil {
 		return nil, errStoreDown
@@ -141,14 +156,33 @@ func (b *Engine) refreshOnce(ctx context.Context, id session.ID) (*session.Sessi
 	if err != nil {
 		return nil, b.loadFailure(err)
 	}
-	if !b.needsRefresh(s) {
+	if !b.needsRefresh(s) && (resource == "" || b.resourceFresh(s, resource)) {
 		return s, nil
+	}
+	if s.RefreshToken == "" && !b.needsRefresh(s) {
+		return nil, fail(http.StatusBadGateway, CodeIdPError, "the session has no refresh token to get a token for the route's resource with: ask for offline_access")
 	}
 	if s.RefreshToken == "" {
 		_ = b.sessions.End(ctx, id)
 		return nil, fail(http.StatusUnauthorized, CodeSessionExpired, "the access token expired and there is no refresh token: log in again")
 	}
-	next, err := b.refreshTokens(ctx, s)
+	next := s
+	if b.needsRefresh(s) {
+		next, err = b.refreshTokens(ctx, s, "")
+	}
+	if err == nil && resource != "" && !b.resourceFresh(next, resource) {
+		withResource, rerr := b.refreshTokens(ctx, next, resource)
+		if rerr != nil && next != s {
+			// Keep what the first refresh got (a rotated refresh token
+			// is the only one that works now); the resource's failure
+			// is this request's answer.
+			if err := b.saveRetrying(ctx, id, next); err != nil {
+				b.logLimited(slog.LevelError, "bffgate: saving a refreshed session failed; the session will end at its next refresh", "error", err)
+				return nil, errStoreDown
+			}
+		}
+		next, err = withResource, rerr
+	}
 	var re *oauth2.RetrieveError
 	if errors.As(err, &re) && re.ErrorCode == "invalid_grant" {
 		_ = b.sessions.End(ctx, id)
@@ -170,18 +204,34 @@ func (b *Engine) refreshOnce(ctx context.Context, id session.ID) (*session.Sessi
 }
 
 // refreshTokens asks the provider for new tokens for s (the refresh token
-// grant) and returns the session with them.
-func (b *Engine) refreshTokens(ctx context.Context, s *session.Session) (*session.Session, error) {
+// grant) and returns the session with them: its own access token, or with
+// resource, the token for that resource (RFC 8707 §2.2) beside the others.
+func (b *Engine) refreshTokens(ctx context.Context, s *session.Session, resource string) (*session.Session, error) {
 	p, err := b.prov.get(ctx)
+	if err != nil {
+		return nil, err
+	}
+	dk, err := parseDPoPKey(s.DPoPKey)
 	if err != nil {
 		return nil, err
 	}
 	// The refresh client lets a slow answer finish (refreshTimeout) where
 	// http_timeout would drop it after the provider rotated the token.
-	octx := context.WithValue(ctx, oauth2.HTTPClient, b.refreshClient)
-	tok, err := p.oauth2.TokenSource(octx, &oauth2.Token{RefreshToken: s.RefreshToken, Expiry: time.Unix(1, 0)}).Token()
+	form := url.Values{"grant_type": {"refresh_token"}, "refresh_token": {s.RefreshToken}}
+	if resource != "" {
+		form.Set("resource", resource)
+	}
+	tok, err := b.tokenCall(ctx, b.refreshClient, p, form, dk)
 	if err != nil {
 		return nil, err
+	}
+	if resource != "" {
+		next := *s
+		next.SetResource(session.ResourceToken{Resource: resource, AccessToken: tok.AccessToken, TokenType: tok.Type(), Expiry: b.expiry(tok)})
+		if tok.RefreshToken != "" {
+			next.RefreshToken = tok.RefreshToken
+		}
+		return &next, nil
 	}
 	next := *s
 	next.AccessToken, next.TokenType, next.Expiry = tok.AccessToken, tok.Type(), b.expiry(tok)

@@ -15,7 +15,7 @@ import (
 // validate checks a config that has its defaults and resolves its secrets;
 // every error names the field and says how to fix it.
 func (c *Config) validate() (keys [][32]byte, err error) {
-	for _, check := range []func() error{c.validateClient, c.validatePaths, c.validateCookies, c.validateDurations, c.validateRequests, c.validateForwarding, c.validateDBSC} {
+	for _, check := range []func() error{c.validateClient, c.validateFAPI, c.validatePaths, c.validateCookies, c.validateDurations, c.validateRequests, c.validateForwarding, c.validateDBSC} {
 		if err := check(); err != nil {
 			return nil, err
 		}
@@ -38,7 +38,7 @@ func (c *Config) validateClient() error {
 	if c.ClientSecret, err = resolveSecret("client_secret", c.ClientSecret); err != nil {
 		return err
 	}
-	if c.ClientSecret == "" {
+	if c.ClientSecret == "" && (c.ClientAuthMethod == AuthSecretBasic || c.ClientAuthMethod == AuthSecretPost) {
 		return cfgErr("client_secret", `is empty: bffgate is a confidential client; set the client's secret, or "env:NAME" to read it from the environment`)
 	}
 	if err := absoluteURL("redirect_url", c.RedirectURL, true); err != nil {

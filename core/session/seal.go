@@ -101,8 +101,8 @@ func (s *Session) strings() [10]*string {
 // so a node of an older release still opens a session a newer one sealed
 // (and drops only what it does not know of it); a session sealed before a
 // field existed opens with the field empty. A tag is never reused.
-func (s *Session) extensions() [2]*string {
-	return [2]*string{&s.TokenClaims, &s.DBSC}
+func (s *Session) extensions() [4]*string {
+	return [4]*string{&s.TokenClaims, &s.DBSC, &s.DPoPKey, &s.Resources}
 }
 
 func (s *Session) encodedLen() int {
@@ -171,6 +171,9 @@ func (s *Session) decode(plain []byte) error {
 			*ext[tag-1] = rec[start : start+int(n)]
 		}
 		plain = plain[w+int(n):]
+	}
+	if _, err := decodeResources(s.Resources, ""); err != nil {
+		return err
 	}
 	s.Expiry, s.Created = fromUnixMilli(times[0]), fromUnixMilli(times[1])
 	return nil

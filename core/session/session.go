@@ -129,6 +129,14 @@ type Session struct {
 	// session (its identifier and the browser's public key), in the
 	// engine's encoding; empty for a session that never registered.
 	DBSC string
+	// DPoPKey is the session's DPoP private key (RFC 9449): a P-256
+	// scalar, 32 bytes, made at login. It exists only inside the sealed
+	// session; empty without DPoP.
+	DPoPKey string
+	// Resources holds access tokens for one resource each (RFC 8707), got
+	// with the refresh token for routes that name a resource; read and
+	// change it with Resource and SetResource. Empty when there are none.
+	Resources string
 
 	listing string // the sealed listing Open found, for Save to keep
 }

@@ -3,6 +3,7 @@ package session
 import (
 	"bytes"
 	"errors"
+	"fmt"
 	"strings"
 	"testing"
 	"time"
@@ -223,5 +224,61 @@ func TestSealExtensions(t *testing.T) {
 		if err := new(Session).decode(bad); !errors.Is(err, ErrMalformed) {
 			t.Errorf("%s: decode err = %v, want ErrMalformed", name, err)
 		}
+	}
+}
+
+// TestSealExtension: a session with a DPoP key and resource tokens round
+// trips, one without them seals exactly as before the extension, and a
+// record cut or padded inside the extension does not open.
+func TestSealExtension(t *testing.T) {
+	id := mustID(t)
+	want := testSession()
+	want.DPoPKey = strings.Repeat("k", 32)
+	want.SetResource(ResourceToken{Resource: "https://a.example", AccessToken: "at-a", TokenType: "DPoP", Expiry: time.UnixMilli(1700000070000)})
+	want.SetResource(ResourceToken{Resource: "https://b.example", AccessToken: "at-b", TokenType: "Bearer"})
+	want.SetResource(ResourceToken{Resource: "https://a.example", AccessToken: "at-a2", TokenType: "DPoP"})
+	sealed, err := Seal(id, want)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, secret := range []string{want.DPoPKey, "at-a2", "at-b"} {
+		if bytes.Contains(sealed, []byte(secret)) {
+			t.Errorf("sealed value contains %q in clear", secret)
+		}
+	}
+	got, err := Open(id, sealed)
+	if err != nil || *got != *want {
+		t.Fatalf("Open = %+v, %v; want %+v", got, err, want)
+	}
+	if r, ok := got.Resource("https://a.example"); !ok || r.AccessToken != "at-a2" || r.TokenType != "DPoP" {
+		t.Fatalf("Resource(a) = %+v, %v; want the replaced token", r, ok)
+	}
+	if _, ok := got.Resource("https://c.example"); ok {
+		t.Fatal("Resource(c) found a token never set")
+	}
+	plain := testSession().appendBinary(nil)
+	full := want.appendBinary(nil)
+	if !bytes.HasPrefix(full, plain) || len(full) == len(plain) {
+		t.Fatal("the extension is not a suffix of the plain record")
+	}
+	for _, bad := range [][]byte{full[:len(full)-1], append(append([]byte{}, full...), 0)} {
+		if err := new(Session).decode(bad); !errors.Is(err, ErrMalformed) {
+			t.Errorf("decode of a damaged extension: err = %v, want ErrMalformed", err)
+		}
+	}
+	// With and without the policy helper's TokenClaims before them.
+	for _, claims := range []string{"", `{"acr":"2"}`} {
+		v := testSession()
+		v.TokenClaims, v.DPoPKey = claims, want.DPoPKey
+		sealed, _ := Seal(id, v)
+		if got, err := Open(id, sealed); err != nil || *got != *v {
+			t.Fatalf("TokenClaims %q with a DPoP key: Open = %+v, %v", claims, got, err)
+		}
+	}
+	for i := range 40 {
+		want.SetResource(ResourceToken{Resource: fmt.Sprintf("https://r%d.example", i), AccessToken: "x", Expiry: time.UnixMilli(int64(i + 1))})
+	}
+	if all, err := decodeAll(want.Resources); err != nil || len(all) != maxResources {
+		t.Fatalf("after 42 resources: %d kept, %v; want %d", len(all), err, maxResources)
 	}
 }

@@ -81,6 +81,12 @@ type Route struct {
 	// acr, a recent login), checked by the engine on top of bff.policy.
 	// Defaults to none. Not for public routes.
 	Policy *bff.Policy `json:"policy"`
+	// Resource (RFC 8707) sends this route a token for this resource only,
+	// one of bff.resources. Defaults to "": the session's own token.
+	Resource string `json:"resource"`
+	// DPoP forwards the session's DPoP-bound token (bff.dpop) with a DPoP
+	// proof for the upstream's URL of each request. Defaults to false.
+	DPoP bool `json:"dpop"`
 }
 
 // Load reads a config file strictly: unknown fields are errors, so a typo
@@ -273,6 +279,16 @@ func newProxy(c *Config, b *bff.Engine, m *metrics.Metrics, tr *tracer, st *stre
 			return nil, fmt.Errorf("bffgate serve: config: %s: a public route has no session to check: drop the policy or \"public\"", field)
 		}
 		routePath := r.Path
+		rt := bff.Route{Resource: r.Resource}
+		if r.DPoP {
+			rt.DPoPURL = u.Scheme + "://" + u.Host + u.EscapedPath()
+		}
+		if err := b.CheckRoute(fmt.Sprintf("routes[%d]", i), rt); err != nil {
+			return nil, fmt.Errorf("bffgate serve: %w", err)
+		}
+		if r.Public && rt != (bff.Route{}) {
+			return nil, fmt.Errorf("bffgate serve: config: routes[%d].public: a public route sends no token, so it cannot have resource or dpop", i)
+		}
 		proxy := &httputil.ReverseProxy{
 			Rewrite: func(pr *httputil.ProxyRequest) {
 				pr.SetURL(u)
@@ -316,7 +332,7 @@ func newProxy(c *Config, b *bff.Engine, m *metrics.Metrics, tr *tracer, st *stre
 		if r.Public {
 			kind = "public"
 		}
-		h.routes = append(h.routes, route{prefix: r.Path, kind: kind, next: forward(b, proxy, r.Public, r.Policy, st)})
+		h.routes = append(h.routes, route{prefix: r.Path, kind: kind, next: forward(b, proxy, r.Public, r.Policy, rt, st)})
 	}
 	for i, r := range c.Routes { // h.routes is in c.Routes' order until sorted
 		h.routes[i].next = limitBody(h.routes[i].next, c.Limits.maxBody(r.MaxBodyBytes))
@@ -404,7 +420,7 @@ type resultKey struct{}
 // methods and removes the BFF's cookies and forged identity headers. A
 // WebSocket or EventSource request of a session is served until that
 // session ends (see streams).
-func forward(b *bff.Engine, proxy http.Handler, public bool, policy *bff.Policy, st *streams) http.Handler {
+func forward(b *bff.Engine, proxy http.Handler, public bool, policy *bff.Policy, rt bff.Route, st *streams) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		var res bff.Result
 		if public {
@@ -412,7 +428,7 @@ func forward(b *bff.Engine, proxy http.Handler, public bool, policy *bff.Policy,
 		} else {
 			req := bff.NewRequest(r)
 			req.Policy = policy
-			res = b.Handle(r.Context(), req)
+			res = b.HandleRoute(r.Context(), req, rt)
 		}
 		noteOf(r).code = res.ErrorCode()
 		if !res.Forward() {

@@ -111,6 +111,12 @@ func TestNewRejects(t *testing.T) {
 		{"no routes", func(c *Config) { c.Routes, c.StaticDir = nil, "" }, "routes"},
 		{"missing static dir", func(c *Config) { c.StaticDir = "/nonexistent-dir" }, "static_dir"},
 		{"bad bff config", func(c *Config) { c.BFF.ClientID = "" }, "client_id"},
+		{"unconfigured resource", func(c *Config) { c.Routes[0].Resource = "https://api.example" }, "routes[0].resource"},
+		{"dpop without bff.dpop", func(c *Config) { c.Routes[0].DPoP = true }, "routes[0].dpop"},
+		{"public with a resource", func(c *Config) {
+			c.BFF.Resources = []string{"https://api.example"}
+			c.Routes[1].Resource = "https://api.example"
+		}, "routes[1].public"},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			c := testConfig(t, "http://127.0.0.1:1")

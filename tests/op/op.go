@@ -110,6 +110,31 @@ type Options struct {
 	// Stderr receives the Node process's stderr (and any stray stdout);
 	// nil means os.Stderr.
 	Stderr io.Writer
+
+	// ClientAuthMethod is the client's token_endpoint_auth_method:
+	// "client_secret_basic" (the default), "client_secret_post",
+	// "private_key_jwt" (with ClientJWKS) or "tls_client_auth" (with MTLS).
+	ClientAuthMethod string
+	// ClientJWKS is the client's public JWK Set (JSON), for private_key_jwt.
+	ClientJWKS json.RawMessage
+	// MTLS serves the OP over HTTPS on 127.0.0.1 with a CA made for this
+	// run, asks for client certificates, and turns on RFC 8705 (mutual-TLS
+	// client authentication and certificate-bound access tokens). The
+	// Server's TLS field has the CA and a client certificate.
+	MTLS bool
+	// DPoPBound makes the client get DPoP-bound tokens only (a token
+	// request without a proof fails); DPoPNonce makes the OP require its
+	// DPoP-Nonce in proofs (RFC 9449 §8).
+	DPoPBound, DPoPNonce bool
+	// NoDPoP turns the OP's DPoP off: it ignores proofs and issues bearer
+	// tokens only, as a provider without DPoP does.
+	NoDPoP bool
+	// RequestObjects makes the client send signed request objects (JAR,
+	// RFC 9101) with ES256, verified with ClientJWKS.
+	RequestObjects bool
+	// Resources are the resource indicators (RFC 8707) the OP issues
+	// access tokens for, each with itself as aud.
+	Resources []string
 }
 
 // Server is a running test OP.
@@ -120,8 +145,13 @@ type Server struct {
 	// ClientID and ClientSecret are the credentials of the OP's one client.
 	ClientID, ClientSecret string
 
+	// TLS, with Options.MTLS, holds the run's CA and client certificate.
+	TLS *TLSFiles
+
 	redirectURIs []string // where Login and ConfirmLogout stop
 	endpoints    discovery
+	secretAuth   bool         // the client authenticates with its secret
+	http         *http.Client // for the OP's own calls (trusts TLS's CA)
 
 	cmd   *exec.Cmd
 	stdin io.Closer
@@ -154,6 +184,22 @@ type opConfig struct {
 	// ExitOnStdinClose makes the OP exit when its stdin closes, so it never
 	// outlives a test binary that dies without calling Close.
 	ExitOnStdinClose bool `json:"exitOnStdinClose"`
+
+	ClientAuthMethod string          `json:"clientAuthMethod,omitempty"`
+	ClientJWKS       json.RawMessage `json:"clientJwks,omitempty"`
+	TLS              *opTLS          `json:"tls,omitempty"`
+	TLSClientSanDNS  string          `json:"tlsClientSanDns,omitempty"`
+	DPoPBound        bool            `json:"dpopBound,omitempty"`
+	DPoPNonce        bool            `json:"dpopNonce,omitempty"`
+	NoDPoP           bool            `json:"noDpop,omitempty"`
+	RequestObjects   bool            `json:"requestObjects,omitempty"`
+	Resources        []string        `json:"resources,omitempty"`
+}
+
+type opTLS struct {
+	Cert string `json:"cert"`
+	Key  string `json:"key"`
+	CA   string `json:"ca"`
 }
 
 // Dir returns the directory holding server.js and package.json, found from
@@ -239,6 +285,16 @@ func start(dir string, opts Options) (*Server, error) {
 	if cfg.ClientSecret == "" {
 		cfg.ClientSecret = "bffgate-secret"
 	}
+	cfg.ClientAuthMethod, cfg.ClientJWKS, cfg.DPoPBound, cfg.DPoPNonce = opts.ClientAuthMethod, opts.ClientJWKS, opts.DPoPBound, opts.DPoPNonce
+	cfg.Resources, cfg.NoDPoP, cfg.RequestObjects = opts.Resources, opts.NoDPoP, opts.RequestObjects
+	var files *TLSFiles
+	if opts.MTLS {
+		if files, err = newTLSFiles(); err != nil {
+			return nil, err
+		}
+		cfg.TLS = &opTLS{Cert: files.serverCert, Key: files.serverKey, CA: files.CAFile}
+		cfg.TLSClientSanDNS = ClientCertDNSName
+	}
 	cfgJSON, err := json.Marshal(cfg)
 	if err != nil {
 		return nil, fmt.Errorf("op: encode OP_CONFIG: %w", err)
@@ -269,6 +325,9 @@ func start(dir string, opts Options) (*Server, error) {
 	}
 
 	s := &Server{
+		TLS:          files,
+		secretAuth:   cfg.ClientAuthMethod == "" || strings.HasPrefix(cfg.ClientAuthMethod, "client_secret_"),
+		http:         files.client(),
 		ClientID:     cfg.ClientID,
 		ClientSecret: cfg.ClientSecret,
 		redirectURIs: append(append([]string{}, cfg.RedirectURIs...), cfg.PostLogoutRedirectURIs...),
@@ -345,6 +404,7 @@ func StartT(t testing.TB, opts Options) *Server {
 // It is safe to call more than once.
 func (s *Server) Close() error {
 	s.closeOnce.Do(func() {
+		defer s.TLS.remove()
 		select {
 		case <-s.done:
 			// It had already exited on its own.
@@ -465,9 +525,14 @@ func (s *Server) Introspect(ctx context.Context, token string) (map[string]any, 
 	}
 	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
 	req.Header.Set("Accept", "application/json")
-	// RFC 6749 2.3.1: form-encode the credentials before Basic.
-	req.SetBasicAuth(url.QueryEscape(s.ClientID), url.QueryEscape(s.ClientSecret))
-	resp, err := http.DefaultClient.Do(req)
+	// RFC 6749 2.3.1: form-encode the credentials before Basic. A client
+	// without a secret has the introspector introspect for it.
+	id, secret := s.ClientID, s.ClientSecret
+	if !s.secretAuth {
+		id, secret = "introspector", "introspector-secret"
+	}
+	req.SetBasicAuth(url.QueryEscape(id), url.QueryEscape(secret))
+	resp, err := s.http.Do(req)
 	if err != nil {
 		return nil, fmt.Errorf("op: introspect: %w", err)
 	}
@@ -492,7 +557,7 @@ func (s *Server) getJSON(ctx context.Context, u string, v any) error {
 		return err
 	}
 	req.Header.Set("Accept", "application/json")
-	resp, err := http.DefaultClient.Do(req)
+	resp, err := s.http.Do(req)
 	if err != nil {
 		return err
 	}
@@ -534,6 +599,9 @@ func (s *Server) newWalker(client *http.Client, mode string) (*walker, error) {
 	}
 	c := *client
 	c.CheckRedirect = func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
+	if c.Transport == nil && s.TLS != nil {
+		c.Transport = s.http.Transport
+	}
 	iss, err := url.Parse(s.Issuer)
 	if err != nil {
 		return nil, fmt.Errorf("op: issuer: %w", err)

@@ -17,6 +17,27 @@
 //   exitOnStdinClose        false  exit when stdin closes (the Go harness
 //                                  sets it, so the OP never outlives a test
 //                                  binary that died without closing it)
+//   clientAuthMethod        "client_secret_basic"; or "private_key_jwt"
+//                           (with clientJwks) or "tls_client_auth" (with tls)
+//   clientJwks              null   the client's public JWKS, for
+//                                  private_key_jwt
+//   tls                     null   {cert, key, ca}: PEM file names; serve
+//                                  HTTPS, ask for client certificates
+//                                  verified against ca, and turn on mTLS
+//                                  (RFC 8705: tls_client_auth, certificate-
+//                                  bound access tokens)
+//   tlsClientSanDns         ""     the client certificate's DNS name, for
+//                                  tls_client_auth
+//   dpopBound               false  the client must get DPoP-bound tokens
+//   dpopNonce               false  DPoP proofs must carry the OP's nonce
+//   resources               []     resource indicators (RFC 8707) the OP
+//                                  issues access tokens for
+//   noDpop                  false  turn DPoP off (bearer tokens only)
+//   requestObjects          false  the client must send signed request
+//                                  objects (JAR, RFC 9101), ES256
+//
+// A second client, "introspector" / "introspector-secret" (client_secret_basic),
+// may introspect any token, for tests whose main client has no secret.
 //
 // When it accepts connections it prints exactly one line to stdout:
 //
@@ -32,7 +53,9 @@
 //       logout POSTs.
 
 import * as crypto from 'node:crypto';
+import * as fs from 'node:fs';
 import * as http from 'node:http';
+import * as https from 'node:https';
 
 import Provider, { errors, interactionPolicy } from 'oidc-provider';
 // oidc-provider's own in-memory adapter, reused with an unbounded store (see
@@ -112,6 +135,15 @@ function loadConfig() {
     idTokenTTL: seconds('idTokenTTL', 3600),
     refreshTokenTTL: seconds('refreshTokenTTL', 86400),
     exitOnStdinClose: raw.exitOnStdinClose === true,
+    clientAuthMethod: str('clientAuthMethod', 'client_secret_basic'),
+    clientJwks: raw.clientJwks ?? null,
+    tls: raw.tls ?? null,
+    tlsClientSanDns: str('tlsClientSanDns', ''),
+    dpopBound: raw.dpopBound === true,
+    dpopNonce: raw.dpopNonce === true,
+    resources: strList('resources'),
+    noDpop: raw.noDpop === true,
+    requestObjects: raw.requestObjects === true,
   };
 }
 
@@ -322,8 +354,19 @@ function clientMetadata() {
     grant_types: ['authorization_code', 'refresh_token', TOKEN_EXCHANGE],
     // Confidential client. oidc-provider accepts client_secret_post too for a
     // client registered with client_secret_basic (both are "shared secret").
-    token_endpoint_auth_method: 'client_secret_basic',
+    token_endpoint_auth_method: cfg.clientAuthMethod,
   };
+  if (cfg.clientAuthMethod !== 'client_secret_basic' && cfg.clientAuthMethod !== 'client_secret_post') {
+    delete client.client_secret;
+  }
+  if (cfg.clientJwks) client.jwks = cfg.clientJwks;
+  if (cfg.tlsClientSanDns) client.tls_client_auth_san_dns = cfg.tlsClientSanDns;
+  if (cfg.tls) client.tls_client_certificate_bound_access_tokens = true;
+  if (cfg.dpopBound) client.dpop_bound_access_tokens = true;
+  if (cfg.requestObjects) {
+    client.require_signed_request_object = true;
+    client.request_object_signing_alg = 'ES256';
+  }
   if (cfg.backchannelLogoutUri) {
     client.backchannel_logout_uri = cfg.backchannelLogoutUri;
     // Makes the OP put `sid` into ID tokens and logout tokens, so the RP can
@@ -361,14 +404,22 @@ function newProvider(issuer) {
   };
 
   const configuration = {
-    clients: [clientMetadata()],
+    clients: [clientMetadata(), {
+      client_id: 'introspector',
+      client_secret: 'introspector-secret',
+      redirect_uris: [NO_REDIRECT_URI],
+      response_types: [],
+      grant_types: [],
+      token_endpoint_auth_method: 'client_secret_basic',
+    }],
     jwks: { keys: [jwk] },
     // Signs the OP's cookies (_session, _interaction, ...).
     cookies: { keys: [crypto.randomBytes(32).toString('base64url')] },
     adapter: (model) => new MemoryAdapter(model, store),
 
-    // Shared-secret client authentication only: the one client is confidential.
-    clientAuthMethods: ['client_secret_basic', 'client_secret_post'],
+    // The one client is confidential: a shared secret, its private key
+    // (private_key_jwt), or with tls, its certificate.
+    clientAuthMethods: ['client_secret_basic', 'client_secret_post', 'private_key_jwt', ...(cfg.tls ? ['tls_client_auth'] : [])],
     // The code flow only.
     responseTypes: ['code'],
     // bffgate must send redirect_uri to the token endpoint, as with most OPs.
@@ -467,6 +518,35 @@ ${form.replace('</form>', `<button type="submit" name="logout" value="yes" autof
         allowedPolicy: async () => true,
       },
       userinfo: { enabled: true },
+      dPoP: {
+        enabled: !cfg.noDpop,
+        nonceSecret: cfg.dpopNonce ? crypto.randomBytes(32) : undefined,
+        requireNonce: () => cfg.dpopNonce,
+      },
+      requestObjects: { enabled: cfg.requestObjects },
+      mTLS: {
+        enabled: !!cfg.tls,
+        certificateBoundAccessTokens: !!cfg.tls,
+        tlsClientAuth: !!cfg.tls,
+        // Node's TLS socket holds the certificate, verified against tls.ca
+        // (requestCert without rejectUnauthorized: clients without one,
+        // the browser, still connect).
+        getCertificate: (ctx) => ctx.req.socket.getPeerX509Certificate?.(),
+        certificateAuthorized: (ctx) => ctx.req.socket.authorized === true,
+        certificateSubjectMatches: (ctx, property, expected) => property === 'tls_client_auth_san_dns'
+          && (ctx.req.socket.getPeerX509Certificate()?.subjectAltName ?? '').split(', ').includes(`DNS:${expected}`),
+      },
+      resourceIndicators: {
+        enabled: true,
+        // Access tokens for a resource carry it as aud (seen by
+        // introspection); tokens for no resource are for userinfo.
+        defaultResource: () => undefined,
+        useGrantedResource: () => false,
+        getResourceServerInfo: (ctx, indicator) => {
+          if (!cfg.resources.includes(indicator)) throw new errors.InvalidTarget();
+          return { scope: 'api', audience: indicator, accessTokenFormat: 'opaque', accessTokenTTL: cfg.accessTokenTTL };
+        },
+      },
     },
 
     async renderError(ctx, out) {
@@ -681,13 +761,21 @@ async function interaction(provider, req, res, uid, action) {
 const INTERACTION = /^\/interaction\/([A-Za-z0-9_-]+)(?:\/(login|consent|abort))?$/;
 
 async function main() {
-  const server = http.createServer();
+  const server = cfg.tls
+    ? https.createServer({
+      cert: fs.readFileSync(cfg.tls.cert),
+      key: fs.readFileSync(cfg.tls.key),
+      ca: fs.readFileSync(cfg.tls.ca),
+      requestCert: true,
+      rejectUnauthorized: false,
+    })
+    : http.createServer();
   await new Promise((resolve, reject) => {
     server.once('error', reject);
     server.listen(cfg.port, '127.0.0.1', resolve);
   });
   const { port } = server.address();
-  const issuer = `http://127.0.0.1:${port}`;
+  const issuer = `${cfg.tls ? 'https' : 'http'}://127.0.0.1:${port}`;
 
   const provider = newProvider(issuer);
 
