@@ -748,7 +748,7 @@ func TestPDKBudget(t *testing.T) {
 	}{
 		"login":    {answer, 720, 400},
 		"callback": {answer, 420, 860},
-		"session":  {answer, 480, 460},
+		"session":  {answer, 560, 460},
 		"api":      {forward, 240, 480},
 		"public":   {forward, 150, 460},
 		"refused":  {answer, 300, 460},
