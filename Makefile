@@ -85,7 +85,7 @@ test-js:
 	npm --prefix sdk-js test --silent
 	npm --prefix sdk-js run --silent check:pack
 
-## test-next: installs sdk-js/test/next-app (next, ~370 MB, from its lock file) and builds it against the packed SDK; after that, make test runs that build too
+## test-next: the Next.js App Router build of the packed SDK alone (make test runs it too: test-deps installs sdk-js/test/next-app)
 test-next:
 	scripts/deps.sh node
 	npm --prefix sdk-js run --silent check:next
