@@ -2,17 +2,12 @@ package main
 
 import (
 	"context"
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
-	"encoding/json"
 	"net/http"
 	"regexp"
 	"strings"
 	"testing"
 
-	"github.com/go-jose/go-jose/v4"
-
+	"github.com/bffgate/bffgate/tests/flowtest"
 	"github.com/bffgate/bffgate/tests/op"
 )
 
@@ -34,24 +29,8 @@ func TestDBSC(t *testing.T) {
 	if a.status != http.StatusFound || m == nil {
 		t.Fatalf("callback = %d, Secure-Session-Registration %q", a.status, a.header.Get("Secure-Session-Registration"))
 	}
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	sign := func(embed bool, claims map[string]string) string {
-		s, err := jose.NewSigner(jose.SigningKey{Algorithm: jose.ES256, Key: key}, (&jose.SignerOptions{EmbedJWK: embed}).WithType("dbsc+jwt"))
-		if err != nil {
-			t.Fatal(err)
-		}
-		payload, _ := json.Marshal(claims)
-		obj, err := s.Sign(payload)
-		if err != nil {
-			t.Fatal(err)
-		}
-		tok, _ := obj.CompactSerialize()
-		return tok
-	}
-	a = b.do("POST", "/dbsc/register", "Secure-Session-Response", sign(true, map[string]string{"jti": m[1], "authorization": m[2]}))
+	key := flowtest.NewDeviceKey(t)
+	a = b.do("POST", "/dbsc/register", "Secure-Session-Response", key.Proof(t, true, m[1], m[2]))
 	if a.status != http.StatusOK || !strings.Contains(strings.Join(a.header.Values("Set-Cookie"), "\n"), "__Host-bffgate-bound=") {
 		t.Fatalf("register = %d %s %q", a.status, a.body, a.header.Values("Set-Cookie"))
 	}
@@ -70,7 +49,7 @@ func TestDBSC(t *testing.T) {
 	if a.status != http.StatusForbidden || c == nil {
 		t.Fatalf("refresh without proof = %d, Secure-Session-Challenge %q", a.status, a.header.Get("Secure-Session-Challenge"))
 	}
-	a = b.do("POST", "/dbsc/refresh", "Sec-Secure-Session-Id", id, "Secure-Session-Response", sign(false, map[string]string{"jti": c[1]}))
+	a = b.do("POST", "/dbsc/refresh", "Sec-Secure-Session-Id", id, "Secure-Session-Response", key.Proof(t, false, c[1], ""))
 	if a.status != http.StatusOK || !strings.Contains(strings.Join(a.header.Values("Set-Cookie"), "\n"), "__Host-bffgate-bound=") {
 		t.Fatalf("signed refresh = %d %s", a.status, a.body)
 	}

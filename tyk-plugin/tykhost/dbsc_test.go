@@ -1,17 +1,11 @@
 package tykhost_test
 
 import (
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
-	"encoding/json"
 	"net/http"
 	"net/url"
 	"regexp"
 	"strings"
 	"testing"
-
-	"github.com/go-jose/go-jose/v4"
 
 	"github.com/bffgate/bffgate/tests/flowtest"
 	"github.com/bffgate/bffgate/tests/op"
@@ -30,24 +24,8 @@ func TestDBSC(t *testing.T) {
 	if r.Status != http.StatusFound || m == nil {
 		t.Fatalf("callback = %d, Secure-Session-Registration %q", r.Status, r.Header.Get("Secure-Session-Registration"))
 	}
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	sign := func(embed bool, claims map[string]string) string {
-		s, err := jose.NewSigner(jose.SigningKey{Algorithm: jose.ES256, Key: key}, (&jose.SignerOptions{EmbedJWK: embed}).WithType("dbsc+jwt"))
-		if err != nil {
-			t.Fatal(err)
-		}
-		payload, _ := json.Marshal(claims)
-		obj, err := s.Sign(payload)
-		if err != nil {
-			t.Fatal(err)
-		}
-		tok, _ := obj.CompactSerialize()
-		return tok
-	}
-	r = do(t, c, "POST", "/tm/dbsc/register", "Secure-Session-Response", sign(true, map[string]string{"jti": m[1], "authorization": m[2]}))
+	key := flowtest.NewDeviceKey(t)
+	r = do(t, c, "POST", "/tm/dbsc/register", "Secure-Session-Response", key.Proof(t, true, m[1], m[2]))
 	if r.Status != http.StatusOK || cookie(c, "__Host-tm-bound") == "" {
 		t.Fatalf("register = %d %s", r.Status, r.Body)
 	}
@@ -68,7 +46,7 @@ func TestDBSC(t *testing.T) {
 	if r.Status != http.StatusForbidden || ch == nil {
 		t.Fatalf("refresh without proof = %d, Secure-Session-Challenge %q", r.Status, r.Header.Get("Secure-Session-Challenge"))
 	}
-	r = do(t, c, "POST", "/tm/dbsc/refresh", "Sec-Secure-Session-Id", id, "Secure-Session-Response", sign(false, map[string]string{"jti": ch[1]}))
+	r = do(t, c, "POST", "/tm/dbsc/refresh", "Sec-Secure-Session-Id", id, "Secure-Session-Response", key.Proof(t, false, ch[1], ""))
 	if r.Status != http.StatusOK || !strings.HasPrefix(r.Header.Get("Set-Cookie"), "__Host-tm-bound=") {
 		t.Fatalf("signed refresh = %d %s", r.Status, r.Body)
 	}
