@@ -224,7 +224,7 @@ type answers struct {
 
 func (a *answers) wrap(h http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		sw := &statusWriter{ResponseWriter: w, status: http.StatusOK}
+		sw := &statusOf{ResponseWriter: w, status: http.StatusOK}
 		h.ServeHTTP(sw, r)
 		a.mu.Lock()
 		a.all = append(a.all, fmt.Sprintf("%s %s %d", r.Method, r.URL.Path, sw.status))
@@ -250,12 +250,3 @@ func (a *answers) list() []string {
 	return append([]string(nil), a.all...)
 }
 
-type statusWriter struct {
-	http.ResponseWriter
-	status int
-}
-
-func (s *statusWriter) WriteHeader(code int) {
-	s.status = code
-	s.ResponseWriter.WriteHeader(code)
-}

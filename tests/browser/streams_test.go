@@ -170,8 +170,9 @@ func (h *handshakes) list() []handshake {
 	return append([]handshake(nil), h.all...)
 }
 
-// statusOf notes the status of an answer that is not a protocol switch
-// (which the proxy writes on the hijacked connection).
+// statusOf notes the status of an answer: the one it was made with, or
+// the one written (a protocol switch is written on the hijacked
+// connection, so a handshake's stays as made).
 type statusOf struct {
 	http.ResponseWriter
 	status int
