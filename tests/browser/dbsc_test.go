@@ -249,4 +249,3 @@ func (a *answers) list() []string {
 	defer a.mu.Unlock()
 	return append([]string(nil), a.all...)
 }
-
