@@ -60,7 +60,7 @@ func (r *registry) forConfig(c *Config) *engine {
 	e := r.byKey[key]
 	if e == nil {
 		cfg := bff.Config(*c)
-		cfg.Policy = bff.Policy{} // per instance: see serve
+		cfg.Policy, cfg.Route = bff.Policy{}, bff.Route{} // per instance: see serve
 		e = &engine{cfg: cfg, deadline: requestDeadline(cfg)}
 		r.byKey[key] = e
 	}
@@ -111,13 +111,14 @@ var evictGrace = 2 * time.Minute
 // field Kong can set. A config with Go-only hooks set (tests) is keyed by
 // its identity as well: functions and clients cannot be compared.
 //
-// The policy is not part of the key: it is the route's, passed with each
-// request (bff.Request.Policy), so the plugins of routes that differ only
-// in policy share one engine and its in-memory sessions, and a login on
-// one route is a session on the others.
+// The policy and the route (resource, dpop_url) are not part of the key:
+// they are the Kong route's, passed with each request (bff.Request.Policy,
+// Engine.HandleRoute), so the plugins of routes that differ only in them
+// share one engine and its in-memory sessions, and a login on one route
+// is a session on the others (with a token per resource).
 func configKey(c *Config) string {
 	cfg := bff.Config(*c)
-	cfg.Policy = bff.Policy{}
+	cfg.Policy, cfg.Route = bff.Policy{}, bff.Route{}
 	b, _ := json.Marshal(cfg) // only strings, numbers, bools, slices and structs
 	sum := sha256.Sum256(b)
 	key := fmt.Sprintf("%x", sum)

@@ -134,12 +134,18 @@ func (c *Config) serve(k pdkKong) {
 		exit(failure(err))
 		return
 	}
+	if err := b.CheckRoute("route", c.Route); err != nil {
+		// The same for the route: its resource must be one of the
+		// engine's, its dpop_url needs the engine's dpop.
+		exit(failure(err))
+		return
+	}
 	req.Policy = &c.Policy // this route's (see configKey)
 	// Kong's side waits for the answer without a deadline of its own; the
 	// engine waits at most http_timeout for the provider or a refresh.
 	ctx, cancel := context.WithTimeout(context.Background(), e.deadline)
 	defer cancel()
-	res := b.Handle(ctx, req)
+	res := b.HandleRoute(ctx, req, c.Route) // this route's too
 	if !res.Forward() {
 		exit(res.Status, res.Body, res.Header)
 		return

@@ -36,7 +36,10 @@ type API struct {
 	Host string `json:"host"`
 	// Config is the engine's configuration. Its path_prefix defaults to
 	// the listen path without its trailing "/": Tyk's hook sees the listen
-	// path on the request path, so the BFF's endpoints are below it.
+	// path on the request path, so the BFF's endpoints are below it. Its
+	// route (resource, dpop_url) is this API's; route.strip_prefix
+	// defaults to the listen path too, so dpop_url is the URL the listen
+	// path goes to.
 	Config bff.Config `json:"config"`
 }
 
@@ -133,6 +136,11 @@ func build(f File) (*apis, error) {
 			cfg.PathPrefix = prefix
 		} else if cfg.PathPrefix != prefix && !strings.HasPrefix(cfg.PathPrefix, prefix+"/") {
 			return fail(fmt.Errorf("%s.config.path_prefix %q is outside listen_path %q: Tyk's hook sees the listen path on every request path, so leave path_prefix empty (it defaults to %q) or put it below the listen path", where, cfg.PathPrefix, a.ListenPath, prefix))
+		}
+		if cfg.Route.DPoPURL != "" && cfg.Route.StripPrefix == "" {
+			// Proofs are for the URL Tyk calls: config.route.dpop_url is
+			// where the listen path goes (see README.md).
+			cfg.Route.StripPrefix = prefix
 		}
 		if cfg.Logger == nil {
 			cfg.Logger = logger

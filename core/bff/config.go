@@ -198,6 +198,11 @@ type Config struct {
 	// adapter's route policies are checked on top of it. Defaults to
 	// none.
 	Policy Policy `json:"policy"`
+	// Route is what this engine's API requests ask beyond the config: a
+	// resource's token and DPoP proofs (see Route), for adapters whose
+	// gateway route is one config (a Tyk API, a Kong plugin instance). A
+	// route given to HandleRoute goes instead. Defaults to none.
+	Route Route `json:"route"`
 
 	// PublicPaths are path prefixes (as the BFF sees paths, e.g. "/static/"
 	// or "/" for a whole site) whose requests go upstream without a

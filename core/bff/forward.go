@@ -24,7 +24,7 @@ func (b *Engine) api(ctx context.Context, req *Request) Result {
 		return r
 	}
 	var r Result
-	if rt := routeOf(ctx); rt != nil {
+	if rt := b.routeOf(ctx); rt != nil {
 		if r = b.forwardRoute(ctx, req, id, s, rt); !r.Forward() {
 			return r
 		}

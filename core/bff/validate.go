@@ -15,7 +15,7 @@ import (
 // validate checks a config that has its defaults and resolves its secrets;
 // every error names the field and says how to fix it.
 func (c *Config) validate() (keys [][32]byte, err error) {
-	for _, check := range []func() error{c.validateClient, c.validateFAPI, c.validatePaths, c.validateCookies, c.validateDurations, c.validateRequests, c.validateForwarding, c.validateDBSC} {
+	for _, check := range []func() error{c.validateClient, c.validateFAPI, c.validatePaths, c.validateCookies, c.validateDurations, c.validateRequests, c.validateForwarding, c.validateDBSC, c.validateRoute} {
 		if err := check(); err != nil {
 			return nil, err
 		}

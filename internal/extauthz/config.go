@@ -54,17 +54,33 @@ type App struct {
 	// BFF is the engine's configuration (see the config reference).
 	BFF bff.Config `json:"bff"`
 	// Routes give path prefixes of this app a policy (claims, scopes,
-	// acr, a recent login) on top of bff.policy; the longest prefix wins.
-	// Defaults to none.
+	// acr, a recent login) on top of bff.policy, and a resource's token
+	// or DPoP proofs; the longest prefix wins. Defaults to none.
 	Routes []Route `json:"routes"`
 }
 
-// Route is a path prefix of an app with its policy.
+// Route is a path prefix of an app with its policy and how its requests
+// are forwarded (bff.Route).
 type Route struct {
 	// Path is a path prefix as the request has it, e.g. "/api/admin/".
 	Path string `json:"path"`
 	// Policy is what requests below Path need of the session.
 	Policy bff.Policy `json:"policy"`
+	// Resource (RFC 8707) sends requests below Path a token for this
+	// resource only, one of bff.resources. Defaults to bff.route's.
+	Resource string `json:"resource"`
+	// DPoPURL sends them the DPoP-bound token (bff.dpop) with a proof for
+	// this upstream URL joined with the request's path (less
+	// StripPrefix): the URL the proxy calls. Defaults to bff.route's.
+	DPoPURL string `json:"dpop_url"`
+	// StripPrefix is the start of the path the proxy strips before it
+	// calls the upstream (Envoy's prefix_rewrite to "/"). Defaults to "".
+	StripPrefix string `json:"strip_prefix"`
+}
+
+// route is the bff.Route of r.
+func (r *Route) route() bff.Route {
+	return bff.Route{Resource: r.Resource, DPoPURL: r.DPoPURL, StripPrefix: r.StripPrefix}
 }
 
 // Defaults.

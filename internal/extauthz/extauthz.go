@@ -87,14 +87,15 @@ type app struct {
 	routes   []Route      // longest path first
 }
 
-// policy returns the policy of the app's route for path, or nil.
-func (a *app) policy(path string) *bff.Policy {
+// route returns the policy (or nil) and the bff.Route of the app's route
+// for path.
+func (a *app) route(path string) (*bff.Policy, bff.Route) {
 	for i := range a.routes {
 		if strings.HasPrefix(path, a.routes[i].Path) {
-			return &a.routes[i].Policy
+			return &a.routes[i].Policy, a.routes[i].route()
 		}
 	}
-	return nil
+	return nil, bff.Route{}
 }
 
 // contract is how one proxy hands over the original request and takes
@@ -183,6 +184,13 @@ func New(c *Config) (*Server, error) {
 		if ap.bff, err = bff.New(bc); err != nil {
 			s.Close()
 			return nil, fmt.Errorf("bffgate extauthz: %s: %w", name, err)
+		}
+		for j, rt := range a.Routes {
+			if err := ap.bff.CheckRoute(fmt.Sprintf("routes[%d]", j), rt.route()); err != nil {
+				ap.bff.Close()
+				s.Close()
+				return nil, fmt.Errorf("bffgate extauthz: %s: %w", name, err)
+			}
 		}
 		if a.BFF.Logger != nil {
 			s.log = a.BFF.Logger
@@ -354,8 +362,9 @@ func (s *Server) decide(r *http.Request) bff.Result {
 		// it: the BFF's own endpoints are routed to bffgate directly.
 		return errDirect
 	}
-	req.Policy = a.policy(req.Path)
-	res := a.bff.Handle(r.Context(), req)
+	policy, rt := a.route(req.Path)
+	req.Policy = policy
+	res := a.bff.HandleRoute(r.Context(), req, rt)
 	if !res.Forward() {
 		if k != direct && res.Status >= 200 && res.Status < 300 {
 			return errDirect // a CORS preflight: also routed directly
@@ -442,8 +451,9 @@ func (s *Server) Check(ctx context.Context, method, uri, host string, h http.Hea
 		return bff.ErrorResult(http.StatusNotFound, bff.CodeNotFound, "no app serves this host and path")
 	}
 	req.Body = body
-	req.Policy = a.policy(req.Path)
-	res := a.bff.Handle(ctx, req)
+	policy, rt := a.route(req.Path)
+	req.Policy = policy
+	res := a.bff.HandleRoute(ctx, req, rt)
 	if res.Forward() {
 		s.stripOthers(a, &res, req.Header)
 	}

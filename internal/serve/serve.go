@@ -284,6 +284,10 @@ func newProxy(c *Config, b *bff.Engine, m *metrics.Metrics, tr *tracer, st *stre
 			rt.DPoPURL = u.Scheme + "://" + u.Host + u.EscapedPath()
 		}
 		if err := b.CheckRoute(fmt.Sprintf("routes[%d]", i), rt); err != nil {
+			// serve's routes say "dpop": true; the URL is their upstream's.
+			if ce := (*bff.ConfigError)(nil); errors.As(err, &ce) && strings.HasSuffix(ce.Field, ".dpop_url") {
+				ce.Field = strings.TrimSuffix(ce.Field, "_url")
+			}
 			return nil, fmt.Errorf("bffgate serve: %w", err)
 		}
 		if r.Public && rt != (bff.Route{}) {
