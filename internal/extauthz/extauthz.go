@@ -82,7 +82,7 @@ type app struct {
 	prefix   string
 	bff      *bff.Engine
 	identity []string     // canonical identity header names
-	managed  []string     // Authorization, Cookie, then identity
+	managed  []string     // Authorization, Cookie, identity, then Dpop with a DPoP route
 	logged   http.Handler // the access log with this app's name and cookie; nil: off
 	routes   []Route      // longest path first
 }
@@ -185,12 +185,18 @@ func New(c *Config) (*Server, error) {
 			s.Close()
 			return nil, fmt.Errorf("bffgate extauthz: %s: %w", name, err)
 		}
+		dpop := a.BFF.Route.DPoPURL != ""
 		for j, rt := range a.Routes {
 			if err := ap.bff.CheckRoute(fmt.Sprintf("routes[%d]", j), rt.route()); err != nil {
 				ap.bff.Close()
 				s.Close()
 				return nil, fmt.Errorf("bffgate extauthz: %s: %w", name, err)
 			}
+			dpop = dpop || rt.DPoPURL != ""
+		}
+		if dpop {
+			// Forward auth answers every managed header: the proof too.
+			ap.managed = append(ap.managed, "Dpop")
 		}
 		if a.BFF.Logger != nil {
 			s.log = a.BFF.Logger
