@@ -137,6 +137,9 @@ func TestBuildRefuses(t *testing.T) {
 		{"duplicate", []API{{ListenPath: "/app/", Config: testConfig()}, {ListenPath: "/app", Config: testConfig()}}, "apis[1]: apis[0] has the same listen_path"},
 		{"duplicate host", []API{{ListenPath: "/app/", Host: "a.example", Config: testConfig()}, {ListenPath: "/app/", Host: "A.example", Config: testConfig()}}, "same listen_path and host"},
 		{"engine error names the API", []API{{ListenPath: "/app/", Config: bff.Config{}}}, `apis[0] (listen_path "/app/"): bffgate: config: issuer`},
+		{"unknown resource", []API{{ListenPath: "/app/", Config: withRoute(testConfig(), bff.Route{Resource: "https://api-b.example"}, func(c *bff.Config) { c.Resources = []string{"https://api-a.example"} })}}, `apis[0] (listen_path "/app/"): bffgate: config: route.resource: "https://api-b.example" is not one of resources`},
+		{"dpop_url without dpop", []API{{ListenPath: "/app/", Config: withRoute(testConfig(), bff.Route{DPoPURL: "https://api.internal"}, nil)}}, `apis[0] (listen_path "/app/"): bffgate: config: route.dpop_url: needs dpop on`},
+		{"dpop in token-mediating mode", []API{{ListenPath: "/app/", Config: withRoute(testConfig(), bff.Route{DPoPURL: "https://api.internal"}, func(c *bff.Config) { c.DPoP, c.Mode = true, bff.ModeTokenMediating })}}, `bffgate: config: dpop: cannot go with mode "token-mediating"`},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			_, err := build(File{APIs: tt.apis})
@@ -149,6 +152,15 @@ func TestBuildRefuses(t *testing.T) {
 	if _, err := build(File{APIs: []API{{ListenPath: "/app/", Host: "a.example", Config: testConfig()}, {ListenPath: "/app/", Host: "b.example", Config: testConfig()}}}); err != nil {
 		t.Fatal(err)
 	}
+}
+
+// withRoute is c with config.route rt, edited by edit.
+func withRoute(c bff.Config, rt bff.Route, edit func(*bff.Config)) bff.Config {
+	c.Route = rt
+	if edit != nil {
+		edit(&c)
+	}
+	return c
 }
 
 func TestLoadFile(t *testing.T) {

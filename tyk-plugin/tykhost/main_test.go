@@ -89,7 +89,9 @@ func run(m *testing.M) int {
 	defer gw.Close()
 
 	opSrv, err = op.Start(op.Options{
-		RedirectURIs:           []string{gw.URL + "/app/oauth/callback", gw.URL + "/tm/oauth/callback", gw.URL + "/adm/oauth/callback"},
+		RedirectURIs: []string{gw.URL + "/app/oauth/callback", gw.URL + "/tm/oauth/callback", gw.URL + "/adm/oauth/callback",
+			gw.URL + "/ra/oauth/callback", gw.URL + "/rb/oauth/callback", gw.URL + "/dp/oauth/callback"},
+		Resources:              []string{resourceA, resourceB}, // fapi_test.go
 		PostLogoutRedirectURIs: []string{gw.URL + "/app/logout/callback", gw.URL + "/tm/logout/callback"},
 		BackchannelLogoutURI:   gw.URL + "/app/backchannel-logout",
 		AccessTokenTTL:         accessTTL,
@@ -128,6 +130,11 @@ func run(m *testing.M) int {
 		tykhost.API{ListenPath: "/tm/", StripListenPath: true, Target: target, Pre: []tykhost.Hook{hook}},
 		// An API with a policy: admins with a two-factor login.
 		tykhost.API{ListenPath: "/adm/", StripListenPath: true, Target: target, Pre: []tykhost.Hook{hook}},
+		// APIs whose config names a resource, and one with DPoP proofs
+		// (fapi_test.go).
+		tykhost.API{ListenPath: "/ra/", StripListenPath: true, Target: target, Pre: []tykhost.Hook{hook}},
+		tykhost.API{ListenPath: "/rb/", StripListenPath: true, Target: target, Pre: []tykhost.Hook{hook}},
+		tykhost.API{ListenPath: "/dp/", StripListenPath: true, Target: target, Pre: []tykhost.Hook{hook}},
 		// The hook on an API the config file does not name.
 		tykhost.API{ListenPath: "/elsewhere/", StripListenPath: true, Target: target, Pre: []tykhost.Hook{hook}},
 		// No hook: the host itself proxies.
@@ -168,10 +175,20 @@ func configFile(base string, o *op.Server) []byte {
 	}
 	tm := api("/tm/", "token-mediating", "__Host-tm")
 	tm["config"].(map[string]any)["dbsc"] = map[string]any{"enabled": true} // dbsc_test.go
+	// fapi_test.go: config.route per API.
+	withRoute := func(listen, cookie string, route map[string]any, dpop bool) map[string]any {
+		a := api(listen, "bff", cookie)
+		c := a["config"].(map[string]any)
+		c["resources"], c["route"], c["dpop"] = []string{resourceA, resourceB}, route, dpop
+		return a
+	}
 	b, _ := json.MarshalIndent(map[string]any{"apis": []any{
 		api("/app/", "bff", "__Host-app"),
 		tm,
 		adm,
+		withRoute("/ra/", "__Host-ra", map[string]any{"resource": resourceA}, false),
+		withRoute("/rb/", "__Host-rb", map[string]any{"resource": resourceB}, false),
+		withRoute("/dp/", "__Host-dp", map[string]any{"dpop_url": dpopURL}, true),
 	}}, "", "  ")
 	return b
 }
