@@ -8,6 +8,7 @@ import (
 	"crypto/sha256"
 	"encoding/base64"
 	"encoding/json"
+	"errors"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -21,6 +22,7 @@ import (
 	jose "github.com/go-jose/go-jose/v4"
 
 	"github.com/bffgate/bffgate/core/bff"
+	"github.com/bffgate/bffgate/tests/flowtest"
 	"github.com/bffgate/bffgate/tests/op"
 )
 
@@ -316,5 +318,46 @@ func TestDPoPReplayAtTheOP(t *testing.T) {
 	proof = sign("fresh")
 	if status, out = refresh(); status != http.StatusOK {
 		t.Fatalf("a fresh proof after the replay: %d %v", status, out)
+	}
+}
+
+// TestConfigRoute: Config.Route is the route of every API request of an
+// engine that gets none from HandleRoute (a Tyk API's, through Handle):
+// its proofs are for dpop_url joined with the path less strip_prefix, the
+// URL a gateway that strips the prefix calls. New refuses a route the
+// engine cannot serve, naming the field.
+func TestConfigRoute(t *testing.T) {
+	e := newEnvOP(t, func(o *op.Options) { o.DPoPBound = true }, func(c *bff.Config, _ *op.Server) {
+		c.DPoP, c.Route = true, bff.Route{DPoPURL: "https://orders.internal/v1/", StripPrefix: "/api"}
+	})
+	c := e.browser()
+	e.login(c, op.AliceUser, op.AlicePassword)
+	if r := e.do(c, "GET", "/api/orders?page=2", "X-CSRF", "1"); r.Status != http.StatusOK {
+		t.Fatalf("GET: %d %s", r.Status, r.Body)
+	}
+	if _, err := flowtest.CheckDPoP(context.Background(), e.op, e.up.Last(t).Header, "GET", "https://orders.internal/v1/orders"); err != nil {
+		t.Fatal(err)
+	}
+	base := func() bff.Config {
+		return bff.Config{Issuer: "https://idp.example", ClientID: "c", ClientSecret: "s", RedirectURL: "https://app.example/oauth/callback",
+			CookieKeys: []string{"MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY="}}
+	}
+	for _, tc := range []struct {
+		name  string
+		edit  func(*bff.Config)
+		field string
+	}{
+		{"unknown resource", func(c *bff.Config) { c.Resources, c.Route.Resource = []string{"https://a.example"}, "https://b.example" }, "route.resource"},
+		{"dpop_url without dpop", func(c *bff.Config) { c.Route.DPoPURL = "https://api.example" }, "route.dpop_url"},
+		{"dpop_url with a query", func(c *bff.Config) { c.DPoP, c.Route.DPoPURL = true, "https://api.example/?x=1" }, "route.dpop_url"},
+		{"strip_prefix without dpop_url", func(c *bff.Config) { c.Route.StripPrefix = "/api" }, "route.strip_prefix"},
+		{"strip_prefix not a path", func(c *bff.Config) { c.DPoP, c.Route = true, bff.Route{DPoPURL: "https://api.example", StripPrefix: "api"} }, "route.strip_prefix"},
+	} {
+		c := base()
+		tc.edit(&c)
+		var ce *bff.ConfigError
+		if _, err := bff.New(c); !errors.As(err, &ce) || ce.Field != tc.field {
+			t.Errorf("%s: %v, want a config error at %s", tc.name, err, tc.field)
+		}
 	}
 }

@@ -25,7 +25,7 @@ import (
 func CheckDPoP(ctx context.Context, s *op.Server, h http.Header, method, htu string) (string, error) {
 	at, ok := strings.CutPrefix(h.Get("Authorization"), "DPoP ")
 	if !ok || at == "" || len(h.Values("DPoP")) != 1 {
-		return "", fmt.Errorf("Authorization %q with %d DPoP headers, want DPoP and one proof", h.Get("Authorization"), len(h.Values("DPoP")))
+		return "", fmt.Errorf("forwarded Authorization %q with %d DPoP headers, want DPoP and one proof", h.Get("Authorization"), len(h.Values("DPoP")))
 	}
 	jws, err := jose.ParseSigned(h.Get("DPoP"), []jose.SignatureAlgorithm{jose.ES256})
 	if err != nil || len(jws.Signatures) != 1 {
