@@ -347,11 +347,15 @@ func TestConfigRoute(t *testing.T) {
 		edit  func(*bff.Config)
 		field string
 	}{
-		{"unknown resource", func(c *bff.Config) { c.Resources, c.Route.Resource = []string{"https://a.example"}, "https://b.example" }, "route.resource"},
+		{"unknown resource", func(c *bff.Config) {
+			c.Resources, c.Route.Resource = []string{"https://a.example"}, "https://b.example"
+		}, "route.resource"},
 		{"dpop_url without dpop", func(c *bff.Config) { c.Route.DPoPURL = "https://api.example" }, "route.dpop_url"},
 		{"dpop_url with a query", func(c *bff.Config) { c.DPoP, c.Route.DPoPURL = true, "https://api.example/?x=1" }, "route.dpop_url"},
 		{"strip_prefix without dpop_url", func(c *bff.Config) { c.Route.StripPrefix = "/api" }, "route.strip_prefix"},
-		{"strip_prefix not a path", func(c *bff.Config) { c.DPoP, c.Route = true, bff.Route{DPoPURL: "https://api.example", StripPrefix: "api"} }, "route.strip_prefix"},
+		{"strip_prefix not a path", func(c *bff.Config) {
+			c.DPoP, c.Route = true, bff.Route{DPoPURL: "https://api.example", StripPrefix: "api"}
+		}, "route.strip_prefix"},
 	} {
 		c := base()
 		tc.edit(&c)
