@@ -46,7 +46,11 @@ type env struct {
 	conn   *grpc.ClientConn
 }
 
-func newEnv(t *testing.T) *env {
+func newEnv(t *testing.T) *env { t.Helper(); return newEnvWith(t, nil, nil) }
+
+// newEnvWith is newEnv with the OP's options and the app edited before
+// they start.
+func newEnvWith(t *testing.T, opEdit func(*op.Options), appEdit func(*extauthz.App)) *env {
 	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -54,7 +58,7 @@ func newEnv(t *testing.T) *env {
 	}
 	e := &env{t: t}
 	e.site, _ = url.Parse(fmt.Sprintf("http://127.0.0.1:%d", freePort(t)))
-	e.op = op.StartT(t, op.Options{
+	opts := op.Options{
 		RedirectURIs:           []string{e.site.String() + "/oauth/callback"},
 		PostLogoutRedirectURIs: []string{e.site.String() + "/logout/callback"},
 		// With refresh_skew 1 s a token is fresh for 3 s, so the 30
@@ -63,8 +67,12 @@ func newEnv(t *testing.T) *env {
 		// skew of 30 s every request would refresh).
 		AccessTokenTTL: 4 * time.Second,
 		Stderr:         io.Discard,
-	})
-	s, err := extauthz.New(&extauthz.Config{Secret: testSecret, Apps: []extauthz.App{{BFF: bff.Config{
+	}
+	if opEdit != nil {
+		opEdit(&opts)
+	}
+	e.op = op.StartT(t, opts)
+	app := extauthz.App{BFF: bff.Config{
 		Issuer: e.op.Issuer, ClientID: e.op.ClientID, ClientSecret: e.op.ClientSecret,
 		RedirectURL:           e.site.String() + "/oauth/callback",
 		PostLogoutRedirectURL: e.site.String() + "/logout/callback",
@@ -72,7 +80,11 @@ func newEnv(t *testing.T) *env {
 		IdentityHeaders:       []bff.IdentityHeader{{Header: "X-User", Claim: "sub"}},
 		RefreshSkew:           1,
 		Logger:                slog.New(slog.DiscardHandler),
-	}}}})
+	}}
+	if appEdit != nil {
+		appEdit(&app)
+	}
+	s, err := extauthz.New(&extauthz.Config{Secret: testSecret, Apps: []extauthz.App{app}})
 	if err != nil {
 		t.Fatal(err)
 	}
