@@ -67,11 +67,12 @@ type Route struct {
 	// Policy is what requests below Path need of the session.
 	Policy bff.Policy `json:"policy"`
 	// Resource (RFC 8707) sends requests below Path a token for this
-	// resource only, one of bff.resources. Defaults to bff.route's.
+	// resource only, one of bff.resources. A route that sets none of
+	// Resource, DPoPURL and StripPrefix is forwarded as bff.route says.
 	Resource string `json:"resource"`
 	// DPoPURL sends them the DPoP-bound token (bff.dpop) with a proof for
 	// this upstream URL joined with the request's path (less
-	// StripPrefix): the URL the proxy calls. Defaults to bff.route's.
+	// StripPrefix): the URL the proxy calls. Defaults to none.
 	DPoPURL string `json:"dpop_url"`
 	// StripPrefix is the start of the path the proxy strips before it
 	// calls the upstream (Envoy's prefix_rewrite to "/"). Defaults to "".
