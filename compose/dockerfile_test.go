@@ -99,7 +99,13 @@ func TestDockerfilesCopyWhatTheBuildReads(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			cmd := exec.Command("go", "list", "-deps", "-f", "{{if not .Standard}}{{.Dir}}{{end}}", d.pkg)
+			// Packages of this repository only: of the main module, or of
+			// a module replaced by a folder (extauthz-grpc's view of the
+			// main one). A module cache can sit inside the checkout (CI
+			// puts GOMODCACHE there), and its packages are not the
+			// repository's.
+			cmd := exec.Command("go", "list", "-deps", "-f",
+				"{{if and (not .Standard) .Module}}{{if or .Module.Main .Module.Replace}}{{.Dir}}{{end}}{{end}}", d.pkg)
 			cmd.Dir = filepath.Join(root, d.module)
 			cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
 			out, err := cmd.Output()
