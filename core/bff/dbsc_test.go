@@ -63,29 +63,7 @@ func (e *env) loginOffer(c *http.Client) offer {
 func proof(t *testing.T, key crypto.Signer, alg jose.SignatureAlgorithm, embed bool, jti, authorization string) string {
 	t.Helper()
 	opts := (&jose.SignerOptions{EmbedJWK: embed}).WithType("dbsc+jwt")
-	return sign(t, jose.SigningKey{Algorithm: alg, Key: key}, opts, jti, authorization)
-}
-
-func sign(t *testing.T, key jose.SigningKey, opts *jose.SignerOptions, jti, authorization string) string {
-	t.Helper()
-	s, err := jose.NewSigner(key, opts)
-	if err != nil {
-		t.Fatal(err)
-	}
-	claims := map[string]string{"jti": jti}
-	if authorization != "" {
-		claims["authorization"] = authorization
-	}
-	payload, _ := json.Marshal(claims)
-	obj, err := s.Sign(payload)
-	if err != nil {
-		t.Fatal(err)
-	}
-	tok, err := obj.CompactSerialize()
-	if err != nil {
-		t.Fatal(err)
-	}
-	return tok
+	return flowtest.SignDBSC(t, jose.SigningKey{Algorithm: alg, Key: key}, opts, jti, authorization)
 }
 
 func ecKey(t *testing.T) *ecdsa.PrivateKey {
@@ -279,20 +257,20 @@ func TestDBSCRegistrationRejects(t *testing.T) {
 		return b64(h) + "." + b64(p) + "."
 	}
 	otherKey := ecKey(t)
-	wrongKey := sign(t, jose.SigningKey{Algorithm: jose.ES256, Key: otherKey},
+	wrongKey := flowtest.SignDBSC(t, jose.SigningKey{Algorithm: jose.ES256, Key: otherKey},
 		(&jose.SignerOptions{}).WithType("dbsc+jwt").WithHeader("jwk", pub), o.challenge, o.authorization)
-	hs256 := sign(t, jose.SigningKey{Algorithm: jose.HS256, Key: pubJSON},
+	hs256 := flowtest.SignDBSC(t, jose.SigningKey{Algorithm: jose.HS256, Key: pubJSON},
 		(&jose.SignerOptions{}).WithType("dbsc+jwt").WithHeader("jwk", pub), o.challenge, o.authorization)
-	private := sign(t, jose.SigningKey{Algorithm: jose.ES256, Key: key},
+	private := flowtest.SignDBSC(t, jose.SigningKey{Algorithm: jose.ES256, Key: key},
 		(&jose.SignerOptions{}).WithType("dbsc+jwt").WithHeader("jwk", jose.JSONWebKey{Key: key}), o.challenge, o.authorization)
-	big := sign(t, jose.SigningKey{Algorithm: jose.ES256, Key: key},
+	big := flowtest.SignDBSC(t, jose.SigningKey{Algorithm: jose.ES256, Key: key},
 		(&jose.SignerOptions{EmbedJWK: true}).WithType("dbsc+jwt").WithHeader("x", strings.Repeat("a", 5000)), o.challenge, o.authorization)
 	for _, tc := range []struct{ name, tok string }{
 		{"signed by another key than its jwk", wrongKey},
 		{"HS256 with the public key as secret", hs256},
 		{"alg none", unsigned(map[string]any{"alg": "none", "typ": "dbsc+jwt", "jwk": pub})},
-		{"no typ", sign(t, jose.SigningKey{Algorithm: jose.ES256, Key: key}, &jose.SignerOptions{EmbedJWK: true}, o.challenge, o.authorization)},
-		{"typ JWT", sign(t, jose.SigningKey{Algorithm: jose.ES256, Key: key}, (&jose.SignerOptions{EmbedJWK: true}).WithType("JWT"), o.challenge, o.authorization)},
+		{"no typ", flowtest.SignDBSC(t, jose.SigningKey{Algorithm: jose.ES256, Key: key}, &jose.SignerOptions{EmbedJWK: true}, o.challenge, o.authorization)},
+		{"typ JWT", flowtest.SignDBSC(t, jose.SigningKey{Algorithm: jose.ES256, Key: key}, (&jose.SignerOptions{EmbedJWK: true}).WithType("JWT"), o.challenge, o.authorization)},
 		{"no jwk", proof(t, key, jose.ES256, false, o.challenge, o.authorization)},
 		{"a private jwk", private},
 		{"RSA under 2048 bits", proof(t, rsaKey(t, 1024), jose.RS256, true, o.challenge, o.authorization)},
@@ -409,9 +387,9 @@ func TestDBSCRefreshRejects(t *testing.T) {
 	}{
 		{"another key", proof(t, ecKey(t), jose.ES256, false, n, "")},
 		{"another key embedded", proof(t, ecKey(t), jose.ES256, true, n, "")},
-		{"HS256 with the registered public key as secret", sign(t, jose.SigningKey{Algorithm: jose.HS256, Key: pubJSON}, (&jose.SignerOptions{}).WithType("dbsc+jwt"), n, "")},
+		{"HS256 with the registered public key as secret", flowtest.SignDBSC(t, jose.SigningKey{Algorithm: jose.HS256, Key: pubJSON}, (&jose.SignerOptions{}).WithType("dbsc+jwt"), n, "")},
 		{"RS256 for an ES256 key", proof(t, rsaKey(t, 2048), jose.RS256, true, n, "")},
-		{"typ JWT", sign(t, jose.SigningKey{Algorithm: jose.ES256, Key: key}, (&jose.SignerOptions{}).WithType("JWT"), n, "")},
+		{"typ JWT", flowtest.SignDBSC(t, jose.SigningKey{Algorithm: jose.ES256, Key: key}, (&jose.SignerOptions{}).WithType("JWT"), n, "")},
 		{"no jti", proof(t, key, jose.ES256, false, "", "")},
 	} {
 		t.Run(tc.name, func(t *testing.T) {

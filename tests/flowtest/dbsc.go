@@ -29,7 +29,15 @@ func NewDeviceKey(t testing.TB) *DeviceKey {
 // value and the public key in the header (embed).
 func (k *DeviceKey) Proof(t testing.TB, embed bool, jti, authorization string) string {
 	t.Helper()
-	s, err := jose.NewSigner(jose.SigningKey{Algorithm: jose.ES256, Key: k.key}, (&jose.SignerOptions{EmbedJWK: embed}).WithType("dbsc+jwt"))
+	return SignDBSC(t, jose.SigningKey{Algorithm: jose.ES256, Key: k.key}, (&jose.SignerOptions{EmbedJWK: embed}).WithType("dbsc+jwt"), jti, authorization)
+}
+
+// SignDBSC signs a DBSC proof's claims (jti, and authorization when not
+// empty) with key and opts, as they are: tests of refused proofs pass
+// other algorithms, keys and headers.
+func SignDBSC(t testing.TB, key jose.SigningKey, opts *jose.SignerOptions, jti, authorization string) string {
+	t.Helper()
+	s, err := jose.NewSigner(key, opts)
 	if err != nil {
 		t.Fatal(err)
 	}
