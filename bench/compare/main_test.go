@@ -37,7 +37,7 @@ func TestSmoke(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, row := range []string{"| upstream directly", "| bare Go reverse proxy", "| bffgate serve (memory store)", "| bffgate serve (Redis store)", "| 1 |", "| 10 |", "| while 5 sessions refresh", "**5** for 5 sessions"} {
+	for _, row := range []string{"| upstream directly", "| bare Go reverse proxy", "| bffgate serve (memory store)", "| bffgate serve (Redis store)", "| bffgate serve (Redis store, cache_ttl_ms 1000)", "| 1 |", "| 10 |", "| while 5 sessions refresh", "**5** for 5 sessions"} {
 		if !strings.Contains(string(b), row) {
 			t.Errorf("the section has no row %q:\n%s", row, b)
 		}

@@ -30,8 +30,9 @@ func accessLog(h http.Handler, log *slog.Logger, cookieName string) http.Handler
 		r.Header.Set("X-Request-Id", id)
 		w.Header().Set("X-Request-Id", id)
 		sw := &statusWriter{ResponseWriter: w, status: http.StatusOK}
-		n := &note{}
-		h.ServeHTTP(sw, r.WithContext(context.WithValue(r.Context(), noteKey{}, n)))
+		r, x := withExchange(r)
+		n := &x.note
+		h.ServeHTTP(sw, r)
 		attrs := []any{
 			"method", r.Method, "path", r.URL.EscapedPath(), "kind", n.kind, "status", sw.status,
 		}
@@ -62,15 +63,43 @@ type note struct {
 	err  error
 }
 
-type noteKey struct{}
-
-// noteOf is the request's note, or a throwaway one without access log.
-func noteOf(r *http.Request) *note {
-	if n, ok := r.Context().Value(noteKey{}).(*note); ok {
-		return n
-	}
-	return &note{}
+// exchange is what serve's handlers share of one request: withClient
+// puts it in the request's context, once, so that the access log, the
+// route and the reverse proxy's hooks hand things on by setting its
+// fields instead of each deriving a context (and a copy of the request)
+// of its own.
+type exchange struct {
+	client client      // who sent it (withClient)
+	note   note        // what the access log and the span say of it
+	result *bff.Result // the engine's decision, on a forwarded request
+	start  time.Time   // when it went to the reverse proxy, for upstream timing
 }
+
+type exchangeKey struct{}
+
+// exchangeOf is the request's exchange, or a throwaway one for a request
+// that did not come through withClient (a handler tested alone).
+func exchangeOf(r *http.Request) *exchange {
+	if x, ok := r.Context().Value(exchangeKey{}).(*exchange); ok {
+		return x
+	}
+	return &exchange{client: peerClient(r)}
+}
+
+// withExchange returns r with an exchange in its context, and that
+// exchange: the one it has, or a new one. The handlers that read what
+// inner ones note (the access log, the span) use it, so they see those
+// notes even when nothing outside them made the exchange.
+func withExchange(r *http.Request) (*http.Request, *exchange) {
+	if x, ok := r.Context().Value(exchangeKey{}).(*exchange); ok {
+		return r, x
+	}
+	x := &exchange{client: peerClient(r)}
+	return r.WithContext(context.WithValue(r.Context(), exchangeKey{}, x)), x
+}
+
+// noteOf is the request's note.
+func noteOf(r *http.Request) *note { return &exchangeOf(r).note }
 
 // writeError is bff.WriteError, noted for the access log.
 func writeError(w http.ResponseWriter, r *http.Request, status int, code bff.Code, desc string) {

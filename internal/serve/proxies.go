@@ -47,12 +47,10 @@ type client struct {
 	trusted bool   // the peer is a trusted proxy: its X-Forwarded-For goes on upstream
 }
 
-type clientKey struct{}
-
 // clientOf is the request's client (see withClient).
 func clientOf(r *http.Request) client {
-	if c, ok := r.Context().Value(clientKey{}).(client); ok {
-		return c
+	if x, ok := r.Context().Value(exchangeKey{}).(*exchange); ok {
+		return x.client
 	}
 	return peerClient(r)
 }
@@ -84,7 +82,7 @@ func withClient(h http.Handler, t trusted) http.Handler {
 			}
 			c.addr = forwardedFor(r.Header.Values("X-Forwarded-For"), t, c.addr)
 		}
-		h.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), clientKey{}, c)))
+		h.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), exchangeKey{}, &exchange{client: c})))
 	})
 }
 

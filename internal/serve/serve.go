@@ -5,7 +5,6 @@ package serve
 
 import (
 	"bytes"
-	"context"
 	"errors"
 	"fmt"
 	"io"
@@ -309,17 +308,18 @@ func newProxy(c *Config, b *bff.Engine, m *metrics.Metrics, tr *tracer, st *stre
 				// The BFF's edits go last, on the request that is sent:
 				// after the proxy removed the hop-by-hop headers (and any
 				// header the client named in Connection).
-				if res, ok := pr.In.Context().Value(resultKey{}).(*bff.Result); ok {
+				if res := exchangeOf(pr.In).result; res != nil {
 					res.ApplyTo(pr.Out.Header)
 				}
 			},
 			ModifyResponse: func(resp *http.Response) error {
-				if res, ok := resp.Request.Context().Value(resultKey{}).(*bff.Result); ok {
+				x := exchangeOf(resp.Request)
+				if x.result != nil {
 					stepUp(resp)
-					res.ApplyToResponse(resp.Header)
+					x.result.ApplyToResponse(resp.Header)
 				}
 				if m != nil {
-					m.Upstream(routePath, time.Since(startOf(resp.Request)), nil)
+					m.Upstream(routePath, time.Since(x.start), nil)
 				}
 				return nil
 			},
@@ -327,7 +327,7 @@ func newProxy(c *Config, b *bff.Engine, m *metrics.Metrics, tr *tracer, st *stre
 			BufferPool: BufferPool,
 			ErrorHandler: func(w http.ResponseWriter, r *http.Request, err error) {
 				if m != nil {
-					m.Upstream(routePath, time.Since(startOf(r)), err)
+					m.Upstream(routePath, time.Since(exchangeOf(r).start), err)
 				}
 				proxyError(w, r, err)
 			},
@@ -406,18 +406,6 @@ func (b *bufferPool) Get() []byte {
 
 func (b *bufferPool) Put(buf []byte) { b.p.Put(&buf) }
 
-// startKey carries when a request reached the proxy, for upstream timing.
-type startKey struct{}
-
-func startOf(r *http.Request) time.Time {
-	t, _ := r.Context().Value(startKey{}).(time.Time)
-	return t
-}
-
-// resultKey carries the engine's Result from the route to the proxy's
-// Rewrite and ModifyResponse.
-type resultKey struct{}
-
 // forward runs the engine on a request and, when it says so, sends the
 // request upstream with the engine's header edits. Public routes skip
 // authentication but not the engine: it still refuses unsafe paths and
@@ -434,19 +422,19 @@ func forward(b *bff.Engine, proxy http.Handler, public bool, policy *bff.Policy,
 			req.Policy = policy
 			res = b.HandleRoute(r.Context(), req, rt)
 		}
-		noteOf(r).code = res.ErrorCode()
+		x := exchangeOf(r)
+		x.note.code = res.ErrorCode()
 		if !res.Forward() {
 			res.Write(w)
 			return
 		}
-		ctx := r.Context()
 		if res.Session != "" {
-			var done func()
-			ctx, done = st.start(ctx, res.Session, res.SessionEnds)
+			ctx, done := st.start(r.Context(), res.Session, res.SessionEnds)
 			defer done()
+			r = r.WithContext(ctx)
 		}
-		ctx = context.WithValue(context.WithValue(ctx, resultKey{}, &res), startKey{}, time.Now())
-		proxy.ServeHTTP(w, r.WithContext(ctx))
+		x.result, x.start = &res, time.Now()
+		proxy.ServeHTTP(w, r)
 	})
 }
 

@@ -82,16 +82,13 @@ func (t *tracer) shutdown() {
 // the request has a traceparent.
 func (t *tracer) handler(h http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		r, x := withExchange(r)
+		n := &x.note
 		ctx := t.prop.Extract(r.Context(), propagation.HeaderCarrier(r.Header))
 		ctx, span := t.t.Start(ctx, r.Method, trace.WithSpanKind(trace.SpanKindServer),
 			trace.WithAttributes(semconv.HTTPRequestMethodKey.String(r.Method), semconv.URLPath(r.URL.EscapedPath())))
 		defer span.End()
 		sw := &statusWriter{ResponseWriter: w, status: http.StatusOK}
-		n, ok := r.Context().Value(noteKey{}).(*note)
-		if !ok { // no access log: a note of the span's own
-			n = &note{}
-			ctx = context.WithValue(ctx, noteKey{}, n)
-		}
 		h.ServeHTTP(sw, r.WithContext(ctx))
 		span.SetAttributes(semconv.HTTPResponseStatusCode(sw.status), attribute.String("bffgate.kind", n.kind))
 		if n.code != "" {
