@@ -199,14 +199,19 @@ func run(o options) error {
 	if err != nil {
 		return err
 	}
-	stop = append(stop, startEnv([]string{bareEnv + "=" + bareAddr + " " + upURL}, self))
-	stop = append(stop, start(o.bffgate, "serve", "-config", memCfg))
-	stop = append(stop, start(o.bffgate, "serve", "-config", redisCfg))
-	stop = append(stop, start(o.bffgate, "serve", "-config", cacheCfg))
+	pid := map[string]int{} // each proxy's process, by its address
+	launch := func(addr string, env []string, bin string, args ...string) {
+		p := startEnv(env, bin, args...)
+		stop, pid[addr] = append(stop, p.stop), p.pid
+	}
+	launch(bareAddr, []string{bareEnv + "=" + bareAddr + " " + upURL}, self)
+	launch(bffAddr, nil, o.bffgate, "serve", "-config", memCfg)
+	launch(bffRedisAddr, nil, o.bffgate, "serve", "-config", redisCfg)
+	launch(bffCacheAddr, nil, o.bffgate, "serve", "-config", cacheCfg)
 	addrs := []string{bareAddr, bffAddr, bffRedisAddr, bffCacheAddr}
 	if o.oauth2Proxy != "" {
-		o2p := func(addr string, extra ...string) func() {
-			return start(o.oauth2Proxy, append([]string{
+		o2p := func(addr string, extra ...string) {
+			launch(addr, nil, o.oauth2Proxy, append([]string{
 				"--http-address=" + addr, "--provider=oidc", "--oidc-issuer-url=" + srv.Issuer,
 				"--client-id=" + srv.ClientID, "--client-secret=" + srv.ClientSecret,
 				"--redirect-url=http://" + addr + "/oauth2/callback", "--upstream=" + upURL,
@@ -215,7 +220,8 @@ func run(o options) error {
 				"--pass-access-token=true", "--scope=openid profile email offline_access",
 				"--request-logging=false", "--auth-logging=false", "--standard-logging=false"}, extra...)...)
 		}
-		stop = append(stop, o2p(o2pAddr), o2p(o2pRedisAddr, "--session-store-type=redis", "--redis-connection-url="+o.redis))
+		o2p(o2pAddr)
+		o2p(o2pRedisAddr, "--session-store-type=redis", "--redis-connection-url="+o.redis)
 		addrs = append(addrs, o2pAddr, o2pRedisAddr)
 	}
 	for _, a := range addrs {
@@ -243,10 +249,10 @@ func run(o options) error {
 		{Name: "upstream directly (no auth)", URL: upURL + "/api/orders?direct=1"},
 		// The same request as bffgate's, which the bare proxy forwards as
 		// a BFF would, less the session: cookie off, a bearer on.
-		{Name: "bare Go reverse proxy (no auth)", URL: "http://" + bareAddr + "/api/orders", Header: []string{"Cookie: " + bffCookie, "X-CSRF: 1"}},
-		{Name: "bffgate serve (memory store)", URL: "http://" + bffAddr + "/api/orders", Header: []string{"Cookie: " + bffCookie, "X-CSRF: 1"}},
-		{Name: "bffgate serve (Redis store)", URL: "http://" + bffRedisAddr + "/api/orders", Header: []string{"Cookie: " + bffRedisCookie, "X-CSRF: 1"}},
-		{Name: "bffgate serve (Redis store, cache_ttl_ms 1000)", URL: "http://" + bffCacheAddr + "/api/orders", Header: []string{"Cookie: " + bffCacheCookie, "X-CSRF: 1"}},
+		{Name: "bare Go reverse proxy (no auth)", URL: "http://" + bareAddr + "/api/orders", Header: []string{"Cookie: " + bffCookie, "X-CSRF: 1"}, PID: pid[bareAddr]},
+		{Name: "bffgate serve (memory store)", URL: "http://" + bffAddr + "/api/orders", Header: []string{"Cookie: " + bffCookie, "X-CSRF: 1"}, PID: pid[bffAddr]},
+		{Name: "bffgate serve (Redis store)", URL: "http://" + bffRedisAddr + "/api/orders", Header: []string{"Cookie: " + bffRedisCookie, "X-CSRF: 1"}, PID: pid[bffRedisAddr]},
+		{Name: "bffgate serve (Redis store, cache_ttl_ms 1000)", URL: "http://" + bffCacheAddr + "/api/orders", Header: []string{"Cookie: " + bffCacheCookie, "X-CSRF: 1"}, PID: pid[bffCacheAddr]},
 	}
 	if o.oauth2Proxy != "" {
 		for _, p := range []struct{ name, addr string }{
@@ -257,7 +263,7 @@ func run(o options) error {
 			if err != nil {
 				return fmt.Errorf("%s login: %w", p.name, err)
 			}
-			targets = append(targets, loadtest.Target{Name: p.name, URL: "http://" + p.addr + "/api/orders", Header: []string{"Cookie: " + cookie}})
+			targets = append(targets, loadtest.Target{Name: p.name, URL: "http://" + p.addr + "/api/orders", Header: []string{"Cookie: " + cookie}, PID: pid[p.addr]})
 		}
 	}
 	results, err := loadtest.Rounds(targets, o.rounds, o.d, func(round int, t loadtest.Target) {
@@ -439,17 +445,23 @@ func freeAddr() string {
 }
 
 // start runs a binary in the background and returns its stop function.
-func start(bin string, args ...string) func() { return startEnv(nil, bin, args...) }
+// proc is a process start started: its PID, and how to stop it.
+type proc struct {
+	pid  int
+	stop func()
+}
+
+func start(bin string, args ...string) proc { return startEnv(nil, bin, args...) }
 
 // startEnv is start with these environment variables added.
-func startEnv(env []string, bin string, args ...string) func() {
+func startEnv(env []string, bin string, args ...string) proc {
 	cmd := exec.Command(bin, args...)
 	cmd.Env = append(os.Environ(), env...)
 	cmd.Stdout, cmd.Stderr = io.Discard, os.Stderr
 	if err := cmd.Start(); err != nil {
 		log.Fatalf("compare: start %s: %v (run `make bench-compare`, which builds it)", bin, err)
 	}
-	return func() {
+	return proc{pid: cmd.Process.Pid, stop: func() {
 		cmd.Process.Signal(os.Interrupt)
 		done := make(chan struct{})
 		go func() { cmd.Wait(); close(done) }()
@@ -458,7 +470,7 @@ func startEnv(env []string, bin string, args ...string) func() {
 		case <-time.After(5 * time.Second):
 			cmd.Process.Kill()
 		}
-	}
+	}}
 }
 
 func waitListening(addr string) error {
@@ -479,13 +491,21 @@ func section(ts []loadtest.Target, rs []loadtest.Result, d time.Duration, rounds
 		rps[t.Name] = rs[i].RPS
 	}
 	bare := rps["bare Go reverse proxy (no auth)"]
+	bareCPU := rs[1].CPU // the targets' order is run's
 	var b strings.Builder
 	b.WriteString("## Standalone: bffgate serve vs a bare Go proxy vs oauth2-proxy\n\n")
-	fmt.Fprintf(&b, "`make bench-compare`, one run on %s, %d cores, loopback; wrk -t2 -c32 -d%s per target, %d rounds with the targets interleaved, each target's median round shown, all logged in as the same user against the same test OpenID Provider; every proxy in a process of its own, none logging per request. The bare Go reverse proxy is `httputil.ReverseProxy` with bffgate's transport settings and copy buffers (`serve.NewTransport`, `serve.BufferPool`) and no authentication: the limit for a BFF written in Go. It gets the same request as bffgate (the session cookie and `X-CSRF: 1`) and forwards it as a BFF does, cookie removed and a bearer of the provider's token length set, without looking at either. `cache_ttl_ms 1000` is the Redis store with its per-node read cache at its most (docs/config.md: a session ended through another node may be served by this one for up to that long). The load generator, the proxies, the upstream, Redis and the provider share the machine's cores, so compare the ratios, not the absolute numbers; differences within a row's range are noise.\n\n",
+	fmt.Fprintf(&b, "`make bench-compare`, one run on %s, %d cores, loopback; wrk -t2 -c32 -d%s per target, %d rounds with the targets interleaved, each target's median round shown, all logged in as the same user against the same test OpenID Provider; every proxy in a process of its own, none logging per request. The bare Go reverse proxy is `httputil.ReverseProxy` with bffgate's transport settings and copy buffers (`serve.NewTransport`, `serve.BufferPool`) and no authentication: the limit for a BFF written in Go. It gets the same request as bffgate (the session cookie and `X-CSRF: 1`) and forwards it as a BFF does, cookie removed and a bearer of the provider's token length set, without looking at either. The proxy CPU per request is the proxy process's own user and system time over the round divided by its requests (`/proc/<pid>/stat`): it hardly depends on how the cores were shared, so it is the steadier figure of what a proxy costs. `cache_ttl_ms 1000` is the Redis store with its per-node read cache at its most (docs/config.md: a session ended through another node may be served by this one for up to that long). The load generator, the proxies, the upstream, Redis and the provider share the machine's cores, so compare the ratios, not the absolute numbers; differences within a row's range are noise.\n\n",
 		time.Now().UTC().Format("2006-01-02"), runtime.NumCPU(), d, rounds)
-	b.WriteString("| target | requests/s | rounds' range | vs upstream | vs bare Go proxy | avg latency | p50 | p99 | non-2xx |\n|---|---|---|---|---|---|---|---|---|\n")
+	b.WriteString("| target | requests/s | rounds' range | vs upstream | vs bare Go proxy | avg latency | p50 | p99 | non-2xx | proxy CPU per request | vs bare Go proxy |\n|---|---|---|---|---|---|---|---|---|---|---|\n")
 	for i, t := range ts {
-		fmt.Fprintf(&b, "| %s | %.0f | %.0f–%.0f | %.2f | %.2f | %s | %s | %s | %s |\n", t.Name, rs[i].RPS, rs[i].Min, rs[i].Max, rs[i].RPS/rs[0].RPS, rs[i].RPS/bare, rs[i].Avg, rs[i].P50, rs[i].P99, rs[i].Non2xx)
+		cpu, cpuRatio := "—", "—"
+		if rs[i].CPU > 0 {
+			cpu = fmt.Sprintf("%.1f µs", float64(rs[i].CPU)/float64(time.Microsecond))
+			if bareCPU > 0 {
+				cpuRatio = fmt.Sprintf("%.2f×", float64(rs[i].CPU)/float64(bareCPU))
+			}
+		}
+		fmt.Fprintf(&b, "| %s | %.0f | %.0f–%.0f | %.2f | %.2f | %s | %s | %s | %s | %s | %s |\n", t.Name, rs[i].RPS, rs[i].Min, rs[i].Max, rs[i].RPS/rs[0].RPS, rs[i].RPS/bare, rs[i].Avg, rs[i].P50, rs[i].P99, rs[i].Non2xx, cpu, cpuRatio)
 	}
 	ratio := func(x, y string) string {
 		if rps[x] == 0 || rps[y] == 0 {

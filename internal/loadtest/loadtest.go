@@ -32,6 +32,11 @@ type Target struct {
 	// requests, e.g. one per session from a list (CookieScript); Header
 	// is then what the first request of Check sends.
 	Script string
+	// PID, when set, is the process that serves the target: Wrk measures
+	// its CPU time (user and system) per request. Unlike requests/s, that
+	// hardly depends on how the machine's cores were shared between the
+	// load generator and everything else during the round.
+	PID int
 }
 
 // CookieScript writes a wrk script to dir that sends each request with
@@ -64,6 +69,9 @@ type Result struct {
 	Avg, P50, P99 string // wrk's durations, e.g. "3.50ms"
 	Non2xx        string
 	SocketErrors  string // wrk's line, "" when none
+	// CPU is Target.PID's CPU time per request in that round (0 without
+	// a PID).
+	CPU time.Duration
 }
 
 // Login follows a proxy's login start URL through the provider (as alice)
@@ -168,7 +176,34 @@ var (
 	pctRe     = regexp.MustCompile(`(?m)^\s+(50|99)%\s+(\S+)`)
 	non2xxRe  = regexp.MustCompile(`Non-2xx or 3xx responses:\s+(\d+)`)
 	sockErrRe = regexp.MustCompile(`Socket errors:.*`)
+	countRe   = regexp.MustCompile(`(\d+) requests in `)
 )
+
+// cpuTime is the user and system CPU time process pid has used, from
+// /proc/<pid>/stat (fields 14 and 15, in USER_HZ ticks: 100 a second on
+// Linux, whatever the kernel's own tick).
+func cpuTime(pid int) (time.Duration, error) {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return 0, fmt.Errorf("the CPU time of process %d: %w", pid, err)
+	}
+	// The command name (field 2) is in parentheses and may hold spaces:
+	// count fields after its closing one.
+	i := strings.LastIndexByte(string(b), ')')
+	var f []string
+	if i >= 0 {
+		f = strings.Fields(string(b[i+1:])) // f[0] is field 3
+	}
+	if len(f) < 13 {
+		return 0, fmt.Errorf("the CPU time of process %d: /proc/%d/stat is %q", pid, pid, b)
+	}
+	utime, err1 := strconv.ParseInt(f[11], 10, 64)
+	stime, err2 := strconv.ParseInt(f[12], 10, 64)
+	if err1 != nil || err2 != nil {
+		return 0, fmt.Errorf("the CPU time of process %d: /proc/%d/stat is %q", pid, pid, b)
+	}
+	return time.Duration(utime+stime) * (time.Second / 100), nil
+}
 
 // Wrk loads one target once: 2 threads, 32 connections, for d, bounded by
 // d plus 30 s.
@@ -182,12 +217,30 @@ func Wrk(t Target, d time.Duration) (Result, error) {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), d+30*time.Second)
 	defer cancel()
+	var cpu0 time.Duration
+	if t.PID != 0 {
+		var err error
+		if cpu0, err = cpuTime(t.PID); err != nil {
+			return Result{}, err
+		}
+	}
 	out, err := exec.CommandContext(ctx, "wrk", append(args, t.URL)...).CombinedOutput()
 	if err != nil {
 		return Result{}, fmt.Errorf("wrk: %v: %s", err, out)
 	}
 	s := string(out)
 	r := Result{Non2xx: "0", SocketErrors: sockErrRe.FindString(s)}
+	if t.PID != 0 {
+		cpu1, err := cpuTime(t.PID)
+		if err != nil {
+			return Result{}, err
+		}
+		if m := countRe.FindStringSubmatch(s); m != nil {
+			if n, _ := strconv.Atoi(m[1]); n > 0 {
+				r.CPU = (cpu1 - cpu0) / time.Duration(n)
+			}
+		}
+	}
 	if m := rpsRe.FindStringSubmatch(s); m != nil {
 		r.RPS, _ = strconv.ParseFloat(m[1], 64)
 	}

@@ -1,6 +1,7 @@
 package serve
 
 import (
+	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -9,21 +10,28 @@ import (
 	"testing"
 	"time"
 
+	"github.com/bffgate/bffgate/core/session"
 	"github.com/bffgate/bffgate/core/session/memstore"
+	"github.com/bffgate/bffgate/core/session/redisstore"
+	"github.com/bffgate/bffgate/core/session/redisstore/redistest"
 )
 
 // BenchmarkProxy is one authenticated API request through bffgate serve's
 // handler, beside the same request through a bare httputil.ReverseProxy
-// with serve's transport and copy buffers (the limit for a Go BFF), over real loopback
-// connections to the same upstream, in one run: the ratio of the two
-// sub-benchmarks is what serve adds, HTTP included, which the engine's own
-// benchmark (core/bff) leaves out. Profile with
+// with serve's transport and copy buffers (the limit for a Go BFF), over
+// real loopback connections to the same upstream, in one run: the ratio
+// of the sub-benchmarks is what serve adds, HTTP included, which the
+// engine's own benchmark (core/bff) leaves out. The bare proxy gets the
+// same request and forwards it as a BFF does (cookie off, a bearer on)
+// without deciding anything. bffgate runs with the memory store, the Redis
+// store (127.0.0.1:6379), and the Redis store with its read cache.
+// Profile one with
 //
-//	go test -run '^$' -bench Proxy -cpuprofile cpu.out ./internal/serve
+//	go test -run '^$' -bench 'Proxy/bffgate$' -cpuprofile cpu.out ./internal/serve
 func BenchmarkProxy(b *testing.B) {
 	up := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if r.Header.Get("Authorization") == "" {
-			http.Error(w, "no token", http.StatusUnauthorized)
+		if r.Header.Get("Authorization") == "" || r.Header.Get("Cookie") != "" {
+			http.Error(w, "no token, or a cookie", http.StatusUnauthorized)
 			return
 		}
 		w.Header().Set("Content-Type", "application/json")
@@ -38,31 +46,47 @@ func BenchmarkProxy(b *testing.B) {
 		BufferPool: BufferPool,
 	}
 	bareSrv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		r.Header.Set("Authorization", "Bearer bare")
+		r.Header.Del("Cookie")
+		r.Header.Set("Authorization", "Bearer access-token-of-alice")
 		bare.ServeHTTP(w, r)
 	}))
 	defer bareSrv.Close()
 
-	store := memstore.New(time.Now)
-	c := testConfig(b, up.URL)
-	c.BFF.Store = store
-	c.AccessLog = "off"
-	p, err := New(c)
-	if err != nil {
-		b.Fatal(err)
+	// bffgate serves /api/orders for each store; its login cookie goes
+	// to the bare proxy too.
+	serve := func(b *testing.B, store session.Store) (string, string) {
+		c := testConfig(b, up.URL)
+		c.BFF.Store = store
+		c.AccessLog = "off"
+		p, err := New(c)
+		if err != nil {
+			b.Fatal(err)
+		}
+		b.Cleanup(func() { p.Engine.Close() })
+		srv := httptest.NewServer(p.Handler)
+		b.Cleanup(srv.Close)
+		return srv.URL + "/api/orders", plantSession(b, store, c.BFF.Issuer, "access-token-of-alice")
 	}
-	defer p.Engine.Close()
-	bffSrv := httptest.NewServer(p.Handler)
-	defer bffSrv.Close()
-	cookie := plantSession(b, store, c.BFF.Issuer, "access-token-of-alice")
+	redis := func(cacheMS int) session.Store {
+		s, err := redisstore.New(redisstore.Config{URL: redistest.URL(b), CacheTTLMS: cacheMS,
+			KeyPrefix: fmt.Sprintf("bffgate-bench-proxy-%d:", time.Now().UnixNano())})
+		if err != nil {
+			b.Fatal(err)
+		}
+		b.Cleanup(func() { s.Close() })
+		return s
+	}
+	memURL, cookie := serve(b, memstore.New(time.Now))
+	redisURL, redisCookie := serve(b, redis(0))
+	cacheURL, cacheCookie := serve(b, redis(1000))
 
-	for _, tt := range []struct {
-		name, url string
-		header    http.Header
-	}{
-		{"bare", bareSrv.URL + "/api/orders", http.Header{}},
-		{"bffgate", bffSrv.URL + "/api/orders", http.Header{"Cookie": {cookie}, "X-Csrf": {"1"}}},
+	for _, tt := range []struct{ name, url, cookie string }{
+		{"bare", bareSrv.URL + "/api/orders", cookie},
+		{"bffgate", memURL, cookie},
+		{"bffgate-redis", redisURL, redisCookie},
+		{"bffgate-redis-cache", cacheURL, cacheCookie},
 	} {
+		header := http.Header{"Cookie": {tt.cookie}, "X-Csrf": {"1"}}
 		b.Run(tt.name, func(b *testing.B) {
 			client := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 64}}
 			defer client.CloseIdleConnections()
@@ -70,7 +94,7 @@ func BenchmarkProxy(b *testing.B) {
 			b.RunParallel(func(pb *testing.PB) {
 				for pb.Next() {
 					req, _ := http.NewRequest("GET", tt.url, nil)
-					req.Header = tt.header.Clone()
+					req.Header = header.Clone()
 					resp, err := client.Do(req)
 					if err != nil {
 						b.Error(err)
