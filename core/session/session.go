@@ -98,7 +98,11 @@ func (id ID) String() string {
 // the ID, so the store never holds a usable cookie value.
 func (id ID) StoreKey() string {
 	sum := id.derive("bffgate session store key v1")
-	return base64.RawURLEncoding.EncodeToString(sum[:])
+	// Encoded on the stack: EncodeToString would allocate the bytes and
+	// then the string, on every request.
+	var buf [(len(sum)*8 + 5) / 6]byte
+	base64.RawURLEncoding.Encode(buf[:], sum[:])
+	return string(buf[:])
 }
 
 // Session is what bffgate keeps for one login. Tokens never leave the

@@ -124,6 +124,19 @@ func TestStoreKeyIsOneWay(t *testing.T) {
 	}
 }
 
+// TestStoreKeyIsStable holds the store key of a known ID: sessions in a
+// shared store outlive a release, so a new release that keyed them
+// otherwise would log everyone out on upgrade.
+func TestStoreKeyIsStable(t *testing.T) {
+	var id ID
+	for i := range id {
+		id[i] = byte(i)
+	}
+	if got, want := id.StoreKey(), "5FPfnutzF8r8Xkwg8RHfCN3-YQPWwSJLR3GAYNMBD8A"; got != want {
+		t.Fatalf("StoreKey of 00 01 … 1f = %q, want %q (the key of every stored session)", got, want)
+	}
+}
+
 func FuzzOpen(f *testing.F) {
 	id := ID{1, 2, 3}
 	sealed, _ := Seal(id, testSession())
