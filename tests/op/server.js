@@ -397,10 +397,20 @@ function loginPolicy() {
 }
 
 function newProvider(issuer) {
-  // A fresh signing key per run (instead of oidc-provider's published dev key).
-  const { privateKey } = crypto.generateKeyPairSync('rsa', { modulusLength: 2048 });
+  // A fresh signing key per run (instead of oidc-provider's published dev key),
+  // made as a JWK by the key generation itself. Exporting the KeyObject
+  // afterwards (privateKey.export({ format: 'jwk' })) deadlocks Node.js 20
+  // now and then: a garbage collection during the export destroys the
+  // finished key generation job, whose destructor waits for the lock the
+  // export holds on the same key (seen under gdb: ExportJWK → GC →
+  // ~KeyGenJob → pthread_mutex_lock), and the OP never prints READY.
+  const { privateKey } = crypto.generateKeyPairSync('rsa', {
+    modulusLength: 2048,
+    publicKeyEncoding: { format: 'jwk' },
+    privateKeyEncoding: { format: 'jwk' },
+  });
   const jwk = {
-    ...privateKey.export({ format: 'jwk' }), kid: crypto.randomUUID(), alg: 'RS256', use: 'sig',
+    ...privateKey, kid: crypto.randomUUID(), alg: 'RS256', use: 'sig',
   };
 
   const configuration = {
