@@ -445,15 +445,13 @@ func freeAddr() string {
 }
 
 // start runs a binary in the background and returns its stop function.
-// proc is a process start started: its PID, and how to stop it.
+// proc is a process startEnv started: its PID, and how to stop it.
 type proc struct {
 	pid  int
 	stop func()
 }
 
-func start(bin string, args ...string) proc { return startEnv(nil, bin, args...) }
-
-// startEnv is start with these environment variables added.
+// startEnv starts bin with args and these environment variables added.
 func startEnv(env []string, bin string, args ...string) proc {
 	cmd := exec.Command(bin, args...)
 	cmd.Env = append(os.Environ(), env...)
