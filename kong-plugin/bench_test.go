@@ -68,17 +68,19 @@ type floorPlugin struct{}
 // Access does nothing: Kong forwards the request as it came.
 func (*floorPlugin) Access(*pdk.PDK) {}
 
-// benchServe runs the named plugin server until it is killed.
+// benchServe runs the named plugin server until it is killed: bffgate's
+// own, as main runs it, or go-pdk's with the empty plugin.
 func benchServe(which string) {
-	newConfig := New
-	if which == "floor" {
-		newConfig = func() any { return &floorPlugin{} }
-	}
-	// As main does.
-	log.SetOutput(exitNoise)
-	redisstore.LogTo(slog.New(slog.NewTextHandler(exitNoise, nil)))
+	flag.Parse() // -kong-prefix, as main
+	redisstore.LogTo(slog.New(slog.NewTextHandler(os.Stderr, nil)))
 	go benchMarks(os.Getenv(benchProfileEnv))
-	if err := server.StartServer(newConfig, version.Version, Priority); err != nil {
+	var err error
+	if which == "floor" {
+		err = server.StartServer(func() any { return &floorPlugin{} }, version.Version, Priority)
+	} else {
+		err = listenAndServe(flag.Lookup("kong-prefix").Value.String())
+	}
+	if err != nil {
 		log.Fatalf("bench server: %v", err)
 	}
 }
