@@ -24,7 +24,8 @@ package main
 //
 // Reported per request: server-ns/op (the plugin server's CPU time, user
 // and system, from getrusage), server-allocs/op and server-B/op (Go heap
-// allocations), pdk-calls/op and pdk-bytes/op (both directions). ns/op
+// allocations), pdk-calls/op, pdk-round-trips/op and pdk-bytes/op (both
+// directions). ns/op
 // is the wall time of the whole round trip, fake Kong included.
 
 import (
@@ -217,19 +218,21 @@ func (s *benchServer) run(b *testing.B, r benchRequest) benchStats {
 		}
 	}
 	start := s.mark(b)
-	var calls, bytes atomic.Int64
+	var calls, trips, bytes atomic.Int64
 	b.SetParallelism(benchConns)
 	b.ResetTimer()
 	b.RunParallel(func(pb *testing.PB) {
 		k := &fakeKong{t: b, sock: s.ps.sock}
 		defer k.close()
-		var n, size int
+		var n, rt, size int
 		for pb.Next() {
 			a := k.access(s.id, r.method, r.target, r.header, nil)
 			n += len(a.calls)
+			rt += a.roundTrips
 			size += a.toKong + a.fromKong
 		}
 		calls.Add(int64(n))
+		trips.Add(int64(rt))
 		bytes.Add(int64(size))
 	})
 	b.StopTimer()
@@ -240,6 +243,7 @@ func (s *benchServer) run(b *testing.B, r benchRequest) benchStats {
 	b.ReportMetric(float64(per.mallocs)/n, "server-allocs/op")
 	b.ReportMetric(float64(per.bytes)/n, "server-B/op")
 	b.ReportMetric(float64(calls.Load())/n, "pdk-calls/op")
+	b.ReportMetric(float64(trips.Load())/n, "pdk-round-trips/op")
 	b.ReportMetric(float64(bytes.Load())/n, "pdk-bytes/op")
 	return per
 }

@@ -115,6 +115,7 @@ func (s *kongServer) serveConn(c net.Conn) {
 	k := newKongConn(c)
 	err := s.serveCalls(k)
 	c.Close()
+	k.release()
 	if err != nil && !errors.Is(err, io.EOF) {
 		log.Print(err)
 	}
@@ -287,8 +288,26 @@ const kongConnBuffer = 4096
 // buffer of its own).
 const maxKeptFrame = 64 << 10
 
+// kongConns keeps the buffers of connections that ended for the next
+// ones: Kong opens a connection for every request that ends in
+// kong.response.exit.
+var kongConns = sync.Pool{New: func() any {
+	return &kongConn{r: bufio.NewReaderSize(nil, kongConnBuffer)}
+}}
+
 func newKongConn(c net.Conn) *kongConn {
-	return &kongConn{c: c, r: bufio.NewReaderSize(c, kongConnBuffer)}
+	k := kongConns.Get().(*kongConn)
+	k.c = c
+	k.r.Reset(c)
+	return k
+}
+
+// release gives k's buffers back for another connection; k is not used
+// again.
+func (k *kongConn) release() {
+	k.r.Reset(nil)
+	*k = kongConn{r: k.r, w: k.w[:0], frame: k.frame}
+	kongConns.Put(k)
 }
 
 // readFrame reads one frame: a little-endian uint32 length, then the
