@@ -16,10 +16,13 @@ import (
 	"net/http"
 	"net/url"
 	"os"
+	"reflect"
 	"strings"
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/Kong/go-pdk"
 
 	"github.com/bffgate/bffgate/core/bff"
 	"github.com/bffgate/bffgate/core/session/redisstore"
@@ -167,6 +170,52 @@ func harness(cfg *Config) trip {
 		}
 		return a
 	}
+}
+
+// goPDKHarness is harness with go-pdk's PDK on the plugin's end of the
+// pipe, as go-pdk's server runs Config.Access.
+func goPDKHarness(cfg *Config) trip {
+	return func(t testing.TB, method, target string, h http.Header, body []byte) *answer {
+		t.Helper()
+		kongEnd, pluginEnd := net.Pipe()
+		done := make(chan struct{})
+		go func() {
+			defer close(done)
+			defer pluginEnd.Close()
+			cfg.Access(pdk.Init(pluginEnd))
+			// go-pdk's end of the event: an empty method frame. After an
+			// exit the pipe is closed and the write fails, as it does in
+			// go-pdk's server.
+			_, _ = pluginEnd.Write([]byte{0, 0, 0, 0})
+		}()
+		_ = kongEnd.SetDeadline(time.Now().Add(30 * time.Second))
+		a := &answer{}
+		_, err := (&fakeKong{t: t}).pdk(newKongSide(kongEnd), a, method, target, h, body)
+		kongEnd.Close()
+		<-done
+		if err != nil {
+			t.Fatalf("after PDK calls %v: %v", a.calls, err)
+		}
+		return a
+	}
+}
+
+// TestGoPDKAccess runs requests through Config.Access, the access phase
+// as go-pdk's server runs it: the same calls, one round trip each.
+func TestGoPDKAccess(t *testing.T) {
+	cfg, _ := newConfig(t, nil)
+	b := newBrowser(t, harness(cfg))
+	b.login("/")
+	b.trip = goPDKHarness(cfg)
+	a := b.do("GET", "/api/orders", "X-CSRF", "1")
+	want := []string{"nginx.get_var", "request.get_headers", "service.request.set_headers"}
+	if a.exited || !strings.HasPrefix(a.upstream.Get("Authorization"), "Bearer ") {
+		t.Fatalf("API request through go-pdk: exited %v %d %s", a.exited, a.status, a.body)
+	}
+	if !reflect.DeepEqual(a.calls, want) || a.roundTrips != 3 {
+		t.Fatalf("PDK calls %v in %d round trips, want %v in 3", a.calls, a.roundTrips, want)
+	}
+	b.do("GET", "/api/orders").wantError(t, http.StatusForbidden, "csrf_header_missing")
 }
 
 // browser sends requests to the plugin, keeping cookies like a browser.

@@ -306,7 +306,11 @@ func newKongConn(c net.Conn) *kongConn {
 // again.
 func (k *kongConn) release() {
 	k.r.Reset(nil)
-	*k = kongConn{r: k.r, w: k.w[:0], frame: k.frame}
+	w := k.w[:0]
+	if cap(w) > maxKeptFrame {
+		w = nil
+	}
+	*k = kongConn{r: k.r, w: w, frame: k.frame}
 	kongConns.Put(k)
 }
 
