@@ -1,8 +1,9 @@
 package main
 
 // BenchmarkKong measures the plugin server's own work per request through
-// Kong's socket protocol, side by side with the floor of every Go plugin:
-// an empty go-pdk plugin (Access does nothing) served the same way. Kong
+// Kong's socket protocol (bffgate's own plugin server, as main runs it),
+// side by side with the floor of every Go plugin: an empty go-pdk plugin
+// (Access does nothing) served by go-pdk's server. Kong
 // itself cannot run here; the fake Kong of binary_test.go drives both
 // servers over their unix sockets with the connection handling of Kong
 // 3.9's pb_rpc.lua: a bounded loopback load of benchConns requests per
@@ -25,8 +26,8 @@ package main
 // Reported per request: server-ns/op (the plugin server's CPU time, user
 // and system, from getrusage), server-allocs/op and server-B/op (Go heap
 // allocations), pdk-calls/op, pdk-round-trips/op and pdk-bytes/op (both
-// directions). ns/op
-// is the wall time of the whole round trip, fake Kong included.
+// directions). ns/op is the wall time of the whole round trip, fake Kong
+// included.
 
 import (
 	"bufio"
