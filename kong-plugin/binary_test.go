@@ -887,3 +887,40 @@ func TestServerCommands(t *testing.T) {
 		t.Fatalf("the server did not log go-pdk's error:\n%s", ps.out)
 	}
 }
+
+// TestBinaryLargeFrames sends frames larger than a connection's read
+// buffer both ways through the built binary — a request with a large
+// header, a back-channel logout with a large body — and small requests
+// after them on the same pooled connection, whose buffers it reuses.
+func TestBinaryLargeFrames(t *testing.T) {
+	srv := provider(t)
+	ps := runPlugin(t)
+	k := &fakeKong{t: t, sock: ps.sock}
+	defer k.close()
+	id := k.startInstance(kongConfig(t, map[string]any{
+		"issuer": srv.Issuer, "client_id": srv.ClientID, "client_secret": srv.ClientSecret,
+		"redirect_url": appOrigin + "/oauth/callback", "cookie_keys": []string{cookieKey},
+		"public_paths": []string{"/public/"},
+	}))
+	big := strings.Repeat("0123456789abcdef", 1<<10) // 16 KiB
+	for range 2 {
+		a := k.access(id, "GET", appOrigin+"/public/app.js", http.Header{"Host": {"app.example.test"}, "X-Big": {big}}, nil)
+		if a.exited || a.upstream.Get("X-Big") != big || a.roundTrips != 2 {
+			t.Fatalf("public request with a 16 KiB header: exited %v %d %s, %d round trips", a.exited, a.status, a.body, a.roundTrips)
+		}
+		a = k.access(id, "GET", appOrigin+"/public/app.js", http.Header{"Host": {"app.example.test"}, "X-Small": {"1"}}, nil)
+		if a.exited || a.upstream.Get("X-Small") != "1" || a.upstream.Get("X-Big") != "" {
+			t.Fatalf("public request after it: exited %v, upstream %v", a.exited, a.upstream)
+		}
+	}
+	body := []byte("logout_token=" + strings.Repeat("x", 100<<10)) // over the 64 KiB a connection keeps
+	a := k.access(id, "POST", appOrigin+"/backchannel-logout", http.Header{
+		"Host": {"app.example.test"}, "Content-Type": {"application/x-www-form-urlencoded"},
+	}, body)
+	if !a.exited || a.status != http.StatusBadRequest {
+		t.Fatalf("back-channel logout with a 100 KiB body: exited %v %d %s", a.exited, a.status, a.body)
+	}
+	if want := []string{"nginx.get_var", "request.get_headers", "request.get_raw_body", "response.exit"}; !reflect.DeepEqual(a.calls, want) || a.roundTrips != 3 {
+		t.Fatalf("back-channel logout PDK calls %v in %d round trips, want %v in 3", a.calls, a.roundTrips, want)
+	}
+}
