@@ -108,9 +108,11 @@ const instanceTimeout = 60 * time.Second
 
 // serveConn serves one connection from Kong: a command frame, its answer,
 // and so on until Kong closes it, a call fails or an event ends in
-// kong.response.exit. go-pdk logs why a connection ended; so does this,
-// except for Kong closing an idle connection of its keepalive pool (a
-// lone "EOF" in go-pdk's log).
+// kong.response.exit. go-pdk logs why a connection ended; so does this
+// (a failed PDK call too, named), except for an EOF: Kong closing an idle
+// connection of its keepalive pool (a lone "EOF" in go-pdk's log), or the
+// connection of a request whose PDK call failed in Kong, which Kong logs
+// itself.
 func (s *kongServer) serveConn(c net.Conn) {
 	k := newKongConn(c)
 	err := s.serveCalls(k)
@@ -185,7 +187,7 @@ func (s *kongServer) handle(k *kongConn, call *kpp.RpcCall) (ret *kpp.RpcReturn,
 			return nil, false, fmt.Errorf("undefined method %s", c.CmdHandleEvent.EventName)
 		}
 		if !k.access(inst.config) {
-			return nil, false, nil
+			return nil, false, k.err
 		}
 		return &kpp.RpcReturn{Sequence: call.Sequence}, true, nil
 	default:
@@ -277,6 +279,7 @@ type kongConn struct {
 	w      []byte // frames waiting to go out in one write
 	frame  []byte // the buffer readFrame reads into, reused
 	exited bool   // the event ended in kong.response.exit; the connection is closed
+	err    error  // why a PDK call failed, if one did
 }
 
 // kongConnBuffer is the size of a connection's read buffer: Kong's
@@ -372,18 +375,22 @@ func (k *kongConn) ask(calls ...pdkCall) error {
 		k.w = appendFrame(k.w, []byte(c.method))
 		k.w = appendFrame(k.w, c.args)
 	}
-	if err := k.flush(); err != nil {
+	failed := func(c pdkCall, err error) error {
+		if k.err == nil { // the first failure is the one to log
+			k.err = fmt.Errorf("PDK call %s: %w", c.method, err)
+		}
 		return err
+	}
+	if err := k.flush(); err != nil {
+		return failed(calls[0], err)
 	}
 	for _, c := range calls {
 		b, err := k.readFrame()
-		if err != nil {
-			return err
+		if err == nil && c.out != nil {
+			err = proto.Unmarshal(b, c.out)
 		}
-		if c.out != nil {
-			if err := proto.Unmarshal(b, c.out); err != nil {
-				return err
-			}
+		if err != nil {
+			return failed(c, err)
 		}
 	}
 	return nil
