@@ -1,8 +1,9 @@
 package main
 
 // BenchmarkKong measures the plugin server's own work per request through
-// Kong's socket protocol, side by side with the floor of every Go plugin:
-// an empty go-pdk plugin (Access does nothing) served the same way. Kong
+// Kong's socket protocol (bffgate's own plugin server, as main runs it),
+// side by side with the floor of every Go plugin: an empty go-pdk plugin
+// (Access does nothing) served by go-pdk's server. Kong
 // itself cannot run here; the fake Kong of binary_test.go drives both
 // servers over their unix sockets with the connection handling of Kong
 // 3.9's pb_rpc.lua: a bounded loopback load of benchConns requests per
@@ -24,8 +25,9 @@ package main
 //
 // Reported per request: server-ns/op (the plugin server's CPU time, user
 // and system, from getrusage), server-allocs/op and server-B/op (Go heap
-// allocations), pdk-calls/op and pdk-bytes/op (both directions). ns/op
-// is the wall time of the whole round trip, fake Kong included.
+// allocations), pdk-calls/op, pdk-round-trips/op and pdk-bytes/op (both
+// directions). ns/op is the wall time of the whole round trip, fake Kong
+// included.
 
 import (
 	"bufio"
@@ -68,17 +70,19 @@ type floorPlugin struct{}
 // Access does nothing: Kong forwards the request as it came.
 func (*floorPlugin) Access(*pdk.PDK) {}
 
-// benchServe runs the named plugin server until it is killed.
+// benchServe runs the named plugin server until it is killed: bffgate's
+// own, as main runs it, or go-pdk's with the empty plugin.
 func benchServe(which string) {
-	newConfig := New
-	if which == "floor" {
-		newConfig = func() any { return &floorPlugin{} }
-	}
-	// As main does.
-	log.SetOutput(exitNoise)
-	redisstore.LogTo(slog.New(slog.NewTextHandler(exitNoise, nil)))
+	flag.Parse() // -kong-prefix, as main
+	redisstore.LogTo(slog.New(slog.NewTextHandler(os.Stderr, nil)))
 	go benchMarks(os.Getenv(benchProfileEnv))
-	if err := server.StartServer(newConfig, version.Version, Priority); err != nil {
+	var err error
+	if which == "floor" {
+		err = server.StartServer(func() any { return &floorPlugin{} }, version.Version, Priority)
+	} else {
+		err = listenAndServe(flag.Lookup("kong-prefix").Value.String())
+	}
+	if err != nil {
 		log.Fatalf("bench server: %v", err)
 	}
 }
@@ -215,19 +219,21 @@ func (s *benchServer) run(b *testing.B, r benchRequest) benchStats {
 		}
 	}
 	start := s.mark(b)
-	var calls, bytes atomic.Int64
+	var calls, trips, bytes atomic.Int64
 	b.SetParallelism(benchConns)
 	b.ResetTimer()
 	b.RunParallel(func(pb *testing.PB) {
 		k := &fakeKong{t: b, sock: s.ps.sock}
 		defer k.close()
-		var n, size int
+		var n, rt, size int
 		for pb.Next() {
 			a := k.access(s.id, r.method, r.target, r.header, nil)
 			n += len(a.calls)
+			rt += a.roundTrips
 			size += a.toKong + a.fromKong
 		}
 		calls.Add(int64(n))
+		trips.Add(int64(rt))
 		bytes.Add(int64(size))
 	})
 	b.StopTimer()
@@ -238,6 +244,7 @@ func (s *benchServer) run(b *testing.B, r benchRequest) benchStats {
 	b.ReportMetric(float64(per.mallocs)/n, "server-allocs/op")
 	b.ReportMetric(float64(per.bytes)/n, "server-B/op")
 	b.ReportMetric(float64(calls.Load())/n, "pdk-calls/op")
+	b.ReportMetric(float64(trips.Load())/n, "pdk-round-trips/op")
 	b.ReportMetric(float64(bytes.Load())/n, "pdk-bytes/op")
 	return per
 }

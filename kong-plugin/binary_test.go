@@ -19,6 +19,7 @@ package main
 //     plugin in this process over a pipe (plugin_test.go's harness).
 
 import (
+	"bufio"
 	"context"
 	"encoding/binary"
 	"encoding/json"
@@ -301,10 +302,20 @@ type fakeKong struct {
 	t     testing.TB
 	sock  string
 	seq   int64
-	idle  []net.Conn // the keepalive pool
-	dials int        // connections opened
-	line  string     // when set, the request line ($request) instead of the request's
+	idle  []*kongSide // the keepalive pool
+	dials int         // connections opened
+	line  string      // when set, the request line ($request) instead of the request's
 }
+
+// kongSide is Kong's end of one connection: the cosocket, which reads
+// through a buffer of its own (lua-nginx-module's receive), so frames the
+// plugin wrote together are read together.
+type kongSide struct {
+	net.Conn
+	r *bufio.Reader
+}
+
+func newKongSide(c net.Conn) *kongSide { return &kongSide{c, bufio.NewReader(c)} }
 
 func (k *fakeKong) close() {
 	for _, c := range k.idle {
@@ -316,7 +327,7 @@ func (k *fakeKong) close() {
 // writeFrame writes one frame: a little-endian uint32 length, then the
 // bytes. An empty frame is its length alone: a write of nothing on a pipe
 // would wait for a read that never comes.
-func writeFrame(c net.Conn, b []byte) error {
+func writeFrame(c *kongSide, b []byte) error {
 	if err := binary.Write(c, binary.LittleEndian, uint32(len(b))); err != nil {
 		return err
 	}
@@ -327,28 +338,29 @@ func writeFrame(c net.Conn, b []byte) error {
 	return err
 }
 
-func readFrame(c net.Conn) ([]byte, error) {
+func readFrame(c *kongSide) ([]byte, error) {
 	var n uint32
-	if err := binary.Read(c, binary.LittleEndian, &n); err != nil {
+	if err := binary.Read(c.r, binary.LittleEndian, &n); err != nil {
 		return nil, err
 	}
 	b := make([]byte, n)
-	_, err := io.ReadFull(c, b)
+	_, err := io.ReadFull(c.r, b)
 	return b, err
 }
 
 // connect is ngx.socket.connect: a pooled connection if there is one
 // (reused reports which), else a new one.
-func (k *fakeKong) connect() (c net.Conn, reused bool) {
+func (k *fakeKong) connect() (c *kongSide, reused bool) {
 	k.t.Helper()
 	if n := len(k.idle); n > 0 {
 		c, k.idle = k.idle[n-1], k.idle[:n-1]
 		reused = true
 	} else {
-		var err error
-		if c, err = net.Dial("unix", k.sock); err != nil {
+		nc, err := net.Dial("unix", k.sock)
+		if err != nil {
 			k.t.Fatal(err)
 		}
+		c = newKongSide(nc)
 		k.dials++
 	}
 	_ = c.SetDeadline(time.Now().Add(30 * time.Second))
@@ -356,9 +368,9 @@ func (k *fakeKong) connect() (c net.Conn, reused bool) {
 }
 
 // setkeepalive puts a connection whose call is complete back in the pool.
-func (k *fakeKong) setkeepalive(c net.Conn) { k.idle = append(k.idle, c) }
+func (k *fakeKong) setkeepalive(c *kongSide) { k.idle = append(k.idle, c) }
 
-func (k *fakeKong) send(c net.Conn, call *kpp.RpcCall) error {
+func (k *fakeKong) send(c *kongSide, call *kpp.RpcCall) error {
 	k.t.Helper()
 	k.seq++
 	call.Sequence = k.seq
@@ -369,7 +381,7 @@ func (k *fakeKong) send(c net.Conn, call *kpp.RpcCall) error {
 	return writeFrame(c, b)
 }
 
-func (k *fakeKong) receive(c net.Conn) *kpp.RpcReturn {
+func (k *fakeKong) receive(c *kongSide) *kpp.RpcReturn {
 	k.t.Helper()
 	b, err := readFrame(c)
 	if err != nil {
@@ -441,7 +453,13 @@ func (k *fakeKong) access(instance int32, method, target string, h http.Header, 
 // calls kong.response.exit, which Kong never answers: it yields the
 // plugin's coroutine there, reads nothing more, and the connection goes
 // when the request ends.
-func (k *fakeKong) pdk(c net.Conn, a *answer, method, target string, h http.Header, body []byte) (returned bool, err error) {
+//
+// It counts the round trips too: the calls Kong had read when it had
+// nothing more to read are one round trip (the plugin sent them, then
+// waited for an answer). Calls the plugin wrote together are read
+// together, from c's buffer; a call written on its own, or after an
+// answer, starts a round trip of its own.
+func (k *fakeKong) pdk(c *kongSide, a *answer, method, target string, h http.Header, body []byte) (returned bool, err error) {
 	k.t.Helper()
 	u, err := url.Parse(target)
 	if err != nil {
@@ -462,6 +480,9 @@ func (k *fakeKong) pdk(c net.Conn, a *answer, method, target string, h http.Head
 		call := string(name)
 		a.calls = append(a.calls, strings.TrimPrefix(call, "kong."))
 		a.toKong += 4 + len(name) + 4 + len(args)
+		if c.r.Buffered() == 0 { // the plugin waits for the answers now
+			a.roundTrips++
+		}
 		var out proto.Message
 		switch call {
 		case "kong.nginx.get_var":
@@ -630,8 +651,8 @@ func TestBinaryFlow(t *testing.T) {
 		t.Fatalf("upstream Cookie = %q, want none", a.upstream["Cookie"])
 	}
 	want := []string{"nginx.get_var", "request.get_headers", "service.request.set_headers"}
-	if !reflect.DeepEqual(a.calls, want) {
-		t.Fatalf("PDK messages = %v, want %v", a.calls, want)
+	if !reflect.DeepEqual(a.calls, want) || a.roundTrips != 2 {
+		t.Fatalf("PDK messages = %v in %d round trips, want %v in 2", a.calls, a.roundTrips, want)
 	}
 
 	// CORS preflights (OPTIONS) are answered, never forwarded.
@@ -679,15 +700,16 @@ func TestBinaryFlow(t *testing.T) {
 	bad := k.startInstance(kongConfig(t, good))
 	a = newBrowser(t, viaKong(k, bad)).do("GET", "/api/x")
 	a.wantError(t, http.StatusInternalServerError, "bffgate_config_invalid")
-	if !reflect.DeepEqual(a.calls, []string{"log.err", "response.exit"}) {
-		t.Fatalf("config error PDK messages = %v", a.calls)
+	if !reflect.DeepEqual(a.calls, []string{"log.err", "response.exit"}) || a.roundTrips != 2 {
+		t.Fatalf("config error PDK messages = %v in %d round trips", a.calls, a.roundTrips)
 	}
 
-	// go-pdk's log line after each exit (a write on the connection it
-	// closed) does not reach Kong's error log: the output has where the
-	// server listens and the engine's own events (in serve's shape), nothing else.
+	// go-pdk's server logs a failed write after each exit (the end of the
+	// event, on the connection it closed); this one writes nothing after
+	// an exit: the output has where the server listens and the engine's
+	// own events (in serve's shape), nothing else.
 	if ps.logs("use of closed network connection", time.Second) {
-		t.Fatalf("the plugin server logged go-pdk's failed write after an exit:\n%s", ps.out)
+		t.Fatalf("the plugin server logged a failed write after an exit:\n%s", ps.out)
 	}
 	for _, line := range strings.Split(strings.TrimSpace(ps.out.String()), "\n") {
 		if !strings.Contains(line, "Listening on socket") && !strings.Contains(line, ` msg="bffgate: `) {
@@ -696,11 +718,12 @@ func TestBinaryFlow(t *testing.T) {
 	}
 }
 
-// TestPDKBudget holds every kind of request to the PDK calls and bytes
-// README.md ("How it talks to Kong") gives it, through the built binary:
-// the calls by name, in order, and the bytes of the calls and Kong's
-// answers on the wire (frames included), for a browser's request with its
-// usual headers.
+// TestPDKBudget holds every kind of request to the PDK calls, round trips
+// and bytes README.md ("How it talks to Kong") gives it, through the
+// built binary: the calls by name, in order, the round trips they take
+// (calls the plugin writes before it waits for an answer are one), and
+// the bytes of the calls and Kong's answers on the wire (frames
+// included), for a browser's request with its usual headers.
 func TestPDKBudget(t *testing.T) {
 	srv := provider(t)
 	ps := runPlugin(t)
@@ -744,20 +767,24 @@ func TestPDKBudget(t *testing.T) {
 	answer := []string{"nginx.get_var", "request.get_headers", "response.exit"}
 	budget := map[string]struct {
 		calls            []string
+		roundTrips       int
 		toKong, fromKong int
 	}{
-		"login":    {answer, 720, 400},
-		"callback": {answer, 420, 860},
-		"session":  {answer, 560, 460},
-		"api":      {forward, 240, 480},
-		"public":   {forward, 150, 460},
-		"refused":  {answer, 300, 460},
+		"login":    {answer, 2, 720, 400},
+		"callback": {answer, 2, 420, 860},
+		"session":  {answer, 2, 560, 460},
+		"api":      {forward, 2, 240, 480},
+		"public":   {forward, 2, 150, 460},
+		"refused":  {answer, 2, 300, 460},
 	}
 	for _, r := range rows {
-		t.Logf("%-9s %d calls, %4d bytes to Kong, %4d from Kong: %v", r.name, len(r.a.calls), r.a.toKong, r.a.fromKong, r.a.calls)
+		t.Logf("%-9s %d calls in %d round trips, %4d bytes to Kong, %4d from Kong: %v", r.name, len(r.a.calls), r.a.roundTrips, r.a.toKong, r.a.fromKong, r.a.calls)
 		want := budget[r.name]
 		if !reflect.DeepEqual(r.a.calls, want.calls) {
 			t.Errorf("%s: PDK calls %v, want %v", r.name, r.a.calls, want.calls)
+		}
+		if r.a.roundTrips != want.roundTrips {
+			t.Errorf("%s: %d round trips, want %d", r.name, r.a.roundTrips, want.roundTrips)
 		}
 		if r.a.toKong > want.toKong || r.a.fromKong > want.fromKong {
 			t.Errorf("%s: %d bytes to Kong and %d from Kong, want at most %d and %d", r.name, r.a.toKong, r.a.fromKong, want.toKong, want.fromKong)
@@ -766,12 +793,13 @@ func TestPDKBudget(t *testing.T) {
 
 	// A request line that is not "METHOD /path HTTP/x" (an absolute-form
 	// target, whose $request_uri is the path alone) costs the method and
-	// path reads, and is decided on those.
+	// path reads, written together (a round trip more), and is decided on
+	// those.
 	k.line = "GET http://app.example.test/api/orders?page=2 HTTP/1.1"
 	a = do("GET", "/api/orders?page=2", "X-CSRF", "1")
 	k.line = ""
-	if want := []string{"nginx.get_var", "request.get_method", "request.get_path_with_query", "request.get_headers", "service.request.set_headers"}; !reflect.DeepEqual(a.calls, want) {
-		t.Fatalf("absolute-form request: PDK calls %v, want %v", a.calls, want)
+	if want := []string{"nginx.get_var", "request.get_headers", "request.get_method", "request.get_path_with_query", "service.request.set_headers"}; !reflect.DeepEqual(a.calls, want) || a.roundTrips != 3 {
+		t.Fatalf("absolute-form request: PDK calls %v in %d round trips, want %v in 3", a.calls, a.roundTrips, want)
 	}
 	if a.exited || !strings.HasPrefix(a.upstream.Get("Authorization"), "Bearer ") {
 		t.Fatalf("absolute-form request: exited %v %d %s", a.exited, a.status, a.body)
@@ -800,5 +828,99 @@ func TestParseRequestLine(t *testing.T) {
 		if m != tt.method || u != tt.uri || ok != tt.ok {
 			t.Errorf("parseRequestLine(%q) = %q, %q, %v; want %q, %q, %v", tt.line, m, u, ok, tt.method, tt.uri, tt.ok)
 		}
+	}
+}
+
+// TestServerCommands holds the plugin server to go-pdk's answers to
+// Kong's instance commands, and to its errors, which Kong's handle_event
+// reads: an event for an instance the server does not have ends the
+// connection unanswered, and the server logs "no plugin instance N";
+// Kong then starts the instance again.
+func TestServerCommands(t *testing.T) {
+	ps := runPlugin(t)
+	k := &fakeKong{t: t, sock: ps.sock}
+	defer k.close()
+	config := kongConfig(t, map[string]any{
+		"issuer": "https://idp.example.test", "client_id": "c", "client_secret": "s",
+		"redirect_url": appOrigin + "/oauth/callback", "cookie_keys": []string{cookieKey},
+	})
+	config["__seq__"] = 7
+	before := time.Now().Unix()
+	if id := k.startInstance(config); id != 7 {
+		t.Fatalf("instance id %d, want Kong's __seq__ 7", id)
+	}
+	command := func(call *kpp.RpcCall) *kpp.InstanceStatus {
+		t.Helper()
+		c, _ := k.connect()
+		if err := k.send(c, call); err != nil {
+			t.Fatal(err)
+		}
+		st := k.receive(c).GetInstanceStatus()
+		k.setkeepalive(c)
+		return st
+	}
+	st := command(&kpp.RpcCall{Call: &kpp.RpcCall_CmdGetInstanceStatus{CmdGetInstanceStatus: &kpp.CmdGetInstanceStatus{InstanceId: 7}}})
+	if st.GetName() != "---" || st.GetInstanceId() != 7 || st.GetStartedAt() < before || st.GetStartedAt() > time.Now().Unix() {
+		t.Fatalf("instance status %v, want go-pdk's: name ---, id 7, started now", st)
+	}
+	delete(config, "__seq__")
+	if id := k.startInstance(config); id <= 0 || id == 7 {
+		t.Fatalf("instance without __seq__: id %d, want a random positive one", id)
+	}
+	st = command(&kpp.RpcCall{Call: &kpp.RpcCall_CmdCloseInstance{CmdCloseInstance: &kpp.CmdCloseInstance{InstanceId: 7}}})
+	if st.GetName() != "---" || st.GetInstanceId() != 7 {
+		t.Fatalf("close instance: %v", st)
+	}
+	if !ps.logs("closed instance 7", 5*time.Second) {
+		t.Fatalf("no log line for the closed instance:\n%s", ps.out)
+	}
+	// The event of a closed instance: no answer, the connection closed.
+	c, _ := k.connect()
+	if err := k.send(c, &kpp.RpcCall{Call: &kpp.RpcCall_CmdHandleEvent{CmdHandleEvent: &kpp.CmdHandleEvent{InstanceId: 7, EventName: "access"}}}); err != nil {
+		t.Fatal(err)
+	}
+	if b, err := readFrame(c); err == nil {
+		t.Fatalf("an event of a closed instance was answered %q, want the connection closed", b)
+	}
+	c.Close()
+	if !ps.logs("no plugin instance 7", 5*time.Second) {
+		t.Fatalf("the server did not log go-pdk's error:\n%s", ps.out)
+	}
+}
+
+// TestBinaryLargeFrames sends frames larger than a connection's read
+// buffer both ways through the built binary — a request with a large
+// header, a back-channel logout with a large body — and small requests
+// after them on the same pooled connection, whose buffers it reuses.
+func TestBinaryLargeFrames(t *testing.T) {
+	srv := provider(t)
+	ps := runPlugin(t)
+	k := &fakeKong{t: t, sock: ps.sock}
+	defer k.close()
+	id := k.startInstance(kongConfig(t, map[string]any{
+		"issuer": srv.Issuer, "client_id": srv.ClientID, "client_secret": srv.ClientSecret,
+		"redirect_url": appOrigin + "/oauth/callback", "cookie_keys": []string{cookieKey},
+		"public_paths": []string{"/public/"},
+	}))
+	big := strings.Repeat("0123456789abcdef", 1<<10) // 16 KiB
+	for range 2 {
+		a := k.access(id, "GET", appOrigin+"/public/app.js", http.Header{"Host": {"app.example.test"}, "X-Big": {big}}, nil)
+		if a.exited || a.upstream.Get("X-Big") != big || a.roundTrips != 2 {
+			t.Fatalf("public request with a 16 KiB header: exited %v %d %s, %d round trips", a.exited, a.status, a.body, a.roundTrips)
+		}
+		a = k.access(id, "GET", appOrigin+"/public/app.js", http.Header{"Host": {"app.example.test"}, "X-Small": {"1"}}, nil)
+		if a.exited || a.upstream.Get("X-Small") != "1" || a.upstream.Get("X-Big") != "" {
+			t.Fatalf("public request after it: exited %v, upstream %v", a.exited, a.upstream)
+		}
+	}
+	body := []byte("logout_token=" + strings.Repeat("x", 100<<10)) // over the 64 KiB a connection keeps
+	a := k.access(id, "POST", appOrigin+"/backchannel-logout", http.Header{
+		"Host": {"app.example.test"}, "Content-Type": {"application/x-www-form-urlencoded"},
+	}, body)
+	if !a.exited || a.status != http.StatusBadRequest {
+		t.Fatalf("back-channel logout with a 100 KiB body: exited %v %d %s", a.exited, a.status, a.body)
+	}
+	if want := []string{"nginx.get_var", "request.get_headers", "request.get_raw_body", "response.exit"}; !reflect.DeepEqual(a.calls, want) || a.roundTrips != 3 {
+		t.Fatalf("back-channel logout PDK calls %v in %d round trips, want %v in 3", a.calls, a.roundTrips, want)
 	}
 }

@@ -9,9 +9,11 @@
 //
 // The plugin only translates: Kong's request in (the request line and the
 // headers; the body only for back-channel logout), the engine's decision
-// out (kong.response.exit, or one kong.service.request.set_headers). Every
-// PDK call is a round trip to Kong, so an API request costs three (see
-// README.md, "How it talks to Kong").
+// out (kong.response.exit, or one kong.service.request.set_headers). It is
+// its own plugin server (server.go), go-pdk's protocol with fewer system
+// calls, which writes the two reads together: an API request costs three
+// PDK calls in two round trips to Kong (see README.md, "How it talks to
+// Kong").
 package main
 
 import (
@@ -45,14 +47,17 @@ const Priority = 985
 // kong.log reaches Kong only within a request, so it carries the lines of
 // a request (a config refused, a panic), and this the engines' own (a
 // provider down, a refresh failed), which may come between requests.
-var engineLog = hostlog.New(exitNoise)
+var engineLog = hostlog.New(os.Stderr)
 
 func main() {
-	// go-pdk registers -dump and -kong-prefix and parses them again in
-	// StartServer; parsing here first lets main handle -dump.
+	// go-pdk's server package registers -dump, -kong-prefix and -help;
+	// main reads them, as go-pdk's StartServer does.
 	flag.Parse()
-	log.SetOutput(exitNoise)
-	if f := flag.Lookup("dump"); f != nil && f.Value.String() == "true" {
+	if flagSet("help") {
+		flag.Usage()
+		os.Exit(2)
+	}
+	if flagSet("dump") {
 		if err := dump(os.Stdout); err != nil {
 			log.Fatalf("bffgate: -dump: %v", err)
 		}
@@ -61,9 +66,15 @@ func main() {
 	// The plugin server is bffgate's own process: go-redis's process-wide
 	// logger may write through slog, to the stderr Kong logs.
 	redisstore.LogTo(engineLog)
-	if err := server.StartServer(New, version.Version, Priority); err != nil {
+	if err := listenAndServe(flag.Lookup("kong-prefix").Value.String()); err != nil {
 		log.Fatalf("bffgate: %v", err)
 	}
+}
+
+// flagSet reports whether the boolean flag name is set.
+func flagSet(name string) bool {
+	f := flag.Lookup(name)
+	return f != nil && f.Value.String() == "true"
 }
 
 // dump writes go-pdk's -dump output (plugin name, phases, version,

@@ -7,11 +7,14 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"os"
 	"strings"
 
 	"github.com/Kong/go-pdk"
 	kpp "github.com/Kong/go-pdk/server/kong_plugin_protocol"
+	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/emptypb"
+	"google.golang.org/protobuf/types/known/structpb"
 
 	"github.com/bffgate/bffgate/core/bff"
 	"github.com/bffgate/bffgate/internal/hostlog"
@@ -35,54 +38,150 @@ type Config bff.Config
 // instance's configuration into.
 func New() any { return &Config{} }
 
-// Access is Kong's access phase: the engine answers the request itself or
-// lets it go upstream with edited headers.
-func (c *Config) Access(kong *pdk.PDK) { c.serve(pdkKong{kong}) }
+// Access is Kong's access phase as go-pdk's server runs it, one PDK
+// round trip per call. bffgate's own plugin server (server.go) runs serve
+// over its connection to Kong instead, with the reads written together;
+// go-pdk's -dump lists the plugin's phases from the methods Config has.
+func (c *Config) Access(kong *pdk.PDK) { c.serve(pdkKong{bridgeConn{kong}}) }
 
-// pdkKong is the part of go-pdk's PDK the plugin uses. Each method is
-// exactly one PDK call, which Kong serves as one round trip over the
-// plugin socket (kong/runloop/plugin_servers/rpc/pb_rpc.lua, Kong 3.9:
-// the call's name and argument, then Kong's answer, each a frame).
-type pdkKong struct{ *pdk.PDK }
+// pdkKong is the part of Kong's PDK the plugin uses. Each method is one
+// PDK call, or two that go out together, over the plugin socket
+// (kong/runloop/plugin_servers/rpc/pb_rpc.lua, Kong 3.9: the call's name
+// and argument, each a frame, then Kong's answer, one frame).
+type pdkKong struct{ conn pdkConn }
 
-// GetRequestLine is kong.nginx.get_var("request"): nginx's $request, the
-// request line as the client sent it ("GET /api/x?y=1 HTTP/1.1"; nginx
-// builds the same line from HTTP/2's and HTTP/3's pseudo-headers). It
-// holds what kong.request.get_method and get_path_with_query (which is
-// $request_uri) answer, in one call.
-func (k pdkKong) GetRequestLine() (string, error) { return k.Nginx.GetVar("request") }
+// pdkConn carries PDK calls to Kong: bffgate's plugin server
+// (*kongConn) or go-pdk's (bridgeConn).
+type pdkConn interface {
+	// ask makes the calls in order and unmarshals each answer into its
+	// out. It may write them all before it reads the first answer:
+	// Kong's bridge loop answers the calls one after another as it reads
+	// them, so calls that do not need each other's answers cost one
+	// round trip together.
+	ask(calls ...pdkCall) error
+	// exit sends kong.response.exit with args (ExitArgs) and ends the
+	// event: Kong never answers it.
+	exit(args []byte)
+}
 
-func (k pdkKong) GetMethod() (string, error)        { return k.Request.GetMethod() }
-func (k pdkKong) GetPathWithQuery() (string, error) { return k.Request.GetPathWithQuery() }
-func (k pdkKong) GetHost() (string, error)          { return k.Request.GetHost() }
-func (k pdkKong) GetRawBody() ([]byte, error)       { return k.Request.GetRawBody() }
-func (k pdkKong) LogErr(msg string) error           { return k.Log.Err(msg) }
+// pdkCall is one PDK call: the method, its argument message encoded, and
+// where its answer goes (nil: nowhere).
+type pdkCall struct {
+	method string
+	args   []byte
+	out    proto.Message
+}
 
-// GetHeaders is kong.request.get_headers(max): the request's headers
-// with canonical names, and how many values Kong sent. It decodes Kong's
-// answer itself (decodeHeaders) rather than through go-pdk's GetHeaders.
-func (k pdkKong) GetHeaders(max int) (http.Header, int, error) {
-	out := &emptypb.Empty{}
-	if err := k.Request.Ask("kong.request.get_headers", &kpp.Int{V: int32(max)}, out); err != nil {
-		return nil, 0, err
+// The arguments that never change.
+var (
+	argRequest    = mustMarshal(&kpp.String{V: "request"})
+	argMaxHeaders = mustMarshal(&kpp.Int{V: maxHeaders})
+)
+
+func mustMarshal(m proto.Message) []byte {
+	b, err := proto.Marshal(m)
+	if err != nil {
+		panic(err)
 	}
-	return decodeHeaders(rawBytes(out))
+	return b
+}
+
+// GetRequestAndHeaders is kong.nginx.get_var("request") and
+// kong.request.get_headers(maxHeaders), written together (one round
+// trip). The first is nginx's $request, the request line as the client
+// sent it ("GET /api/x?y=1 HTTP/1.1"; nginx builds the same line from
+// HTTP/2's and HTTP/3's pseudo-headers): it holds what
+// kong.request.get_method and get_path_with_query (which is
+// $request_uri) answer. The headers come with canonical names, and n is
+// how many values Kong sent; Kong's answer is decoded here
+// (decodeHeaders) rather than through go-pdk's maps.
+func (k pdkKong) GetRequestAndHeaders() (line string, h http.Header, n int, err error) {
+	var v kpp.String
+	var raw emptypb.Empty
+	if err := k.conn.ask(
+		pdkCall{"kong.nginx.get_var", argRequest, &v},
+		pdkCall{"kong.request.get_headers", argMaxHeaders, &raw},
+	); err != nil {
+		return "", nil, 0, err
+	}
+	h, n, err = decodeHeaders(rawBytes(&raw))
+	return v.V, h, n, err
+}
+
+// GetMethodAndPath is kong.request.get_method and get_path_with_query,
+// written together.
+func (k pdkKong) GetMethodAndPath() (method, uri string, err error) {
+	var m, u kpp.String
+	err = k.conn.ask(
+		pdkCall{"kong.request.get_method", nil, &m},
+		pdkCall{"kong.request.get_path_with_query", nil, &u},
+	)
+	return m.V, u.V, err
+}
+
+// GetHost is kong.request.get_host.
+func (k pdkKong) GetHost() (string, error) {
+	var v kpp.String
+	err := k.conn.ask(pdkCall{"kong.request.get_host", nil, &v})
+	return v.V, err
+}
+
+// GetRawBody is kong.request.get_raw_body, read as go-pdk's
+// Request.GetRawBody reads it: the body, or the file Kong buffered it
+// to, or Kong's error.
+func (k pdkKong) GetRawBody() ([]byte, error) {
+	var out kpp.RawBodyResult
+	if err := k.conn.ask(pdkCall{"kong.request.get_raw_body", nil, &out}); err != nil {
+		return nil, err
+	}
+	switch x := out.Kind.(type) {
+	case *kpp.RawBodyResult_BodyFilepath:
+		return os.ReadFile(x.BodyFilepath)
+	case *kpp.RawBodyResult_Error:
+		return nil, errors.New(x.Error)
+	}
+	return out.GetContent(), nil
+}
+
+// LogErr is kong.log.err(msg), as go-pdk's Log.Err sends it.
+func (k pdkKong) LogErr(msg string) error {
+	l, err := structpb.NewList([]any{msg})
+	if err != nil {
+		return err
+	}
+	return k.conn.ask(pdkCall{"kong.log.err", mustMarshal(l), nil})
 }
 
 // SetUpstreamHeaders is kong.service.request.set_headers with the headers
 // of set, and the names of del that set does not replace removed.
 func (k pdkKong) SetUpstreamHeaders(set http.Header, del []string) error {
-	return k.ServiceRequest.Ask("kong.service.request.set_headers", rawMessage(appendHeaders(nil, set, del)), nil)
+	return k.conn.ask(pdkCall{"kong.service.request.set_headers", appendHeaders(nil, set, del), nil})
 }
 
 // Exit answers the client: kong.response.exit, as go-pdk's Response.Exit
-// sends it (exitArgs). go-pdk closes the connection to Kong after it, so
-// it is the last PDK call of a request, and then logs a failed write on
-// that connection, which exitNoise drops.
+// sends it (exitArgs). It is the last PDK call of a request.
 func (k pdkKong) Exit(status int, body []byte, header http.Header) {
-	_ = k.Response.Ask("kong.response.exit", rawMessage(exitArgs(status, body, header)), nil)
-	k.Response.Close()
-	exitNoise.owe()
+	k.conn.exit(exitArgs(status, body, header))
+}
+
+// bridgeConn is go-pdk's connection to Kong, one round trip per call.
+type bridgeConn struct{ *pdk.PDK }
+
+func (b bridgeConn) ask(calls ...pdkCall) error {
+	for _, c := range calls {
+		if err := b.Request.Ask(c.method, rawMessage(c.args), c.out); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// exit is go-pdk's Response.Exit: the call, Kong's answer (which never
+// comes: the read fails when Kong's request ends), then the close. go-pdk's
+// server then logs its failed write of the event's end on that connection.
+func (b bridgeConn) exit(args []byte) {
+	_ = b.Response.Ask("kong.response.exit", rawMessage(args), nil)
+	b.Response.Close()
 }
 
 // maxHeaders is how many request headers the plugin asks Kong for: the
@@ -92,12 +191,13 @@ func (k pdkKong) Exit(status int, body []byte, header http.Header) {
 // they were seen, and an unseen session cookie is no session.
 const maxHeaders = 1000
 
-// serve runs one request through the engine. It makes three PDK calls:
-// two reads (the request line, the headers) and one write (exit or
-// set_headers). A back-channel logout adds the body read; a request
-// without a Host header the host read; a request line that is not
-// "METHOD /path HTTP/x" the method and path reads; the first request
-// after a config error the log line. Any failure answers the client: a
+// serve runs one request through the engine. It makes three PDK calls
+// in two round trips: two reads written together (the request line, the
+// headers), then one write (exit or set_headers). A back-channel logout
+// adds the body read; a request without a Host header the host read; a
+// request line that is not "METHOD /path HTTP/x" the method and path
+// reads (together); the first request after a config error the log
+// line. Any failure answers the client: a
 // request the engine did not let through never goes upstream.
 func (c *Config) serve(k pdkKong) {
 	exited := false
@@ -159,12 +259,13 @@ func (c *Config) serve(k pdkKong) {
 	}
 }
 
-// readRequest reads what the engine needs in two PDK calls: the request
-// line (method and request URI as the client sent them, before Kong's
-// strip_path) and the headers. The body is read only if the engine reads
-// it. complete reports whether Kong sent every header.
+// readRequest reads what the engine needs in two PDK calls, written
+// together: the request line (method and request URI as the client sent
+// them, before Kong's strip_path) and the headers. The body is read only
+// if the engine reads it. complete reports whether Kong sent every
+// header.
 func readRequest(k pdkKong) (req *bff.Request, complete bool, err error) {
-	line, err := k.GetRequestLine()
+	line, h, n, err := k.GetRequestAndHeaders()
 	if err != nil {
 		return nil, false, err
 	}
@@ -173,16 +274,9 @@ func readRequest(k pdkKong) (req *bff.Request, complete bool, err error) {
 		// An absolute-form target ("GET http://host/x HTTP/1.1"), whose
 		// $request_uri is the path alone, or a line nginx let through
 		// with extra spaces: ask for the two parts themselves.
-		if method, err = k.GetMethod(); err != nil {
+		if method, uri, err = k.GetMethodAndPath(); err != nil {
 			return nil, false, err
 		}
-		if uri, err = k.GetPathWithQuery(); err != nil {
-			return nil, false, err
-		}
-	}
-	h, n, err := k.GetHeaders(maxHeaders)
-	if err != nil {
-		return nil, false, err
 	}
 	// The Host header (HTTP/2's :authority too, which nginx turns into
 	// one) keeps the port, which the same-origin check compares with the

@@ -16,6 +16,7 @@ import (
 	"net/http"
 	"net/url"
 	"os"
+	"reflect"
 	"strings"
 	"sync"
 	"testing"
@@ -105,9 +106,12 @@ type answer struct {
 	body     []byte
 	upstream http.Header // the service request's headers, when forwarded
 	calls    []string    // the PDK calls the plugin made, without "kong."
-	toKong   int         // bytes of those calls on the wire: method and argument frames
-	fromKong int         // bytes of Kong's answers to them
-	logged   []string    // the kong.log.err lines
+	// roundTrips is how many times the plugin waited for Kong's answers:
+	// calls it writes together before it waits are one round trip.
+	roundTrips int
+	toKong     int      // bytes of those calls on the wire: method and argument frames
+	fromKong   int      // bytes of Kong's answers to them
+	logged     []string // the kong.log.err lines
 }
 
 func (a *answer) json(t *testing.T) map[string]any {
@@ -138,12 +142,39 @@ func (a *answer) wantError(t *testing.T, status int, code string) {
 // (harness) or to the built binary over its socket (viaKong).
 type trip func(t testing.TB, method, target string, h http.Header, body []byte) *answer
 
-// harness is the trip to one plugin instance in this process: go-pdk's
-// PDK on one end of a pipe runs the plugin's Access phase, as go-pdk's
-// server does for Kong's cmd_handle_event, and the fake Kong answers its
-// PDK calls on the other end. (go-pdk's own test harness does not serve
-// kong.nginx.get_var, the plugin's first call.)
+// harness is the trip to one plugin instance in this process: the
+// plugin server's connection handling (kongConn) on one end of a pipe
+// runs the plugin's access phase, as it does for Kong's
+// cmd_handle_event, and the fake Kong answers its PDK calls on the other
+// end. (go-pdk's own test harness does not serve kong.nginx.get_var,
+// the plugin's first call.)
 func harness(cfg *Config) trip {
+	return func(t testing.TB, method, target string, h http.Header, body []byte) *answer {
+		t.Helper()
+		kongEnd, pluginEnd := net.Pipe()
+		done := make(chan struct{})
+		go func() {
+			defer close(done)
+			defer pluginEnd.Close()
+			if k := newKongConn(pluginEnd); k.access(cfg) {
+				_ = k.flush() // the event's end: an empty method frame
+			}
+		}()
+		_ = kongEnd.SetDeadline(time.Now().Add(30 * time.Second))
+		a := &answer{}
+		_, err := (&fakeKong{t: t}).pdk(newKongSide(kongEnd), a, method, target, h, body)
+		kongEnd.Close()
+		<-done
+		if err != nil {
+			t.Fatalf("after PDK calls %v: %v", a.calls, err)
+		}
+		return a
+	}
+}
+
+// goPDKHarness is harness with go-pdk's PDK on the plugin's end of the
+// pipe, as go-pdk's server runs Config.Access.
+func goPDKHarness(cfg *Config) trip {
 	return func(t testing.TB, method, target string, h http.Header, body []byte) *answer {
 		t.Helper()
 		kongEnd, pluginEnd := net.Pipe()
@@ -153,13 +184,13 @@ func harness(cfg *Config) trip {
 			defer pluginEnd.Close()
 			cfg.Access(pdk.Init(pluginEnd))
 			// go-pdk's end of the event: an empty method frame. After an
-			// exit the pipe is closed and the write fails, as it does
-			// in go-pdk's server.
+			// exit the pipe is closed and the write fails, as it does in
+			// go-pdk's server.
 			_, _ = pluginEnd.Write([]byte{0, 0, 0, 0})
 		}()
 		_ = kongEnd.SetDeadline(time.Now().Add(30 * time.Second))
 		a := &answer{}
-		_, err := (&fakeKong{t: t}).pdk(kongEnd, a, method, target, h, body)
+		_, err := (&fakeKong{t: t}).pdk(newKongSide(kongEnd), a, method, target, h, body)
 		kongEnd.Close()
 		<-done
 		if err != nil {
@@ -167,6 +198,24 @@ func harness(cfg *Config) trip {
 		}
 		return a
 	}
+}
+
+// TestGoPDKAccess runs requests through Config.Access, the access phase
+// as go-pdk's server runs it: the same calls, one round trip each.
+func TestGoPDKAccess(t *testing.T) {
+	cfg, _ := newConfig(t, nil)
+	b := newBrowser(t, harness(cfg))
+	b.login("/")
+	b.trip = goPDKHarness(cfg)
+	a := b.do("GET", "/api/orders", "X-CSRF", "1")
+	want := []string{"nginx.get_var", "request.get_headers", "service.request.set_headers"}
+	if a.exited || !strings.HasPrefix(a.upstream.Get("Authorization"), "Bearer ") {
+		t.Fatalf("API request through go-pdk: exited %v %d %s", a.exited, a.status, a.body)
+	}
+	if !reflect.DeepEqual(a.calls, want) || a.roundTrips != 3 {
+		t.Fatalf("PDK calls %v in %d round trips, want %v in 3", a.calls, a.roundTrips, want)
+	}
+	b.do("GET", "/api/orders").wantError(t, http.StatusForbidden, "csrf_header_missing")
 }
 
 // browser sends requests to the plugin, keeping cookies like a browser.
@@ -496,8 +545,8 @@ func TestRefused(t *testing.T) {
 		"Content-Type": {"application/x-www-form-urlencoded"},
 	}, []byte("logout_token=not-a-jwt"))
 	a.wantError(t, http.StatusBadRequest, "invalid_request")
-	if want := []string{"nginx.get_var", "request.get_headers", "request.get_raw_body", "response.exit"}; strings.Join(a.calls, " ") != strings.Join(want, " ") {
-		t.Errorf("back-channel logout PDK calls = %v, want %v", a.calls, want)
+	if want := []string{"nginx.get_var", "request.get_headers", "request.get_raw_body", "response.exit"}; strings.Join(a.calls, " ") != strings.Join(want, " ") || a.roundTrips != 3 {
+		t.Errorf("back-channel logout PDK calls = %v in %d round trips, want %v in 3", a.calls, a.roundTrips, want)
 	}
 	if a := b.do("GET", "/api/orders", "X-CSRF", "1"); a.exited {
 		t.Fatalf("the session did not survive a rejected logout token: %d %s", a.status, a.body)
@@ -505,7 +554,7 @@ func TestRefused(t *testing.T) {
 }
 
 // TestPDKCalls measures the PDK calls of each kind of request against the
-// budget: two reads and one write.
+// budget: two reads written together and one write, two round trips.
 func TestPDKCalls(t *testing.T) {
 	cfg, _ := newConfig(t, nil)
 	b := newBrowser(t, harness(cfg))
@@ -520,22 +569,23 @@ func TestPDKCalls(t *testing.T) {
 		target string
 		header []string
 		want   []string
+		trips  int
 	}{
-		{"authenticated API request", "GET", "/api/orders", []string{"X-CSRF", "1"}, forward},
-		{"authenticated API POST", "POST", "/api/orders", []string{"X-CSRF", "1"}, forward},
-		{"login", "GET", "/login", nil, answer},
-		{"session", "GET", "/session", nil, answer},
-		{"refused API request", "GET", "/api/orders", nil, answer},
+		{"authenticated API request", "GET", "/api/orders", []string{"X-CSRF", "1"}, forward, 2},
+		{"authenticated API POST", "POST", "/api/orders", []string{"X-CSRF", "1"}, forward, 2},
+		{"login", "GET", "/login", nil, answer, 2},
+		{"session", "GET", "/session", nil, answer, 2},
+		{"refused API request", "GET", "/api/orders", nil, answer, 2},
 		// Without a Host header (never from HTTP/1.1 clients; nginx makes
 		// one of HTTP/2's :authority) the host costs a call of its own.
-		{"no Host header", "GET", "/session", []string{"Host", ""}, append(reads[:2:2], "request.get_host", "response.exit")},
+		{"no Host header", "GET", "/session", []string{"Host", ""}, append(reads[:2:2], "request.get_host", "response.exit"), 3},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			a := b.do(tt.method, tt.target, tt.header...)
-			if got, want := strings.Join(a.calls, " "), strings.Join(tt.want, " "); got != want {
-				t.Fatalf("PDK calls = %s, want %s", got, want)
+			if got, want := strings.Join(a.calls, " "), strings.Join(tt.want, " "); got != want || a.roundTrips != tt.trips {
+				t.Fatalf("PDK calls = %s in %d round trips, want %s in %d", got, a.roundTrips, want, tt.trips)
 			}
-			t.Logf("%d PDK calls", len(a.calls))
+			t.Logf("%d PDK calls in %d round trips", len(a.calls), a.roundTrips)
 		})
 	}
 }
