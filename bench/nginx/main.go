@@ -1,7 +1,8 @@
 // Command nginx measures, in one run on loopback, a real nginx (Debian's)
 // in front of a small API two ways: proxying straight to the API, and
-// asking bffgate extauthz first (auth_request, docs/extauthz.md's server
-// block, for a logged-in session, memory store). The targets are loaded
+// asking bffgate extauthz first (auth_request, docs/extauthz.md's nginx
+// file, for a logged-in session, memory store), both on the docs'
+// kept-alive upstreams. The targets are loaded
 // with wrk in interleaved rounds, and the median rounds go to BENCHMARKS.md.
 // `make bench-nginx` runs it; `go test ./bench/nginx` (part of make test)
 // starts the same stack and checks each target once, without wrk.

@@ -1,9 +1,10 @@
 // Package extauthztest runs a REAL nginx (auth_request) or a REAL Caddy
 // (reverse_proxy with handle_response, as forward_auth is built) —
-// Debian's packages — on loopback, configured with the server block and
-// site of docs/extauthz.md, in front of an echo API that records what
-// reached it. The tests of bffgate extauthz (internal/extauthz) and the
-// browser test (tests/browser) share it. It does not import package
+// Debian's packages — on loopback, configured with the nginx file (its
+// upstreams and server block) and the Caddyfile site of docs/extauthz.md,
+// in front of an echo API that records what reached it. The tests of
+// bffgate extauthz (internal/extauthz) and the browser test
+// (tests/browser) share it. It does not import package
 // extauthz, so that package's own tests can use it: the caller starts
 // bffgate extauthz and names its address.
 package extauthztest
