@@ -17,8 +17,9 @@ import (
 // replaced from env). nginx resolves upstream names when it loads a
 // config, and the stack's service names resolve only inside the stack:
 // the copy checked names 127.0.0.1 in their place (proxy_pass
-// http://echo:9000 → http://127.0.0.1:9000). A temporary prefix holds the
-// pid, log and temp files.
+// http://echo:9000 → http://127.0.0.1:9000, and an upstream's server
+// echo:9000 → 127.0.0.1:9000). A temporary prefix holds the pid, log and
+// temp files.
 func nginxTest(t *testing.T, server []byte, env map[string]string, names []string) error {
 	t.Helper()
 	nginx, err := exec.LookPath("nginx")
@@ -33,6 +34,7 @@ func nginxTest(t *testing.T, server []byte, env map[string]string, names []strin
 	})
 	for _, n := range names {
 		conf = bytes.ReplaceAll(conf, []byte("http://"+n+":"), []byte("http://127.0.0.1:"))
+		conf = bytes.ReplaceAll(conf, []byte("server "+n+":"), []byte("server 127.0.0.1:"))
 	}
 	prefix := t.TempDir()
 	if err := os.WriteFile(filepath.Join(prefix, "server.conf"), conf, 0o644); err != nil {

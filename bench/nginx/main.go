@@ -1,7 +1,8 @@
 // Command nginx measures, in one run on loopback, a real nginx (Debian's)
 // in front of a small API two ways: proxying straight to the API, and
-// asking bffgate extauthz first (auth_request, docs/extauthz.md's server
-// block, for a logged-in session, memory store). The targets are loaded
+// asking bffgate extauthz first (auth_request, docs/extauthz.md's nginx
+// file, for a logged-in session, memory store), both on the docs'
+// kept-alive upstreams. The targets are loaded
 // with wrk in interleaved rounds, and the median rounds go to BENCHMARKS.md.
 // `make bench-nginx` runs it; `go test ./bench/nginx` (part of make test)
 // starts the same stack and checks each target once, without wrk.
@@ -133,11 +134,20 @@ func start() (_ *stack, err error) {
 		return nil, err
 	}
 	s.stop = append(s.stop, func() { os.RemoveAll(dir) })
-	// One nginx, one worker, two servers: the docs' server block, and the
-	// same API proxied without auth.
+	// One nginx, one worker, two servers: the docs' configuration, and
+	// the same API proxied without auth through the docs' upstream, on
+	// kept-alive connections as well.
 	p, err := extauthztest.Run("nginx", authPort, extauthztest.Vars{
 		Authz: authzLn.Addr().String(), API: apiLn.Addr().String(), Secret: secret,
-		NginxExtra: fmt.Sprintf("server {\n    listen 127.0.0.1:%d;\n    location / {\n        proxy_pass http://%s;\n    }\n}\n", plainPort, apiLn.Addr()),
+		NginxExtra: fmt.Sprintf(`server {
+    listen 127.0.0.1:%d;
+    location / {
+        proxy_pass http://api;
+        proxy_http_version 1.1;
+        proxy_set_header Connection "";
+    }
+}
+`, plainPort),
 	}, dir)
 	if err != nil {
 		return nil, err
@@ -168,7 +178,7 @@ func freePort() int {
 func section(ts []loadtest.Target, rs []loadtest.Result, d time.Duration, rounds int, note string) string {
 	var b strings.Builder
 	b.WriteString("## Forward auth: real nginx with and without bffgate's auth_request\n\n")
-	fmt.Fprintf(&b, "`make bench-nginx`, one run on %s, %d cores, loopback; wrk -t2 -c32 -d%s per target, %d rounds with the targets interleaved, each target's median round shown. One nginx (Debian's, one worker) with two servers: one proxies GET /api/orders straight to a Go API that answers 11 bytes of JSON, the other is docs/extauthz.md's server block — an `auth_request` subrequest to `bffgate extauthz` (in-process, memory store, access log off, as nginx's) for a logged-in session with `X-CSRF: 1`, then the request to the API with the bearer. As in the docs' config, nginx opens a new connection per request to the API and to bffgate (no `keepalive` upstreams). wrk, nginx, bffgate, the API and the provider share the machine's cores: compare the ratios, and differences within a row's range are noise.",
+	fmt.Fprintf(&b, "`make bench-nginx`, one run on %s, %d cores, loopback; wrk -t2 -c32 -d%s per target, %d rounds with the targets interleaved, each target's median round shown. One nginx (Debian's, one worker) with two servers: one proxies GET /api/orders straight to a Go API that answers 11 bytes of JSON, the other is docs/extauthz.md's configuration — an `auth_request` subrequest to `bffgate extauthz` (in-process, memory store, access log off, as nginx's) for a logged-in session with `X-CSRF: 1`, then the request to the API with the bearer. Both servers proxy to the docs' `keepalive` upstreams (HTTP/1.1, `Connection \"\"`), so nginx reuses its connections to the API and to bffgate instead of opening one per request. wrk, nginx, bffgate, the API and the provider share the machine's cores: compare the ratios, and differences within a row's range are noise.",
 		time.Now().UTC().Format("2006-01-02"), runtime.NumCPU(), d, rounds)
 	if note != "" {
 		b.WriteString(" " + note)
@@ -178,6 +188,6 @@ func section(ts []loadtest.Target, rs []loadtest.Result, d time.Duration, rounds
 		fmt.Fprintf(&b, "| %s | %.0f | %.0f–%.0f | %.2f | %s | %s | %s | %s | %s | %s |\n", t.Name, rs[i].RPS, rs[i].Min, rs[i].Max, rs[i].RPS/rs[0].RPS,
 			rs[i].Avg, rs[i].P50, loadtest.Ratio(rs[i].P50, rs[0].P50), rs[i].P99, loadtest.Ratio(rs[i].P99, rs[0].P99), rs[i].Non2xx)
 	}
-	b.WriteString("\nThe Go benchmark of one decision alone is `go test -run '^$' -bench Check ./internal/extauthz/` (and `./extauthz-grpc/` for a gRPC Check).\n")
+	b.WriteString("\nWith bffgate each request makes nginx proxy twice (the subrequest, then the API request), both on kept-alive connections, and bffgate decide (session lookup, AES-GCM unseal, CSRF and Origin checks, the allow's headers). The Go benchmark of one decision alone is `go test -run '^$' -bench Check ./internal/extauthz/` (and `./extauthz-grpc/` for a gRPC Check).\n")
 	return b.String()
 }

@@ -10,8 +10,9 @@ import (
 	"github.com/bffgate/bffgate/internal/extauthz/extauthztest"
 )
 
-// TestDocs holds docs/extauthz.md to what the tests run: its nginx server
-// block and Caddyfile site are the ones TestNginx and TestCaddy start, with
+// TestDocs holds docs/extauthz.md to what the tests run: its nginx file
+// (upstreams and server block) and Caddyfile site are the ones TestNginx
+// and TestCaddy start, with
 // example addresses; its Traefik and Envoy header lists are those of the
 // stand-ins; its reference table names every field of the config file.
 func TestDocs(t *testing.T) {

@@ -9,6 +9,7 @@ import (
 	"net/http/httptest"
 	"net/url"
 	"strings"
+	"sync/atomic"
 	"testing"
 
 	"github.com/bffgate/bffgate/core/bff"
@@ -33,6 +34,8 @@ type stack struct {
 	authz *httptest.Server
 	api   *extauthztest.API
 	url   string // the proxy's base URL
+	// authzConns counts the connections bffgate extauthz accepted.
+	authzConns atomic.Int64
 }
 
 // newStack starts the echo API, the OP and bffgate extauthz (with the
@@ -58,7 +61,9 @@ func newStack(t *testing.T, port int) *stack {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { srv.Close() })
-	s.authz = httptest.NewServer(srv)
+	s.authz = httptest.NewUnstartedServer(srv)
+	s.authz.Config.ConnState = extauthztest.CountConns(&s.authzConns)
+	s.authz.Start()
 	t.Cleanup(s.authz.Close)
 	return s
 }
@@ -244,6 +249,46 @@ func (s *stack) flow(t *testing.T) {
 			if r.Status != http.StatusForbidden || r.Header.Get("Authorization") != "" {
 				t.Fatalf("%s without the secret: %d %s", target, r.Status, r.Body)
 			}
+		}
+	})
+
+	t.Run("connections to bffgate and the API are reused", func(t *testing.T) {
+		// The documented configurations keep their connections open:
+		// requests one after another reuse them (one connection per
+		// request would be n new connections each). Every other one is a
+		// POST with a chunked body: the auth subrequest, which carries no
+		// body, must say so, or bffgate would read the next request on
+		// the connection as its body.
+		const n = 10
+		sess := sessionCookie(t, c, u)
+		authz, api := s.authzConns.Load(), s.api.Conns()
+		for i := range n {
+			req, err := http.NewRequest("GET", s.url+"/api/orders", nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			body := fmt.Sprintf("order-%d", i)
+			if i%2 == 1 {
+				// A reader of unknown length: the client sends it chunked.
+				req, err = http.NewRequest("POST", s.url+"/api/orders", io.MultiReader(strings.NewReader(body)))
+				if err != nil {
+					t.Fatal(err)
+				}
+			}
+			req.Header.Set("Cookie", sess)
+			req.Header.Set("X-CSRF", "1")
+			if r := flowtest.Send(t, http.DefaultClient, req); r.Status != http.StatusOK {
+				t.Fatalf("%s: status = %d (body %s)", req.Method, r.Status, r.Body)
+			}
+			if got := s.api.LastBody(); i%2 == 1 && got != body {
+				t.Fatalf("the API got body %q, want %q", got, body)
+			}
+		}
+		if got := s.authzConns.Load() - authz; got > 1 {
+			t.Errorf("bffgate got %d new connections for %d requests, want at most 1", got, n)
+		}
+		if got := s.api.Conns() - api; got > 1 {
+			t.Errorf("the API got %d new connections for %d requests, want at most 1", got, n)
 		}
 	})
 

@@ -1,9 +1,10 @@
 // Package extauthztest runs a REAL nginx (auth_request) or a REAL Caddy
 // (reverse_proxy with handle_response, as forward_auth is built) —
-// Debian's packages — on loopback, configured with the server block and
-// site of docs/extauthz.md, in front of an echo API that records what
-// reached it. The tests of bffgate extauthz (internal/extauthz) and the
-// browser test (tests/browser) share it. It does not import package
+// Debian's packages — on loopback, configured with the nginx file (its
+// upstreams and server block) and the Caddyfile site of docs/extauthz.md,
+// in front of an echo API that records what reached it. The tests of
+// bffgate extauthz (internal/extauthz) and the browser test
+// (tests/browser) share it. It does not import package
 // extauthz, so that package's own tests can use it: the caller starts
 // bffgate extauthz and names its address.
 package extauthztest
@@ -21,6 +22,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"text/template"
@@ -38,6 +40,7 @@ type API struct {
 	mu     sync.Mutex // guards reqs, bodies
 	reqs   []*http.Request
 	bodies []string
+	conns  atomic.Int64 // connections accepted
 }
 
 // StartAPI starts the echo API until the test ends; provider returns the
@@ -46,7 +49,7 @@ func StartAPI(t testing.TB, provider func() *op.Server) *API {
 	t.Helper()
 	a := &API{}
 	echo := op.EchoAPI(provider)
-	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	srv := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		body, _ := io.ReadAll(io.LimitReader(r.Body, 1<<20))
 		a.mu.Lock()
 		a.reqs = append(a.reqs, r.Clone(context.Background()))
@@ -54,6 +57,8 @@ func StartAPI(t testing.TB, provider func() *op.Server) *API {
 		a.mu.Unlock()
 		echo.ServeHTTP(w, r)
 	}))
+	srv.Config.ConnState = CountConns(&a.conns)
+	srv.Start()
 	t.Cleanup(srv.Close)
 	a.URL = srv.URL
 	return a
@@ -71,6 +76,20 @@ func (a *API) Requests() []*http.Request {
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	return append([]*http.Request(nil), a.reqs...)
+}
+
+// Conns is the number of connections the API has accepted: a proxy that
+// keeps its connections to the API open opens few.
+func (a *API) Conns() int64 { return a.conns.Load() }
+
+// CountConns is an http.Server's ConnState hook that counts the
+// connections it accepts in n.
+func CountConns(n *atomic.Int64) func(net.Conn, http.ConnState) {
+	return func(_ net.Conn, st http.ConnState) {
+		if st == http.StateNew {
+			n.Add(1)
+		}
+	}
 }
 
 // LastBody is the body of the last request that reached the API.
@@ -241,14 +260,30 @@ func (p *Proxy) Stop() string {
 	return out
 }
 
-// NginxServer is the server block of docs/extauthz.md's nginx
-// configuration (extauthz's TestDocs holds the doc to it).
-const NginxServer = `server {
+// NginxServer is docs/extauthz.md's nginx configuration, the upstream
+// blocks and the server block, for nginx's http context (extauthz's
+// TestDocs holds the doc to it). The upstreams are named bffgate and api.
+const NginxServer = `# bffgate and the API as upstreams whose connections stay open between
+# requests (keepalive: the idle ones each worker keeps). Every location
+# that proxies to them needs HTTP/1.1 and an empty Connection header.
+upstream bffgate {
+    server {{.Authz}};
+    keepalive 32;
+}
+
+upstream api {
+    server {{.API}};
+    keepalive 32;
+}
+
+server {
     listen {{.Listen}};
 
     # The BFF's own endpoints go to bffgate directly.
     location ~ ^/(login|oauth/callback|session|token|logout|logout/callback|backchannel-logout|sessions(/[^/]+)?)$ {
-        proxy_pass http://{{.Authz}};
+        proxy_pass http://bffgate;
+        proxy_http_version 1.1;
+        proxy_set_header Connection "";
         proxy_set_header Host $http_host;
         proxy_set_header X-Forwarded-Proto $scheme;
         proxy_set_header X-Bffgate-Secret "{{.Secret}}";
@@ -283,12 +318,16 @@ const NginxServer = `server {
         # A refusal: bffgate answers the request itself, with its own
         # status, headers and JSON body.
         error_page 401 403 500 = @bffgate;
-        proxy_pass http://{{.API}};
+        proxy_pass http://api;
+        proxy_http_version 1.1;
+        proxy_set_header Connection "";
     }
 
     location = /_bffgate/auth {
         internal;
-        proxy_pass http://{{.Authz}}/_bffgate/nginx;
+        proxy_pass http://bffgate/_bffgate/nginx;
+        proxy_http_version 1.1;
+        proxy_set_header Connection "";
         proxy_pass_request_body off;
         proxy_set_header Content-Length "";
         proxy_set_header X-Original-URI $request_uri;
@@ -299,7 +338,9 @@ const NginxServer = `server {
     }
 
     location @bffgate {
-        proxy_pass http://{{.Authz}};
+        proxy_pass http://bffgate;
+        proxy_http_version 1.1;
+        proxy_set_header Connection "";
         proxy_set_header Host $http_host;
         proxy_set_header X-Forwarded-Proto $scheme;
         proxy_set_header X-Bffgate-Secret "{{.Secret}}";
