@@ -1,15 +1,19 @@
 // Command bench measures bffgate.so in a Tyk-like host: the same API path
-// through tyk-plugin/tykhost without the plugin and with it, side by side,
-// with wrk on loopback, and writes the result to BENCHMARKS.md (its own
-// section). It is what `make bench-tyk` runs, through tyk-plugin/bench.sh:
+// through tyk-plugin/tykhost with a no-op Go plugin hook (the baseline),
+// without a hook, and with bffgate.so on the memory store, the Redis store
+// and the Redis store with its read cache, side by side, with wrk on
+// loopback, and writes the result to BENCHMARKS.md (its own section). It
+// is what `make bench-tyk` runs, through tyk-plugin/bench.sh:
 //
-//	CGO_ENABLED=1 go run -trimpath -tags goplugin ./tyk-plugin/bench
+//	CGO_ENABLED=1 go run -trimpath -tags goplugin ./tyk-plugin/bench [-profile DIR]
 //
-// It builds the real bffgate.so, starts the test OpenID Provider
-// (tests/op), logs alice in programmatically, and runs wrk once per target.
-// A real Tyk gateway cannot be built here; the host runs the hook with
-// Tyk's contract and proxies with httputil.ReverseProxy, so the numbers
-// compare the plugin's cost, not Tyk's.
+// It builds the real bffgate.so and the no-op plugin, starts the test
+// OpenID Provider (tests/op), logs alice in programmatically on each of
+// bffgate's APIs, and runs wrk on every target in interleaved rounds. With
+// -profile it then takes a CPU and an allocation profile of each target.
+// The host runs the hooks with Tyk's contract and proxies with
+// httputil.ReverseProxy, so the numbers compare the plugin's cost, not
+// Tyk's.
 package main
 
 import (
@@ -23,11 +27,13 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
+	httppprof "net/http/pprof"
 	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"runtime"
+	"runtime/pprof"
 	"strings"
 	"time"
 
@@ -38,10 +44,14 @@ import (
 
 const cookieKey = "MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY="
 
+// profileDir is the -profile flag: where profiles go, or "" for none.
+var profileDir string
+
 func main() {
 	d := flag.Duration("d", 10*time.Second, "wrk duration per target")
 	rounds := flag.Int("rounds", 3, "wrk runs per target, interleaved; the median is reported")
 	out := flag.String("out", "BENCHMARKS.md", "file to write the Tyk section to, relative to the module root")
+	flag.StringVar(&profileDir, "profile", "", "after the rounds, load each target once more for -d while taking a CPU and an allocation profile of this process (the host, its plugins and the upstream), written to this folder as <API>.cpu.pprof and <API>.allocs.pprof")
 	flag.Parse()
 	log.SetFlags(0)
 	log.SetPrefix("bench-tyk: ")
@@ -69,6 +79,12 @@ func run(d time.Duration, rounds int, out string) error {
 		return err
 	}
 
+	noop := filepath.Join(dir, "noop.so")
+	log.Printf("building %s", noop)
+	if err := tykhost.BuildPackage(root, tykhost.NoopPackage, noop); err != nil {
+		return err
+	}
+
 	upSrv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "application/json")
 		io.WriteString(w, `{"orders":[]}`)
@@ -76,27 +92,41 @@ func run(d time.Duration, rounds int, out string) error {
 	defer upSrv.Close()
 	upstream, _ := url.Parse(upSrv.URL)
 
-	// Two listeners on loopback: the host without the plugin, and with it.
-	plain, err := net.Listen("tcp", "127.0.0.1:0")
+	// One host on loopback with an API per target: without a hook, with
+	// the no-op hook, and with bffgate.so on each store.
+	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		return err
 	}
-	withPlugin, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return err
-	}
-	base := "http://" + withPlugin.Addr().String()
+	base := "http://" + l.Addr().String()
 
-	// The Redis store's row needs redis-server (Debian: redis-server).
+	// The Redis rows need redis-server (Debian: redis-server).
 	redisAddr, stopRedis, err := startRedis(dir)
 	if err != nil {
-		log.Printf("no Redis row: %v", err)
+		log.Printf("no Redis rows: %v", err)
 	} else {
 		defer stopRedis()
 	}
 
+	// bffgate's APIs: the memory store, and, with Redis, the Redis store
+	// without and with its per-node read cache (cache_ttl_ms at its most).
+	type bffAPI struct {
+		prefix, store string
+		redis         map[string]any
+	}
+	bffAPIs := []bffAPI{{prefix: "/app", store: "memory"}}
+	if redisAddr != "" {
+		url := "redis://" + redisAddr + "/0"
+		bffAPIs = append(bffAPIs,
+			bffAPI{prefix: "/redis", store: "Redis", redis: map[string]any{"url": url, "key_prefix": "bench:redis:"}},
+			bffAPI{prefix: "/rcache", store: "Redis, cache_ttl_ms 1000", redis: map[string]any{"url": url, "key_prefix": "bench:rcache:", "cache_ttl_ms": 1000}})
+	}
+	var redirects []string
+	for _, a := range bffAPIs {
+		redirects = append(redirects, base+a.prefix+"/oauth/callback")
+	}
 	o, err := op.Start(op.Options{
-		RedirectURIs: []string{base + "/app/oauth/callback", base + "/redis/oauth/callback"},
+		RedirectURIs: redirects,
 		// Long-lived tokens: no refresh during the measurement.
 		AccessTokenTTL: time.Hour,
 		Stderr:         io.Discard,
@@ -106,21 +136,18 @@ func run(d time.Duration, rounds int, out string) error {
 	}
 	defer o.Close()
 
-	api := func(prefix string, redis map[string]any) map[string]any {
+	var apis []any
+	for _, a := range bffAPIs {
 		c := map[string]any{
 			"issuer": o.Issuer, "client_id": o.ClientID, "client_secret": o.ClientSecret,
-			"redirect_url": base + prefix + "/oauth/callback",
+			"redirect_url": base + a.prefix + "/oauth/callback",
 			"cookie_keys":  []string{cookieKey},
-			"cookie_name":  "__Host-bench" + strings.TrimPrefix(prefix, "/"),
+			"cookie_name":  "__Host-bench" + strings.TrimPrefix(a.prefix, "/"),
 		}
-		if redis != nil {
-			c["redis"] = redis
+		if a.redis != nil {
+			c["redis"] = a.redis
 		}
-		return map[string]any{"listen_path": prefix + "/", "config": c}
-	}
-	apis := []any{api("/app", nil)}
-	if redisAddr != "" {
-		apis = append(apis, api("/redis", map[string]any{"url": "redis://" + redisAddr + "/0"}))
+		apis = append(apis, map[string]any{"listen_path": a.prefix + "/", "config": c})
 	}
 	cfg, _ := json.Marshal(map[string]any{"apis": apis})
 	cfgPath := filepath.Join(dir, "bffgate.json")
@@ -132,42 +159,54 @@ func run(d time.Duration, rounds int, out string) error {
 	if err != nil {
 		return err
 	}
-	// The engine logs each login; keep wrk's runs quiet otherwise.
-	// max_idle_connections_per_host as tyk-plugin/README.md recommends
-	// (Tyk's default, 0, keeps 2 and would measure new connections).
-	const idle = 500
-	go http.Serve(plain, tykhost.New(tykhost.API{ListenPath: "/app/", StripListenPath: true, Target: upstream, MaxIdleConnsPerHost: idle}))
-	go http.Serve(withPlugin, tykhost.New(
-		tykhost.API{ListenPath: "/app/", StripListenPath: true, Target: upstream, Pre: []tykhost.Hook{hook}, MaxIdleConnsPerHost: idle},
-		tykhost.API{ListenPath: "/redis/", StripListenPath: true, Target: upstream, Pre: []tykhost.Hook{hook}, MaxIdleConnsPerHost: idle},
-	))
-
-	cookie, err := loadtest.Login(context.Background(), o, base+"/app/login", "__Host-benchapp")
+	noopHook, err := tykhost.Load(noop, "NoOp")
 	if err != nil {
 		return err
 	}
-	// The baseline gets the same headers; without the plugin they go
-	// upstream as they are.
-	header := []string{"Cookie: " + cookie, "X-CSRF: 1"}
-	targets := []loadtest.Target{
-		{Name: "host without the plugin", URL: "http://" + plain.Addr().String() + "/app/api/orders", Header: header},
-		{Name: "host with bffgate.so", URL: base + "/app/api/orders", Header: header},
+	// max_idle_connections_per_host as tyk-plugin/README.md recommends
+	// (Tyk's default, 0, keeps 2 and would measure new connections).
+	const idle = 500
+	hostAPIs := []tykhost.API{
+		{ListenPath: "/bare/", StripListenPath: true, Target: upstream, MaxIdleConnsPerHost: idle},
+		{ListenPath: "/noop/", StripListenPath: true, Target: upstream, Pre: []tykhost.Hook{noopHook}, MaxIdleConnsPerHost: idle},
 	}
-	stores := []string{"—", "memory"}
-	if redisAddr != "" {
-		rc, err := loadtest.Login(context.Background(), o, base+"/redis/login", "__Host-benchredis")
+	for _, a := range bffAPIs {
+		hostAPIs = append(hostAPIs, tykhost.API{ListenPath: a.prefix + "/", StripListenPath: true, Target: upstream, Pre: []tykhost.Hook{hook}, MaxIdleConnsPerHost: idle})
+	}
+	go http.Serve(l, tykhost.New(hostAPIs...))
+
+	// The no-op hook's API is the baseline (the first target's ratio is
+	// 1.00 in the table): it gets the same headers as bffgate's memory
+	// API, and forwards them upstream as they are.
+	var cookies []string
+	for _, a := range bffAPIs {
+		c, err := loadtest.Login(context.Background(), o, base+a.prefix+"/login", "__Host-bench"+strings.TrimPrefix(a.prefix, "/"))
 		if err != nil {
-			return err
+			return fmt.Errorf("%s: %w", a.prefix, err)
 		}
-		targets = append(targets, loadtest.Target{Name: "host with bffgate.so", URL: base + "/redis/api/orders",
-			Header: []string{"Cookie: " + rc, "X-CSRF: 1"}})
-		stores = append(stores, "Redis")
+		cookies = append(cookies, c)
+	}
+	header := []string{"Cookie: " + cookies[0], "X-CSRF: 1"}
+	targets := []loadtest.Target{
+		{Name: "no-op Go plugin hook", URL: base + "/noop/api/orders", Header: header},
+		{Name: "no hook", URL: base + "/bare/api/orders", Header: header},
+	}
+	stores := []string{"—", "—"}
+	for i, a := range bffAPIs {
+		targets = append(targets, loadtest.Target{Name: "bffgate.so", URL: base + a.prefix + "/api/orders",
+			Header: []string{"Cookie: " + cookies[i], "X-CSRF: 1"}})
+		stores = append(stores, a.store)
 	}
 	results, err := loadtest.Rounds(targets, rounds, d, func(round int, t loadtest.Target) {
 		log.Printf("round %d/%d: wrk %s for %s", round, rounds, t.URL, d)
 	})
 	if err != nil {
 		return err
+	}
+	if profileDir != "" {
+		if err := profile(profileDir, targets, stores, d); err != nil {
+			return err
+		}
 	}
 	file := out
 	if !filepath.IsAbs(file) {
@@ -183,25 +222,70 @@ func run(d time.Duration, rounds int, out string) error {
 	return nil
 }
 
-// section is this benchmark's part of BENCHMARKS.md.
+// section is this benchmark's part of BENCHMARKS.md. The first target, the
+// no-op hook, is what the others are compared with.
 func section(ts []loadtest.Target, stores []string, rs []loadtest.Result, d time.Duration, rounds int) string {
 	var b strings.Builder
 	b.WriteString("## Tyk: bffgate.so in a Tyk-like host\n\n")
-	fmt.Fprintf(&b, "`make bench-tyk`, one run on %s, %d cores, %s, loopback; wrk -t2 -c32 -d%s per target, %d rounds with the targets interleaved, each target's median round shown: GET /app/api/orders with a logged-in session cookie and `X-CSRF: 1`, proxied to a Go upstream that answers 13 bytes of JSON. The host is `tyk-plugin/tykhost` — Tyk's hook contract in front of `httputil.ReverseProxy`, with `max_idle_connections_per_host` 500 — not a real Tyk gateway, which cannot be built here: the ratios show what the plugin adds to a request, not Tyk's own throughput. The load generator, the host, the upstream and the provider share the machine's cores, so the spread of the rounds is shown too: differences smaller than it are noise.\n\n",
+	fmt.Fprintf(&b, "`make bench-tyk`, one run on %s, %d cores, %s, loopback; wrk -t2 -c32 -d%s per target, %d rounds with the targets interleaved, each target's median round shown: GET /<API>/api/orders with a logged-in session cookie and `X-CSRF: 1`, proxied to a Go upstream that answers 13 bytes of JSON. The baseline is the same API with a no-op Go plugin hook (`tyk-plugin/tykhost/noop`, built as bffgate.so is): the ratio to it is what bffgate's hook adds to a request. The host is `tyk-plugin/tykhost` — Tyk's hook contract and its per-request context, in front of `httputil.ReverseProxy`, with `max_idle_connections_per_host` 500 — not a real Tyk gateway, whose own work per request is larger, so in real Tyk the same plugin costs a smaller share (see tyk-plugin/README.md, Performance). The load generator, the host, the upstream and the provider share the machine's cores, so the spread of the rounds is shown too: differences smaller than it are noise.\n\n",
 		time.Now().UTC().Format("2006-01-02"), runtime.NumCPU(), runtime.Version(), d, rounds)
-	b.WriteString("| target | store | requests/s | rounds' range | vs without | avg latency | p50 | p50 vs without | p99 | p99 vs without | non-2xx |\n|---|---|---|---|---|---|---|---|---|---|---|\n")
+	b.WriteString("| target | store | requests/s | rounds' range | vs no-op hook | avg latency | p50 | p50 vs no-op | p99 | p99 vs no-op | non-2xx |\n|---|---|---|---|---|---|---|---|---|---|---|\n")
 	for i, t := range ts {
 		fmt.Fprintf(&b, "| %s | %s | %.0f | %.0f–%.0f | %.2f | %s | %s | %s | %s | %s | %s |\n",
 			t.Name, stores[i], rs[i].RPS, rs[i].Min, rs[i].Max, rs[i].RPS/rs[0].RPS, rs[i].Avg,
 			rs[i].P50, loadtest.Ratio(rs[i].P50, rs[0].P50), rs[i].P99, loadtest.Ratio(rs[i].P99, rs[0].P99), rs[i].Non2xx)
 	}
-	b.WriteString("\nWith the plugin each request runs the BFFGate hook: the session cookie's store lookup and AES-GCM unseal, the CSRF and Origin checks, and the header edits (Authorization set, session cookie removed). With the Redis store the lookup is one round trip to a redis-server on the same machine (no read cache).\n")
+	b.WriteString("\nWith bffgate.so each request runs the BFFGate hook: the session cookie's store lookup and AES-GCM unseal, the CSRF and Origin checks, and the header edits (Authorization set, session cookie removed). With the Redis store the lookup is one round trip to a redis-server on the same machine; with `cache_ttl_ms` a session read within the last second is served from the node's cache.\n")
 	for i, t := range ts {
 		if rs[i].SocketErrors != "" {
 			fmt.Fprintf(&b, "\n%s (%s): wrk reported %s\n", t.Name, stores[i], rs[i].SocketErrors)
 		}
 	}
 	return b.String()
+}
+
+// profile loads each target once more for d while taking a CPU profile
+// and an allocation profile (the allocations made during the run) of
+// this process, and writes them to dir as <API>.cpu.pprof and
+// <API>.allocs.pprof, <API> being the target's listen path. Read them
+// with `go tool pprof -top <file>`; the hook's share is what runs under
+// tykhost.runHook.
+func profile(dir string, targets []loadtest.Target, stores []string, d time.Duration) error {
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return err
+	}
+	for i, t := range targets {
+		u, _ := url.Parse(t.URL)
+		name, _, _ := strings.Cut(strings.TrimPrefix(u.Path, "/"), "/")
+		log.Printf("profiling %s (%s, %s) for %s", t.URL, t.Name, stores[i], d)
+		cpu, err := os.Create(filepath.Join(dir, name+".cpu.pprof"))
+		if err != nil {
+			return err
+		}
+		// The allocation profile is net/http/pprof's delta profile: the
+		// allocations between its start and its end, d later.
+		allocs := make(chan []byte, 1)
+		go func() {
+			rec := httptest.NewRecorder()
+			httppprof.Handler("allocs").ServeHTTP(rec, httptest.NewRequest("GET", fmt.Sprintf("/debug/pprof/allocs?seconds=%d", int(d.Seconds())), nil))
+			allocs <- rec.Body.Bytes()
+		}()
+		if err := pprof.StartCPUProfile(cpu); err != nil {
+			cpu.Close()
+			return err
+		}
+		_, err = loadtest.Wrk(t, d)
+		pprof.StopCPUProfile()
+		cpu.Close()
+		if err != nil {
+			return fmt.Errorf("%s: %w", t.Name, err)
+		}
+		if err := os.WriteFile(filepath.Join(dir, name+".allocs.pprof"), <-allocs, 0o644); err != nil {
+			return err
+		}
+	}
+	log.Printf("profiles in %s", dir)
+	return nil
 }
 
 // startRedis runs redis-server on a free loopback port, without
