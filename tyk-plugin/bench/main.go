@@ -17,6 +17,8 @@
 package main
 
 import (
+	"bytes"
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
@@ -34,7 +36,10 @@ import (
 	"path/filepath"
 	"runtime"
 	"runtime/pprof"
+	"slices"
+	"strconv"
 	"strings"
+	"syscall"
 	"time"
 
 	"github.com/bffgate/bffgate/internal/loadtest"
@@ -101,7 +106,7 @@ func run(d time.Duration, rounds int, out string) error {
 	base := "http://" + l.Addr().String()
 
 	// The Redis rows need redis-server (Debian: redis-server).
-	redisAddr, stopRedis, err := startRedis(dir)
+	redisAddr, redisPID, stopRedis, err := startRedis(dir)
 	if err != nil {
 		log.Printf("no Redis rows: %v", err)
 	} else {
@@ -197,9 +202,7 @@ func run(d time.Duration, rounds int, out string) error {
 			Header: []string{"Cookie: " + cookies[i], "X-CSRF: 1"}})
 		stores = append(stores, a.store)
 	}
-	results, err := loadtest.Rounds(targets, rounds, d, func(round int, t loadtest.Target) {
-		log.Printf("round %d/%d: wrk %s for %s", round, rounds, t.URL, d)
-	})
+	results, cpus, err := measure(targets, rounds, d, func() time.Duration { return cpuTime(redisPID) })
 	if err != nil {
 		return err
 	}
@@ -212,29 +215,105 @@ func run(d time.Duration, rounds int, out string) error {
 	if !filepath.IsAbs(file) {
 		file = filepath.Join(root, out)
 	}
-	if err := loadtest.WriteSection(file, "tyk", section(targets, stores, results, d, rounds)); err != nil {
+	if err := loadtest.WriteSection(file, "tyk", section(targets, stores, results, cpus, d, rounds)); err != nil {
 		return err
 	}
 	log.Printf("wrote %s", file)
 	for i, t := range targets {
-		log.Printf("%-24s %-8s %6.0f req/s (%.0f–%.0f)  p50 %s  p99 %s", t.Name, stores[i], results[i].RPS, results[i].Min, results[i].Max, results[i].P50, results[i].P99)
+		log.Printf("%-22s %-26s %6.0f req/s (%.0f–%.0f)  %6.1f µs CPU/req (%.2f)  p50 %s  p99 %s", t.Name, stores[i], results[i].RPS, results[i].Min, results[i].Max,
+			float64(cpus[i])/float64(time.Microsecond), float64(cpus[0])/float64(cpus[i]), results[i].P50, results[i].P99)
 	}
 	return nil
 }
 
+// measure checks every target, then loads each for d in rounds that
+// interleave the targets, as loadtest.Rounds does, and returns each
+// target's median round with the range of its rounds, and the median of
+// its rounds' CPU time per request: cpu's growth over the run divided by
+// the requests wrk made. On a machine shared with other work the
+// requests/s of a round swing with that work; the CPU a request costs
+// swings much less, so its ratio is the steadier figure.
+func measure(targets []loadtest.Target, rounds int, d time.Duration, cpu func() time.Duration) ([]loadtest.Result, []time.Duration, error) {
+	for _, t := range targets {
+		if err := loadtest.Check(t); err != nil {
+			return nil, nil, fmt.Errorf("%s: %w", t.Name, err)
+		}
+	}
+	runs := make([][]loadtest.Result, len(targets))
+	perReq := make([][]time.Duration, len(targets))
+	for round := 1; round <= rounds; round++ {
+		for i, t := range targets {
+			log.Printf("round %d/%d: wrk %s for %s", round, rounds, t.URL, d)
+			before := cpu()
+			r, err := loadtest.Wrk(t, d)
+			if err != nil {
+				return nil, nil, fmt.Errorf("%s: %w", t.Name, err)
+			}
+			used := cpu() - before
+			if r.Non2xx != "0" {
+				return nil, nil, fmt.Errorf("%s: %s responses were not 2xx: the session did not hold", t.Name, r.Non2xx)
+			}
+			runs[i] = append(runs[i], r)
+			perReq[i] = append(perReq[i], time.Duration(float64(used)/(r.RPS*d.Seconds())))
+		}
+	}
+	out := make([]loadtest.Result, len(targets))
+	cpus := make([]time.Duration, len(targets))
+	for i, rs := range runs {
+		slices.SortFunc(rs, func(a, b loadtest.Result) int { return cmp.Compare(a.RPS, b.RPS) })
+		out[i] = rs[len(rs)/2]
+		out[i].Min, out[i].Max = rs[0].RPS, rs[len(rs)-1].RPS
+		slices.Sort(perReq[i])
+		cpus[i] = perReq[i][len(perReq[i])/2]
+	}
+	return out, cpus, nil
+}
+
+// cpuTime is the CPU time used so far by this process (the host, its
+// plugins, the upstream), by its children that have ended (every wrk run
+// so far) and by redis-server (pid; 0 for none): every process a request
+// runs through. The test provider, another child, is idle meanwhile.
+func cpuTime(pid int) time.Duration {
+	var total time.Duration
+	for _, who := range []int{syscall.RUSAGE_SELF, syscall.RUSAGE_CHILDREN} {
+		var ru syscall.Rusage
+		if syscall.Getrusage(who, &ru) == nil {
+			total += time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+		}
+	}
+	if pid != 0 {
+		// utime and stime, fields 14 and 15 of /proc/PID/stat, in clock
+		// ticks of 10 ms (USER_HZ is 100 on Linux); field 2, the command,
+		// ends with the last ')'.
+		if b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid)); err == nil {
+			if i := bytes.LastIndexByte(b, ')'); i >= 0 {
+				f := strings.Fields(string(b[i+1:]))
+				if len(f) > 12 {
+					u, _ := strconv.ParseInt(f[11], 10, 64)
+					st, _ := strconv.ParseInt(f[12], 10, 64)
+					total += time.Duration(u+st) * 10 * time.Millisecond
+				}
+			}
+		}
+	}
+	return total
+}
+
 // section is this benchmark's part of BENCHMARKS.md. The first target, the
 // no-op hook, is what the others are compared with.
-func section(ts []loadtest.Target, stores []string, rs []loadtest.Result, d time.Duration, rounds int) string {
+func section(ts []loadtest.Target, stores []string, rs []loadtest.Result, cpus []time.Duration, d time.Duration, rounds int) string {
 	var b strings.Builder
 	b.WriteString("## Tyk: bffgate.so in a Tyk-like host\n\n")
 	fmt.Fprintf(&b, "`make bench-tyk`, one run on %s, %d cores, %s, loopback; wrk -t2 -c32 -d%s per target, %d rounds with the targets interleaved, each target's median round shown: GET /<API>/api/orders with a logged-in session cookie and `X-CSRF: 1`, proxied to a Go upstream that answers 13 bytes of JSON. The baseline is the same API with a no-op Go plugin hook (`tyk-plugin/tykhost/noop`, built as bffgate.so is): the ratio to it is what bffgate's hook adds to a request. The host is `tyk-plugin/tykhost` — Tyk's hook contract and its per-request context, in front of `httputil.ReverseProxy`, with `max_idle_connections_per_host` 500 — not a real Tyk gateway, whose own work per request is larger, so in real Tyk the same plugin costs a smaller share (see tyk-plugin/README.md, Performance). The load generator, the host, the upstream and the provider share the machine's cores, so the spread of the rounds is shown too: differences smaller than it are noise.\n\n",
 		time.Now().UTC().Format("2006-01-02"), runtime.NumCPU(), runtime.Version(), d, rounds)
-	b.WriteString("| target | store | requests/s | rounds' range | vs no-op hook | avg latency | p50 | p50 vs no-op | p99 | p99 vs no-op | non-2xx |\n|---|---|---|---|---|---|---|---|---|---|---|\n")
+	b.WriteString("| target | store | requests/s | rounds' range | vs no-op hook | CPU per request | no-op's CPU ÷ this | avg latency | p50 | p50 vs no-op | p99 | p99 vs no-op | non-2xx |\n|---|---|---|---|---|---|---|---|---|---|---|---|---|\n")
 	for i, t := range ts {
-		fmt.Fprintf(&b, "| %s | %s | %.0f | %.0f–%.0f | %.2f | %s | %s | %s | %s | %s | %s |\n",
-			t.Name, stores[i], rs[i].RPS, rs[i].Min, rs[i].Max, rs[i].RPS/rs[0].RPS, rs[i].Avg,
+		fmt.Fprintf(&b, "| %s | %s | %.0f | %.0f–%.0f | %.2f | %.1f µs | %.2f | %s | %s | %s | %s | %s | %s |\n",
+			t.Name, stores[i], rs[i].RPS, rs[i].Min, rs[i].Max, rs[i].RPS/rs[0].RPS,
+			float64(cpus[i])/float64(time.Microsecond), float64(cpus[0])/float64(cpus[i]), rs[i].Avg,
 			rs[i].P50, loadtest.Ratio(rs[i].P50, rs[0].P50), rs[i].P99, loadtest.Ratio(rs[i].P99, rs[0].P99), rs[i].Non2xx)
 	}
+	b.WriteString("\nCPU per request is the CPU time every process on a request's path used during a round (this benchmark's process — the host, its plugins and the upstream —, wrk, and redis-server), divided by the requests of the round; the median round. The requests/s of a round swing with whatever else the machine runs; the CPU a request costs much less, so \"no-op's CPU ÷ this\" is the steadier estimate of the requests/s ratio the same cores would give with nothing else running.\n")
 	b.WriteString("\nWith bffgate.so each request runs the BFFGate hook: the session cookie's store lookup and AES-GCM unseal, the CSRF and Origin checks, and the header edits (Authorization set, session cookie removed). With the Redis store the lookup is one round trip to a redis-server on the same machine; with `cache_ttl_ms` a session read within the last second is served from the node's cache.\n")
 	for i, t := range ts {
 		if rs[i].SocketErrors != "" {
@@ -290,21 +369,21 @@ func profile(dir string, targets []loadtest.Target, stores []string, d time.Dura
 
 // startRedis runs redis-server on a free loopback port, without
 // persistence, until stop is called.
-func startRedis(dir string) (addr string, stop func(), err error) {
+func startRedis(dir string) (addr string, pid int, stop func(), err error) {
 	path, err := exec.LookPath("redis-server")
 	if err != nil {
-		return "", nil, errors.New("redis-server is not installed")
+		return "", 0, nil, errors.New("redis-server is not installed")
 	}
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
-		return "", nil, err
+		return "", 0, nil, err
 	}
 	addr = l.Addr().String()
 	l.Close()
 	_, port, _ := net.SplitHostPort(addr)
 	cmd := exec.Command(path, "--port", port, "--bind", "127.0.0.1", "--dir", dir, "--save", "", "--appendonly", "no")
 	if err := cmd.Start(); err != nil {
-		return "", nil, err
+		return "", 0, nil, err
 	}
 	stop = func() {
 		cmd.Process.Signal(os.Interrupt)
@@ -313,9 +392,9 @@ func startRedis(dir string) (addr string, stop func(), err error) {
 	for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); time.Sleep(50 * time.Millisecond) {
 		if c, err := net.Dial("tcp", addr); err == nil {
 			c.Close()
-			return addr, stop, nil
+			return addr, cmd.Process.Pid, stop, nil
 		}
 	}
 	stop()
-	return "", nil, fmt.Errorf("redis-server did not start on %s", addr)
+	return "", 0, nil, fmt.Errorf("redis-server did not start on %s", addr)
 }
