@@ -232,7 +232,7 @@ func run(d time.Duration, rounds int, out string) error {
 // its rounds' CPU time per request: cpu's growth over the run divided by
 // the requests wrk made. On a machine shared with other work the
 // requests/s of a round swing with that work; the CPU a request costs
-// swings much less, so its ratio is the steadier figure.
+// swings less, so its ratio is a second, steadier estimate.
 func measure(targets []loadtest.Target, rounds int, d time.Duration, cpu func() time.Duration) ([]loadtest.Result, []time.Duration, error) {
 	for _, t := range targets {
 		if err := loadtest.Check(t); err != nil {
@@ -313,7 +313,7 @@ func section(ts []loadtest.Target, stores []string, rs []loadtest.Result, cpus [
 			float64(cpus[i])/float64(time.Microsecond), float64(cpus[0])/float64(cpus[i]), rs[i].Avg,
 			rs[i].P50, loadtest.Ratio(rs[i].P50, rs[0].P50), rs[i].P99, loadtest.Ratio(rs[i].P99, rs[0].P99), rs[i].Non2xx)
 	}
-	b.WriteString("\nCPU per request is the CPU time every process on a request's path used during a round (this benchmark's process — the host, its plugins and the upstream —, wrk, and redis-server), divided by the requests of the round; the median round. The requests/s of a round swing with whatever else the machine runs; the CPU a request costs much less, so \"no-op's CPU ÷ this\" is the steadier estimate of the requests/s ratio the same cores would give with nothing else running.\n")
+	b.WriteString("\nCPU per request is the CPU time every process on a request's path used during a round (this benchmark's process — the host, its plugins and the upstream —, wrk, and redis-server), divided by the requests of the round; the median round. The requests/s of a round swing with whatever else the machine runs; the CPU a request costs swings less (it still grows when other work shares the cores and their caches), so \"no-op's CPU ÷ this\" is a second estimate of the requests/s ratio the same cores would give with nothing else running.\n")
 	b.WriteString("\nWith bffgate.so each request runs the BFFGate hook: the session cookie's store lookup and AES-GCM unseal, the CSRF and Origin checks, and the header edits (Authorization set, session cookie removed). With the Redis store the lookup is one round trip to a redis-server on the same machine; with `cache_ttl_ms` a session read within the last second is served from the node's cache.\n")
 	for i, t := range ts {
 		if rs[i].SocketErrors != "" {
@@ -353,12 +353,15 @@ func profile(dir string, targets []loadtest.Target, stores []string, d time.Dura
 			cpu.Close()
 			return err
 		}
-		_, err = loadtest.Wrk(t, d)
+		res, err := loadtest.Wrk(t, d)
 		pprof.StopCPUProfile()
 		cpu.Close()
 		if err != nil {
 			return fmt.Errorf("%s: %w", t.Name, err)
 		}
+		// The number of requests turns a profile's totals into costs per
+		// request.
+		log.Printf("profiled %s: %.0f requests", name, res.RPS*d.Seconds())
 		if err := os.WriteFile(filepath.Join(dir, name+".allocs.pprof"), <-allocs, 0o644); err != nil {
 			return err
 		}
