@@ -53,8 +53,8 @@ const cookieKey = "MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY="
 var profileDir string
 
 func main() {
-	d := flag.Duration("d", 10*time.Second, "wrk duration per target")
-	rounds := flag.Int("rounds", 3, "wrk runs per target, interleaved; the median is reported")
+	d := flag.Duration("d", 6*time.Second, "wrk duration per target and round")
+	rounds := flag.Int("rounds", 5, "wrk runs per target, interleaved; the median is reported")
 	out := flag.String("out", "BENCHMARKS.md", "file to write the Tyk section to, relative to the module root")
 	flag.StringVar(&profileDir, "profile", "", "after the rounds, load each target once more for -d while taking a CPU and an allocation profile of this process (the host, its plugins and the upstream), written to this folder as <API>.cpu.pprof and <API>.allocs.pprof")
 	flag.Parse()
@@ -202,10 +202,12 @@ func run(d time.Duration, rounds int, out string) error {
 			Header: []string{"Cookie: " + cookies[i], "X-CSRF: 1"}})
 		stores = append(stores, a.store)
 	}
+	loadBefore := loadAverage()
 	results, cpus, err := measure(targets, rounds, d, func() time.Duration { return cpuTime(redisPID) })
 	if err != nil {
 		return err
 	}
+	load := [2]string{loadBefore, loadAverage()}
 	if profileDir != "" {
 		if err := profile(profileDir, targets, stores, d); err != nil {
 			return err
@@ -215,7 +217,7 @@ func run(d time.Duration, rounds int, out string) error {
 	if !filepath.IsAbs(file) {
 		file = filepath.Join(root, out)
 	}
-	if err := loadtest.WriteSection(file, "tyk", section(targets, stores, results, cpus, d, rounds)); err != nil {
+	if err := loadtest.WriteSection(file, "tyk", section(targets, stores, results, cpus, load, d, rounds)); err != nil {
 		return err
 	}
 	log.Printf("wrote %s", file)
@@ -299,13 +301,23 @@ func cpuTime(pid int) time.Duration {
 	return total
 }
 
+// loadAverage is the machine's 1-minute load average (/proc/loadavg), or
+// "unknown".
+func loadAverage() string {
+	b, err := os.ReadFile("/proc/loadavg")
+	if f := strings.Fields(string(b)); err == nil && len(f) > 0 {
+		return f[0]
+	}
+	return "unknown"
+}
+
 // section is this benchmark's part of BENCHMARKS.md. The first target, the
 // no-op hook, is what the others are compared with.
-func section(ts []loadtest.Target, stores []string, rs []loadtest.Result, cpus []time.Duration, d time.Duration, rounds int) string {
+func section(ts []loadtest.Target, stores []string, rs []loadtest.Result, cpus []time.Duration, load [2]string, d time.Duration, rounds int) string {
 	var b strings.Builder
 	b.WriteString("## Tyk: bffgate.so in a Tyk-like host\n\n")
-	fmt.Fprintf(&b, "`make bench-tyk`, one run on %s, %d cores, %s, loopback; wrk -t2 -c32 -d%s per target, %d rounds with the targets interleaved, each target's median round shown: GET /<API>/api/orders with a logged-in session cookie and `X-CSRF: 1`, proxied to a Go upstream that answers 13 bytes of JSON. The baseline is the same API with a no-op Go plugin hook (`tyk-plugin/tykhost/noop`, built as bffgate.so is): the ratio to it is what bffgate's hook adds to a request. The host is `tyk-plugin/tykhost` — Tyk's hook contract and its per-request context, in front of `httputil.ReverseProxy`, with `max_idle_connections_per_host` 500 — not a real Tyk gateway, whose own work per request is larger, so in real Tyk the same plugin costs a smaller share (see tyk-plugin/README.md, Performance). The load generator, the host, the upstream and the provider share the machine's cores, so the spread of the rounds is shown too: differences smaller than it are noise.\n\n",
-		time.Now().UTC().Format("2006-01-02"), runtime.NumCPU(), runtime.Version(), d, rounds)
+	fmt.Fprintf(&b, "`make bench-tyk`, one run on %s, %d cores, %s, loopback; wrk -t2 -c32 -d%s per target, %d rounds with the targets interleaved, each target's median round shown: GET /<API>/api/orders with a logged-in session cookie and `X-CSRF: 1`, proxied to a Go upstream that answers 13 bytes of JSON. The baseline is the same API with a no-op Go plugin hook (`tyk-plugin/tykhost/noop`, built as bffgate.so is): the ratio to it is what bffgate's hook adds to a request. The host is `tyk-plugin/tykhost` — Tyk's hook contract and its per-request context, in front of `httputil.ReverseProxy`, with `max_idle_connections_per_host` 500 — not a real Tyk gateway, whose own work per request is larger, so in real Tyk the same plugin costs a smaller share (see tyk-plugin/README.md, Performance). The load generator, the host, the upstream and the provider share the machine's cores, so the spread of the rounds is shown too: differences smaller than it are noise. The machine's load average (1 minute) was %s when the rounds began and %s when they ended: above the %d cores, other work was running beside the benchmark.\n\n",
+		time.Now().UTC().Format("2006-01-02"), runtime.NumCPU(), runtime.Version(), d, rounds, load[0], load[1], runtime.NumCPU())
 	b.WriteString("| target | store | requests/s | rounds' range | vs no-op hook | CPU per request | no-op's CPU ÷ this | avg latency | p50 | p50 vs no-op | p99 | p99 vs no-op | non-2xx |\n|---|---|---|---|---|---|---|---|---|---|---|---|---|\n")
 	for i, t := range ts {
 		fmt.Fprintf(&b, "| %s | %s | %.0f | %.0f–%.0f | %.2f | %.1f µs | %.2f | %s | %s | %s | %s | %s | %s |\n",
