@@ -233,8 +233,8 @@ func run(d time.Duration, rounds int, out string) error {
 // target's median round with the range of its rounds, and the median of
 // its rounds' CPU time per request: cpu's growth over the run divided by
 // the requests wrk made. On a machine shared with other work the
-// requests/s of a round swing with that work; the CPU a request costs
-// swings less, so its ratio is a second, steadier estimate.
+// requests/s of a round swing with that work; the CPU a request costs is
+// a second estimate, less tied to how the cores were shared out.
 func measure(targets []loadtest.Target, rounds int, d time.Duration, cpu func() time.Duration) ([]loadtest.Result, []time.Duration, error) {
 	for _, t := range targets {
 		if err := loadtest.Check(t); err != nil {
@@ -325,7 +325,7 @@ func section(ts []loadtest.Target, stores []string, rs []loadtest.Result, cpus [
 			float64(cpus[i])/float64(time.Microsecond), float64(cpus[0])/float64(cpus[i]), rs[i].Avg,
 			rs[i].P50, loadtest.Ratio(rs[i].P50, rs[0].P50), rs[i].P99, loadtest.Ratio(rs[i].P99, rs[0].P99), rs[i].Non2xx)
 	}
-	b.WriteString("\nCPU per request is the CPU time every process on a request's path used during a round (this benchmark's process — the host, its plugins and the upstream —, wrk, and redis-server), divided by the requests of the round; the median round. The requests/s of a round swing with whatever else the machine runs; the CPU a request costs swings less (it still grows when other work shares the cores and their caches), so \"no-op's CPU ÷ this\" is a second estimate of the requests/s ratio the same cores would give with nothing else running.\n")
+	b.WriteString("\nCPU per request is the CPU time every process on a request's path used during a round (this benchmark's process — the host, its plugins and the upstream —, wrk, and redis-server), divided by the requests of the round; the median round. It is a second estimate of the ratio the same cores would give with nothing else running, less tied than requests/s to how the cores were shared out during a round; both still swing with other work on the machine (it shares the cores and their caches), so compare several runs.\n")
 	b.WriteString("\nWith bffgate.so each request runs the BFFGate hook: the session cookie's store lookup and AES-GCM unseal, the CSRF and Origin checks, and the header edits (Authorization set, session cookie removed). With the Redis store the lookup is one round trip to a redis-server on the same machine; with `cache_ttl_ms` a session read within the last second is served from the node's cache.\n")
 	for i, t := range ts {
 		if rs[i].SocketErrors != "" {
