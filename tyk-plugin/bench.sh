@@ -1,10 +1,12 @@
 #!/usr/bin/env bash
-# bench.sh is `make bench-tyk`: bffgate.so in the Tyk-like test host, without
-# and with the plugin, under wrk on loopback; writes the Tyk section of
-# BENCHMARKS.md. Bounded: wrk runs 10 s (-d) per target and round (3 rounds,
-# -rounds), and the run is killed after 10 minutes (the builds before it are not).
+# bench.sh is `make bench-tyk`: bffgate.so in the Tyk-like test host beside
+# a no-op Go plugin hook (and no hook), under wrk on loopback; writes the Tyk
+# section of BENCHMARKS.md (-profile DIR: CPU and allocation profiles too).
+# Bounded: wrk runs 6 s (-d) per target and round (5 rounds, -rounds: short
+# rounds, interleaved, so a busy spell of the machine hits every target),
+# and the run is killed after 10 minutes (the builds before it are not).
 #
-#   tyk-plugin/bench.sh [-d 10s] [-rounds 3] [-out BENCHMARKS.md]
+#   tyk-plugin/bench.sh [-d 6s] [-rounds 5] [-out BENCHMARKS.md] [-profile DIR]
 set -euo pipefail
 cd "$(dirname "$0")/.."
 

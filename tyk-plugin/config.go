@@ -162,12 +162,20 @@ func build(f File) (*apis, error) {
 
 // match returns the engine of the API a request belongs to, or nil.
 func (a *apis) match(host, path string) *bff.Engine {
-	for _, x := range *a {
-		if (path == x.prefix || strings.HasPrefix(path, x.prefix+"/")) && x.matchHost(host) {
+	for i := range *a {
+		if x := &(*a)[i]; underPrefix(path, x.prefix) && x.matchHost(host) {
 			return x.engine
 		}
 	}
 	return nil
+}
+
+// underPrefix reports whether path is prefix or below it (prefix followed
+// by "/"). It runs on every request for every API of the file, so it
+// compares in place rather than building prefix+"/" each time (in a
+// profile under wrk that concatenation took 4% of the hook's CPU time).
+func underPrefix(path, prefix string) bool {
+	return strings.HasPrefix(path, prefix) && (len(path) == len(prefix) || path[len(prefix)] == '/')
 }
 
 func (x *api) matchHost(host string) bool {

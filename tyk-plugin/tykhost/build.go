@@ -17,6 +17,10 @@ import (
 // PluginPackage is bffgate's Tyk plugin.
 const PluginPackage = "github.com/bffgate/bffgate/tyk-plugin"
 
+// NoopPackage is a Tyk plugin whose hook, NoOp, does nothing: the
+// baseline the benchmark compares bffgate.so with.
+const NoopPackage = "github.com/bffgate/bffgate/tyk-plugin/tykhost/noop"
+
 // BuildCommand is how test binaries and programs using this package must be
 // built for the plugins they load to match them.
 const BuildCommand = "CGO_ENABLED=1 go test -trimpath -tags goplugin ./tyk-plugin/..."
@@ -73,6 +77,12 @@ func CheckPlugin(path string) error {
 // toolchain and flags (which CheckFlags requires to be Tyk's; -race too
 // when the binary has it).
 func BuildPlugin(moduleDir, out string) error {
+	return BuildPackage(moduleDir, PluginPackage, out)
+}
+
+// BuildPackage builds the plugin package pkg of the module at moduleDir
+// into out as BuildPlugin builds bffgate's.
+func BuildPackage(moduleDir, pkg, out string) error {
 	if err := CheckFlags(); err != nil {
 		return err
 	}
@@ -81,7 +91,7 @@ func BuildPlugin(moduleDir, out string) error {
 	if setting(bi, "-race") == "true" {
 		args = append(args, "-race")
 	}
-	args = append(args, "-o", out, PluginPackage)
+	args = append(args, "-o", out, pkg)
 	return run(moduleDir, nil, goCommand(), args...)
 }
 

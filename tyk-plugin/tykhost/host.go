@@ -1,7 +1,8 @@
 // Package tykhost runs Tyk Go plugin hooks the way a Tyk gateway does, for
-// bffgate's tests and benchmarks. A real Tyk gateway cannot be built here
-// (the Go module proxy refuses github.com/TykTechnologies/tyk), so this
-// small host stands in for it:
+// bffgate's tests and benchmarks. A real Tyk gateway is no part of them
+// (the Go module proxy refuses github.com/TykTechnologies/tyk, and none of
+// Tyk's code is kept here; DEVELOPERS.md says how to check against one
+// built by hand), so this small host stands in for it:
 //
 //   - Load opens a .so with Go's plugin package and looks a hook up by name
 //     with Tyk's hook type, func(http.ResponseWriter, *http.Request), as
@@ -13,6 +14,11 @@
 //     to the next hook and then through a reverse proxy to the API's
 //     upstream, with whatever the hooks did to its headers, and with the
 //     listen path stripped.
+//   - Before the hooks the request gets the context Tyk gives it (seven
+//     values set by copying the request, see withTykContext), and the
+//     proxy copies bodies with pooled buffers as Tyk's does, so what the
+//     host does around a hook costs what Tyk's does where it touches the
+//     hook's own work.
 //
 // The host and the plugins it loads must be built alike, as Tyk and its
 // plugins must: cgo, -trimpath, the goplugin tag, the same Go toolchain and
@@ -36,6 +42,8 @@ import (
 	"net/url"
 	"plugin"
 	"strings"
+	"sync"
+	"time"
 
 	// Packages of modules shared with Tyk v5.14.0 that its binary links
 	// too: a plugin with another build of any of them does not load.
@@ -122,6 +130,12 @@ func New(apis ...API) *Gateway {
 			},
 			Transport:    transport,
 			ErrorHandler: proxyError,
+			// Tyk copies response bodies with 32 KiB buffers from a
+			// sync.Pool (gateway/reverse_proxy.go, copyBuffer); without a
+			// pool httputil allocates one per request, which in the
+			// benchmark was three quarters of the host's allocations and
+			// drove its garbage collection.
+			BufferPool: bufferPool{},
 		}
 		g.apis = append(g.apis, r)
 	}
@@ -142,6 +156,7 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, `{"error":"Not Found"}`, http.StatusNotFound)
 		return
 	}
+	withTykContext(r, api)
 	for _, h := range api.Pre {
 		if sent := runHook(h, w, r); sent {
 			return
@@ -149,6 +164,54 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	api.proxy.ServeHTTP(w, r)
 }
+
+// tykKey is the type of the context keys withTykContext sets.
+type tykKey int
+
+const (
+	keyStartTime  tykKey = iota // Tyk's ctx.RequestStartTime (handleWrapper)
+	keyOrigPath                 // ctx.OriginalRequestPath (handleWrapper)
+	keyMuxVars                  // gorilla/mux's route variables
+	keyMuxRoute                 // gorilla/mux's matched route
+	keySpanAttrs                // VersionCheck's trace span attributes
+	keyVersion                  // ctx.VersionData: the API version the request is for
+	keyDefinition               // ctx.Definition: the API definition
+)
+
+// withTykContext gives r the context a pre hook sees in Tyk v5.14.0: seven
+// values above net/http's two and its two cancel contexts (twelve levels
+// in all; dumped from a hook in a real gateway). Tyk sets each as
+// internal/service/core.SetContext does, *r = *r.WithContext(ctx), a copy
+// of the request per value; the last, the API definition, is set by the
+// Go plugin middleware itself just before it calls the hook. So a hook
+// that reads its context (a ctx.Value lookup, a timeout derived from it)
+// walks as deep a chain here as in Tyk, and the host copies the request
+// as often as Tyk does before the hook.
+func withTykContext(r *http.Request, api *route) {
+	for _, v := range [...]struct {
+		key tykKey
+		val any
+	}{
+		{keyStartTime, time.Now()},
+		{keyOrigPath, r.URL.Path},
+		{keyMuxVars, map[string]string{}},
+		{keyMuxRoute, api},
+		{keySpanAttrs, []string(nil)},
+		{keyVersion, "Default"},
+		{keyDefinition, &api.API},
+	} {
+		*r = *r.WithContext(context.WithValue(r.Context(), v.key, v.val))
+	}
+}
+
+// bufferPool is httputil.BufferPool over a sync.Pool of 32 KiB buffers,
+// as Tyk's reverse proxy keeps them.
+type bufferPool struct{}
+
+var buffers = sync.Pool{New: func() any { b := make([]byte, 32<<10); return &b }}
+
+func (bufferPool) Get() []byte  { return *buffers.Get().(*[]byte) }
+func (bufferPool) Put(b []byte) { buffers.Put(&b) }
 
 // proxyError answers 502 when the upstream fails, as Tyk does, and logs
 // it unless the client went away.

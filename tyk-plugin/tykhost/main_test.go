@@ -22,8 +22,9 @@ import (
 // into this test binary (built, like Tyk, with cgo, -trimpath and the
 // goplugin tag) and run its BFFGate hook with Tyk's contract (package
 // tykhost) in front of an httptest upstream, against the real OpenID
-// Provider of tests/op. A real Tyk gateway cannot be built or downloaded
-// here, so this host stands in for it.
+// Provider of tests/op. A real Tyk gateway is no part of the tests (its
+// module cannot be downloaded, and none of its code is kept here), so this
+// host stands in for it.
 //
 // A Go plugin loads once per process and the plugin reads BFFGATE_CONFIG
 // on its first request, so TestMain writes one config file for every API
