@@ -86,6 +86,7 @@ type Engine struct {
 	routes      map[string]route
 	loginPrefix string   // name prefix of login cookies
 	identityDel []string // identity header names, canonical, to strip
+	csrfKey     string   // the CSRF header's canonical name, as req.Header keys it
 	origins     map[string]bool
 	siteScheme  string // the scheme of redirect_url: same-origin requests use it
 	methods     map[string]bool
@@ -189,6 +190,7 @@ func New(cfg Config) (*Engine, error) {
 	for _, h := range cfg.IdentityHeaders {
 		b.identityDel = append(b.identityDel, http.CanonicalHeaderKey(h.Header))
 	}
+	b.csrfKey = http.CanonicalHeaderKey(cfg.CSRFHeader)
 	p, pre := cfg.Paths, cfg.PathPrefix
 	b.routes = map[string]route{
 		pre + p.Login:             b.login,

@@ -77,7 +77,7 @@ func (b *Engine) csrfOK(req *Request, always bool) bool {
 			return true
 		}
 	}
-	v := req.Header[http.CanonicalHeaderKey(b.cfg.CSRFHeader)]
+	v := req.Header[b.csrfKey]
 	return len(v) == 1 && v[0] == b.cfg.CSRFHeaderValue
 }
 
