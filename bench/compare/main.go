@@ -511,9 +511,20 @@ func section(ts []loadtest.Target, rs []loadtest.Result, d time.Duration, rounds
 		}
 		return fmt.Sprintf("%.2f×", rps[x]/rps[y])
 	}
-	fmt.Fprintf(&b, "\nLike for like: bffgate / oauth2-proxy with both keeping sessions in Redis **%s** (%s with bffgate's read cache); with bffgate's memory store and oauth2-proxy's cookie sessions **%s**. bffgate reads a server-side session (one store lookup, AES-GCM unseal) and sets the bearer; oauth2-proxy with cookies decrypts its session from the cookie itself.\n",
+	cpu := map[string]time.Duration{}
+	for i, t := range ts {
+		cpu[t.Name] = rs[i].CPU
+	}
+	cpuRatio := func(x, y string) string {
+		if cpu[x] == 0 || cpu[y] == 0 {
+			return "—"
+		}
+		return fmt.Sprintf("%.2f×", float64(cpu[x])/float64(cpu[y]))
+	}
+	fmt.Fprintf(&b, "\nLike for like: bffgate / oauth2-proxy with both keeping sessions in Redis **%s** (%s with bffgate's read cache); with bffgate's memory store and oauth2-proxy's cookie sessions **%s**. In CPU per request, oauth2-proxy with Redis spends %s what bffgate with Redis does. bffgate reads a server-side session (one store lookup, AES-GCM unseal) and sets the bearer; oauth2-proxy with cookies decrypts its session from the cookie itself.\n",
 		ratio("bffgate serve (Redis store)", "oauth2-proxy v7.8.1 (Redis session store)"),
 		ratio("bffgate serve (Redis store, cache_ttl_ms 1000)", "oauth2-proxy v7.8.1 (Redis session store)"),
-		ratio("bffgate serve (memory store)", "oauth2-proxy v7.8.1 (cookie session)"))
+		ratio("bffgate serve (memory store)", "oauth2-proxy v7.8.1 (cookie session)"),
+		cpuRatio("oauth2-proxy v7.8.1 (Redis session store)", "bffgate serve (Redis store)"))
 	return b.String()
 }
