@@ -138,6 +138,11 @@ type Vars struct {
 	// (another server, for a benchmark's baseline).
 	NginxExtra string
 	Dir        string // the proxy's working directory (Run sets it)
+	// Root is set (by Run) when the tests run as root: nginx's workers
+	// would then run as nobody, who may not reach the checkout's files
+	// (a checkout under a private directory, as mktemp -d makes), so
+	// they stay root.
+	Root bool
 }
 
 var funcs = template.FuncMap{
@@ -190,6 +195,7 @@ func Run(proxy string, port int, v Vars, dir string) (*Proxy, error) {
 	v.Listen = fmt.Sprintf("127.0.0.1:%d", port)
 	v.Site = fmt.Sprintf("http://127.0.0.1:%d", port)
 	v.Dir = dir
+	v.Root = os.Geteuid() == 0
 	var tmpl string
 	var args []string
 	conf := filepath.Join(dir, proxy+".conf")
@@ -351,6 +357,9 @@ server {
 // NginxTestConfig makes NginxServer a complete file for a test: files in
 // the test's directory, the MIME types an SPA needs.
 const NginxTestConfig = `daemon off;
+{{- if .Root}}
+user root;
+{{- end}}
 worker_processes 1;
 pid {{.Dir}}/nginx.pid;
 error_log {{.Dir}}/error.log warn;
