@@ -149,32 +149,28 @@ type trip func(t testing.TB, method, target string, h http.Header, body []byte) 
 // end. (go-pdk's own test harness does not serve kong.nginx.get_var,
 // the plugin's first call.)
 func harness(cfg *Config) trip {
-	return func(t testing.TB, method, target string, h http.Header, body []byte) *answer {
-		t.Helper()
-		kongEnd, pluginEnd := net.Pipe()
-		done := make(chan struct{})
-		go func() {
-			defer close(done)
-			defer pluginEnd.Close()
-			if k := newKongConn(pluginEnd); k.access(cfg) {
-				_ = k.flush() // the event's end: an empty method frame
-			}
-		}()
-		_ = kongEnd.SetDeadline(time.Now().Add(30 * time.Second))
-		a := &answer{}
-		_, err := (&fakeKong{t: t}).pdk(newKongSide(kongEnd), a, method, target, h, body)
-		kongEnd.Close()
-		<-done
-		if err != nil {
-			t.Fatalf("after PDK calls %v: %v", a.calls, err)
+	return pipeTrip(func(pluginEnd net.Conn) {
+		if k := newKongConn(pluginEnd); k.access(cfg) {
+			_ = k.flush() // the event's end: an empty method frame
 		}
-		return a
-	}
+	})
 }
 
 // goPDKHarness is harness with go-pdk's PDK on the plugin's end of the
 // pipe, as go-pdk's server runs Config.Access.
 func goPDKHarness(cfg *Config) trip {
+	return pipeTrip(func(pluginEnd net.Conn) {
+		cfg.Access(pdk.Init(pluginEnd))
+		// go-pdk's end of the event: an empty method frame. After an
+		// exit the pipe is closed and the write fails, as it does in
+		// go-pdk's server.
+		_, _ = pluginEnd.Write([]byte{0, 0, 0, 0})
+	})
+}
+
+// pipeTrip is the trip through a pipe whose plugin end plugin serves
+// for one event, the fake Kong on the other.
+func pipeTrip(plugin func(pluginEnd net.Conn)) trip {
 	return func(t testing.TB, method, target string, h http.Header, body []byte) *answer {
 		t.Helper()
 		kongEnd, pluginEnd := net.Pipe()
@@ -182,11 +178,7 @@ func goPDKHarness(cfg *Config) trip {
 		go func() {
 			defer close(done)
 			defer pluginEnd.Close()
-			cfg.Access(pdk.Init(pluginEnd))
-			// go-pdk's end of the event: an empty method frame. After an
-			// exit the pipe is closed and the write fails, as it does in
-			// go-pdk's server.
-			_, _ = pluginEnd.Write([]byte{0, 0, 0, 0})
+			plugin(pluginEnd)
 		}()
 		_ = kongEnd.SetDeadline(time.Now().Add(30 * time.Second))
 		a := &answer{}
