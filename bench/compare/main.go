@@ -249,10 +249,10 @@ func run(o options) error {
 		{Name: "upstream directly (no auth)", URL: upURL + "/api/orders?direct=1"},
 		// The same request as bffgate's, which the bare proxy forwards as
 		// a BFF would, less the session: cookie off, a bearer on.
-		{Name: "bare Go reverse proxy (no auth)", URL: "http://" + bareAddr + "/api/orders", Header: []string{"Cookie: " + bffCookie, "X-CSRF: 1"}, PID: pid[bareAddr]},
-		{Name: "bffgate serve (memory store)", URL: "http://" + bffAddr + "/api/orders", Header: []string{"Cookie: " + bffCookie, "X-CSRF: 1"}, PID: pid[bffAddr]},
-		{Name: "bffgate serve (Redis store)", URL: "http://" + bffRedisAddr + "/api/orders", Header: []string{"Cookie: " + bffRedisCookie, "X-CSRF: 1"}, PID: pid[bffRedisAddr]},
-		{Name: "bffgate serve (Redis store, cache_ttl_ms 1000)", URL: "http://" + bffCacheAddr + "/api/orders", Header: []string{"Cookie: " + bffCacheCookie, "X-CSRF: 1"}, PID: pid[bffCacheAddr]},
+		{Name: "bare Go reverse proxy (no auth)", URL: "http://" + bareAddr + "/api/orders", Header: []string{"Cookie: " + bffCookie, "X-CSRF: 1"}, CPU: cpuOf(pid[bareAddr])},
+		{Name: "bffgate serve (memory store)", URL: "http://" + bffAddr + "/api/orders", Header: []string{"Cookie: " + bffCookie, "X-CSRF: 1"}, CPU: cpuOf(pid[bffAddr])},
+		{Name: "bffgate serve (Redis store)", URL: "http://" + bffRedisAddr + "/api/orders", Header: []string{"Cookie: " + bffRedisCookie, "X-CSRF: 1"}, CPU: cpuOf(pid[bffRedisAddr])},
+		{Name: "bffgate serve (Redis store, cache_ttl_ms 1000)", URL: "http://" + bffCacheAddr + "/api/orders", Header: []string{"Cookie: " + bffCacheCookie, "X-CSRF: 1"}, CPU: cpuOf(pid[bffCacheAddr])},
 	}
 	if o.oauth2Proxy != "" {
 		for _, p := range []struct{ name, addr string }{
@@ -263,7 +263,7 @@ func run(o options) error {
 			if err != nil {
 				return fmt.Errorf("%s login: %w", p.name, err)
 			}
-			targets = append(targets, loadtest.Target{Name: p.name, URL: "http://" + p.addr + "/api/orders", Header: []string{"Cookie: " + cookie}, PID: pid[p.addr]})
+			targets = append(targets, loadtest.Target{Name: p.name, URL: "http://" + p.addr + "/api/orders", Header: []string{"Cookie: " + cookie}, CPU: cpuOf(pid[p.addr])})
 		}
 	}
 	results, err := loadtest.Rounds(targets, o.rounds, o.d, func(round int, t loadtest.Target) {
@@ -445,6 +445,11 @@ func freeAddr() string {
 }
 
 // start runs a binary in the background and returns its stop function.
+// cpuOf is a target's CPU meter: the process pid's.
+func cpuOf(pid int) func() (time.Duration, error) {
+	return func() (time.Duration, error) { return loadtest.ProcessCPU(pid) }
+}
+
 // proc is a process startEnv started: its PID, and how to stop it.
 type proc struct {
 	pid  int
@@ -492,7 +497,7 @@ func section(ts []loadtest.Target, rs []loadtest.Result, d time.Duration, rounds
 	bareCPU := rs[1].CPU // the targets' order is run's
 	var b strings.Builder
 	b.WriteString("## Standalone: bffgate serve vs a bare Go proxy vs oauth2-proxy\n\n")
-	fmt.Fprintf(&b, "`make bench-compare`, one run on %s, %d cores, loopback; wrk -t2 -c32 -d%s per target, %d rounds with the targets interleaved, each target's median round shown, all logged in as the same user against the same test OpenID Provider; every proxy in a process of its own, none logging per request. The bare Go reverse proxy is `httputil.ReverseProxy` with bffgate's transport settings and copy buffers (`serve.NewTransport`, `serve.BufferPool`) and no authentication: the limit for a BFF written in Go. It gets the same request as bffgate (the session cookie and `X-CSRF: 1`) and forwards it as a BFF does, cookie removed and a bearer of the provider's token length set, without looking at either. The proxy CPU per request is the proxy process's own user and system time over the round divided by its requests (`/proc/<pid>/stat`): it hardly depends on how the cores were shared, so it is the steadier figure of what a proxy costs. `cache_ttl_ms 1000` is the Redis store with its per-node read cache at its most (docs/config.md: a session ended through another node may be served by this one for up to that long). The load generator, the proxies, the upstream, Redis and the provider share the machine's cores, so compare the ratios, not the absolute numbers; differences within a row's range are noise.\n\n",
+	fmt.Fprintf(&b, "`make bench-compare`, one run on %s, %d cores, loopback; wrk -t2 -c32 -d%s per target, %d rounds with the targets interleaved, each target's median round shown, all logged in as the same user against the same test OpenID Provider; every proxy in a process of its own, none logging per request. The bare Go reverse proxy is `httputil.ReverseProxy` with bffgate's transport settings and copy buffers (`serve.NewTransport`, `serve.BufferPool`) and no authentication: the limit for a BFF written in Go. It gets the same request as bffgate (the session cookie and `X-CSRF: 1`) and forwards it as a BFF does, cookie removed and a bearer of the provider's token length set, without looking at either. The proxy CPU per request is the proxy process's own user and system time over a round divided by its requests (`/proc/<pid>/stat`), the median of the rounds: it hardly depends on how the cores were shared, so it is the steadier figure of what a proxy costs. `cache_ttl_ms 1000` is the Redis store with its per-node read cache at its most (docs/config.md: a session ended through another node may be served by this one for up to that long). The load generator, the proxies, the upstream, Redis and the provider share the machine's cores, so compare the ratios, not the absolute numbers; differences within a row's range are noise.\n\n",
 		time.Now().UTC().Format("2006-01-02"), runtime.NumCPU(), d, rounds)
 	b.WriteString("| target | requests/s | rounds' range | vs upstream | vs bare Go proxy | avg latency | p50 | p99 | non-2xx | proxy CPU per request | vs bare Go proxy |\n|---|---|---|---|---|---|---|---|---|---|---|\n")
 	for i, t := range ts {

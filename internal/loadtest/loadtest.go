@@ -32,11 +32,12 @@ type Target struct {
 	// requests, e.g. one per session from a list (CookieScript); Header
 	// is then what the first request of Check sends.
 	Script string
-	// PID, when set, is the process that serves the target: Wrk measures
-	// its CPU time (user and system) per request. Unlike requests/s, that
-	// hardly depends on how the machine's cores were shared between the
-	// load generator and everything else during the round.
-	PID int
+	// CPU, when set, reads the CPU time used so far by the processes
+	// that serve the target (ProcessCPU for one): Wrk reports their CPU
+	// time per request. Unlike requests/s, that hardly depends on how the
+	// machine's cores were shared between the load generator and
+	// everything else during the round.
+	CPU func() (time.Duration, error)
 }
 
 // CookieScript writes a wrk script to dir that sends each request with
@@ -69,8 +70,8 @@ type Result struct {
 	Avg, P50, P99 string // wrk's durations, e.g. "3.50ms"
 	Non2xx        string
 	SocketErrors  string // wrk's line, "" when none
-	// CPU is Target.PID's CPU time per request in that round (0 without
-	// a PID).
+	// CPU is Target.CPU's growth per request in that round (0 without
+	// Target.CPU); from Rounds, the median of the rounds'.
 	CPU time.Duration
 }
 
@@ -163,9 +164,15 @@ func Rounds(targets []Target, rounds int, d time.Duration, progress func(round i
 	}
 	out := make([]Result, len(targets))
 	for i, rs := range runs {
+		cpus := make([]time.Duration, len(rs))
+		for j, r := range rs {
+			cpus[j] = r.CPU
+		}
+		slices.Sort(cpus)
 		slices.SortFunc(rs, func(a, b Result) int { return cmp.Compare(a.RPS, b.RPS) })
 		out[i] = rs[len(rs)/2]
 		out[i].Min, out[i].Max = rs[0].RPS, rs[len(rs)-1].RPS
+		out[i].CPU = cpus[len(cpus)/2]
 	}
 	return out, nil
 }
@@ -179,10 +186,10 @@ var (
 	countRe   = regexp.MustCompile(`(\d+) requests in `)
 )
 
-// cpuTime is the user and system CPU time process pid has used, from
+// ProcessCPU is the user and system CPU time process pid has used, from
 // /proc/<pid>/stat (fields 14 and 15, in USER_HZ ticks: 100 a second on
 // Linux, whatever the kernel's own tick).
-func cpuTime(pid int) (time.Duration, error) {
+func ProcessCPU(pid int) (time.Duration, error) {
 	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
 	if err != nil {
 		return 0, fmt.Errorf("the CPU time of process %d: %w", pid, err)
@@ -218,9 +225,9 @@ func Wrk(t Target, d time.Duration) (Result, error) {
 	ctx, cancel := context.WithTimeout(context.Background(), d+30*time.Second)
 	defer cancel()
 	var cpu0 time.Duration
-	if t.PID != 0 {
+	if t.CPU != nil {
 		var err error
-		if cpu0, err = cpuTime(t.PID); err != nil {
+		if cpu0, err = t.CPU(); err != nil {
 			return Result{}, err
 		}
 	}
@@ -230,8 +237,8 @@ func Wrk(t Target, d time.Duration) (Result, error) {
 	}
 	s := string(out)
 	r := Result{Non2xx: "0", SocketErrors: sockErrRe.FindString(s)}
-	if t.PID != 0 {
-		cpu1, err := cpuTime(t.PID)
+	if t.CPU != nil {
+		cpu1, err := t.CPU()
 		if err != nil {
 			return Result{}, err
 		}

@@ -80,10 +80,8 @@ type exchangeKey struct{}
 // exchangeOf is the request's exchange, or a throwaway one for a request
 // that did not come through withClient (a handler tested alone).
 func exchangeOf(r *http.Request) *exchange {
-	if x, ok := r.Context().Value(exchangeKey{}).(*exchange); ok {
-		return x
-	}
-	return &exchange{client: peerClient(r)}
+	_, x := withExchange(r)
+	return x
 }
 
 // withExchange returns r with an exchange in its context, and that

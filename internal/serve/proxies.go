@@ -48,12 +48,7 @@ type client struct {
 }
 
 // clientOf is the request's client (see withClient).
-func clientOf(r *http.Request) client {
-	if x, ok := r.Context().Value(exchangeKey{}).(*exchange); ok {
-		return x.client
-	}
-	return peerClient(r)
-}
+func clientOf(r *http.Request) client { return exchangeOf(r).client }
 
 func peerClient(r *http.Request) client {
 	host, _, err := net.SplitHostPort(r.RemoteAddr)

@@ -17,8 +17,6 @@
 package main
 
 import (
-	"bytes"
-	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
@@ -36,8 +34,6 @@ import (
 	"path/filepath"
 	"runtime"
 	"runtime/pprof"
-	"slices"
-	"strconv"
 	"strings"
 	"syscall"
 	"time"
@@ -202,8 +198,14 @@ func run(d time.Duration, rounds int, out string) error {
 			Header: []string{"Cookie: " + cookies[i], "X-CSRF: 1"}})
 		stores = append(stores, a.store)
 	}
+	cpu := cpuMeter(redisPID)
+	for i := range targets {
+		targets[i].CPU = cpu
+	}
 	loadBefore := loadAverage()
-	results, cpus, err := measure(targets, rounds, d, func() time.Duration { return cpuTime(redisPID) })
+	results, err := loadtest.Rounds(targets, rounds, d, func(round int, t loadtest.Target) {
+		log.Printf("round %d/%d: wrk %s for %s", round, rounds, t.URL, d)
+	})
 	if err != nil {
 		return err
 	}
@@ -217,88 +219,40 @@ func run(d time.Duration, rounds int, out string) error {
 	if !filepath.IsAbs(file) {
 		file = filepath.Join(root, out)
 	}
-	if err := loadtest.WriteSection(file, "tyk", section(targets, stores, results, cpus, load, d, rounds)); err != nil {
+	if err := loadtest.WriteSection(file, "tyk", section(targets, stores, results, load, d, rounds)); err != nil {
 		return err
 	}
 	log.Printf("wrote %s", file)
 	for i, t := range targets {
 		log.Printf("%-22s %-26s %6.0f req/s (%.0f–%.0f)  %6.1f µs CPU/req (%.2f)  p50 %s  p99 %s", t.Name, stores[i], results[i].RPS, results[i].Min, results[i].Max,
-			float64(cpus[i])/float64(time.Microsecond), float64(cpus[0])/float64(cpus[i]), results[i].P50, results[i].P99)
+			float64(results[i].CPU)/float64(time.Microsecond), float64(results[0].CPU)/float64(results[i].CPU), results[i].P50, results[i].P99)
 	}
 	return nil
 }
 
-// measure checks every target, then loads each for d in rounds that
-// interleave the targets, as loadtest.Rounds does, and returns each
-// target's median round with the range of its rounds, and the median of
-// its rounds' CPU time per request: cpu's growth over the run divided by
-// the requests wrk made. On a machine shared with other work the
-// requests/s of a round swing with that work; the CPU a request costs is
-// a second estimate, less tied to how the cores were shared out.
-func measure(targets []loadtest.Target, rounds int, d time.Duration, cpu func() time.Duration) ([]loadtest.Result, []time.Duration, error) {
-	for _, t := range targets {
-		if err := loadtest.Check(t); err != nil {
-			return nil, nil, fmt.Errorf("%s: %w", t.Name, err)
-		}
-	}
-	runs := make([][]loadtest.Result, len(targets))
-	perReq := make([][]time.Duration, len(targets))
-	for round := 1; round <= rounds; round++ {
-		for i, t := range targets {
-			log.Printf("round %d/%d: wrk %s for %s", round, rounds, t.URL, d)
-			before := cpu()
-			r, err := loadtest.Wrk(t, d)
-			if err != nil {
-				return nil, nil, fmt.Errorf("%s: %w", t.Name, err)
-			}
-			used := cpu() - before
-			if r.Non2xx != "0" {
-				return nil, nil, fmt.Errorf("%s: %s responses were not 2xx: the session did not hold", t.Name, r.Non2xx)
-			}
-			runs[i] = append(runs[i], r)
-			perReq[i] = append(perReq[i], time.Duration(float64(used)/(r.RPS*d.Seconds())))
-		}
-	}
-	out := make([]loadtest.Result, len(targets))
-	cpus := make([]time.Duration, len(targets))
-	for i, rs := range runs {
-		slices.SortFunc(rs, func(a, b loadtest.Result) int { return cmp.Compare(a.RPS, b.RPS) })
-		out[i] = rs[len(rs)/2]
-		out[i].Min, out[i].Max = rs[0].RPS, rs[len(rs)-1].RPS
-		slices.Sort(perReq[i])
-		cpus[i] = perReq[i][len(perReq[i])/2]
-	}
-	return out, cpus, nil
-}
-
-// cpuTime is the CPU time used so far by this process (the host, its
+// cpuMeter is the CPU time used so far by this process (the host, its
 // plugins, the upstream), by its children that have ended (every wrk run
 // so far) and by redis-server (pid; 0 for none): every process a request
 // runs through. The test provider, another child, is idle meanwhile.
-func cpuTime(pid int) time.Duration {
-	var total time.Duration
-	for _, who := range []int{syscall.RUSAGE_SELF, syscall.RUSAGE_CHILDREN} {
-		var ru syscall.Rusage
-		if syscall.Getrusage(who, &ru) == nil {
+func cpuMeter(pid int) func() (time.Duration, error) {
+	return func() (time.Duration, error) {
+		var total time.Duration
+		for _, who := range []int{syscall.RUSAGE_SELF, syscall.RUSAGE_CHILDREN} {
+			var ru syscall.Rusage
+			if err := syscall.Getrusage(who, &ru); err != nil {
+				return 0, err
+			}
 			total += time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 		}
-	}
-	if pid != 0 {
-		// utime and stime, fields 14 and 15 of /proc/PID/stat, in clock
-		// ticks of 10 ms (USER_HZ is 100 on Linux); field 2, the command,
-		// ends with the last ')'.
-		if b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid)); err == nil {
-			if i := bytes.LastIndexByte(b, ')'); i >= 0 {
-				f := strings.Fields(string(b[i+1:]))
-				if len(f) > 12 {
-					u, _ := strconv.ParseInt(f[11], 10, 64)
-					st, _ := strconv.ParseInt(f[12], 10, 64)
-					total += time.Duration(u+st) * 10 * time.Millisecond
-				}
+		if pid != 0 {
+			redis, err := loadtest.ProcessCPU(pid)
+			if err != nil {
+				return 0, err
 			}
+			total += redis
 		}
+		return total, nil
 	}
-	return total
 }
 
 // loadAverage is the machine's 1-minute load average (/proc/loadavg), or
@@ -313,7 +267,7 @@ func loadAverage() string {
 
 // section is this benchmark's part of BENCHMARKS.md. The first target, the
 // no-op hook, is what the others are compared with.
-func section(ts []loadtest.Target, stores []string, rs []loadtest.Result, cpus []time.Duration, load [2]string, d time.Duration, rounds int) string {
+func section(ts []loadtest.Target, stores []string, rs []loadtest.Result, load [2]string, d time.Duration, rounds int) string {
 	var b strings.Builder
 	b.WriteString("## Tyk: bffgate.so in a Tyk-like host\n\n")
 	fmt.Fprintf(&b, "`make bench-tyk`, one run on %s, %d cores, %s, loopback; wrk -t2 -c32 -d%s per target, %d rounds with the targets interleaved, each target's median round shown: GET /<API>/api/orders with a logged-in session cookie and `X-CSRF: 1`, proxied to a Go upstream that answers 13 bytes of JSON. The baseline is the same API with a no-op Go plugin hook (`tyk-plugin/tykhost/noop`, built as bffgate.so is): the ratio to it is what bffgate's hook adds to a request. The host is `tyk-plugin/tykhost` — Tyk's hook contract and its per-request context, in front of `httputil.ReverseProxy`, with `max_idle_connections_per_host` 500 — not a real Tyk gateway, whose own work per request is larger, so in real Tyk the same plugin costs a smaller share (see tyk-plugin/README.md, Performance). The load generator, the host, the upstream and the provider share the machine's cores, so the spread of the rounds is shown too: differences smaller than it are noise. The machine's load average (1 minute) was %s when the rounds began and %s when they ended: above the %d cores, other work was running beside the benchmark.\n\n",
@@ -322,7 +276,7 @@ func section(ts []loadtest.Target, stores []string, rs []loadtest.Result, cpus [
 	for i, t := range ts {
 		fmt.Fprintf(&b, "| %s | %s | %.0f | %.0f–%.0f | %.2f | %.1f µs | %.2f | %s | %s | %s | %s | %s | %s |\n",
 			t.Name, stores[i], rs[i].RPS, rs[i].Min, rs[i].Max, rs[i].RPS/rs[0].RPS,
-			float64(cpus[i])/float64(time.Microsecond), float64(cpus[0])/float64(cpus[i]), rs[i].Avg,
+			float64(rs[i].CPU)/float64(time.Microsecond), float64(rs[0].CPU)/float64(rs[i].CPU), rs[i].Avg,
 			rs[i].P50, loadtest.Ratio(rs[i].P50, rs[0].P50), rs[i].P99, loadtest.Ratio(rs[i].P99, rs[0].P99), rs[i].Non2xx)
 	}
 	b.WriteString("\nCPU per request is the CPU time every process on a request's path used during a round (this benchmark's process — the host, its plugins and the upstream —, wrk, and redis-server), divided by the requests of the round; the median round. It is a second estimate of the ratio the same cores would give with nothing else running, less tied than requests/s to how the cores were shared out during a round; both still swing with other work on the machine (it shares the cores and their caches), so compare several runs.\n")
